@@ -1,0 +1,39 @@
+# Cohort: `make run` trains the default config on this machine; `make test` runs the tests.
+# Both install what is missing first (Debian packages, with sudo only when not root).
+
+SWIFT      ?= swift
+CONFIG     ?= configs/quickstart.yaml
+APT_DEPS   := libopenblas-dev libzmq3-dev pkg-config
+# Tests run on release builds: numeric code is 10-50x slower in debug (../shared/PLATFORM.md).
+TEST_FLAGS := -c release -Xswiftc -enable-testing
+
+.PHONY: all deps build run test bench clean
+
+all: build
+
+deps:
+	@missing=""; \
+	for p in $(APT_DEPS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  sudo=""; [ "$$(id -u)" -ne 0 ] && sudo=sudo; \
+	  echo "installing:$$missing"; \
+	  $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq $$missing; \
+	fi
+	@command -v $(SWIFT) >/dev/null || { echo "Swift 6 is required: https://www.swift.org/install/linux/"; exit 1; }
+
+build: deps
+	$(SWIFT) build -c release --product cohort
+
+run: build
+	.build/release/cohort train $(CONFIG)
+
+test: deps
+	$(SWIFT) build $(TEST_FLAGS) --build-tests
+	$(SWIFT) test $(TEST_FLAGS) --skip-build
+
+bench: deps
+	$(SWIFT) build -c release --product cohort-bench
+	.build/release/cohort-bench
+
+clean:
+	rm -rf .build runs

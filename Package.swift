@@ -1,0 +1,46 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Release builds carry the numeric code; tests run in release with -enable-testing (see Makefile).
+let package = Package(
+    name: "Cohort",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "cohort", targets: ["cohort"]),
+        .library(name: "CohortTensor", targets: ["CohortTensor"]),
+        .library(name: "CohortNN", targets: ["CohortNN"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CBLAS",
+            pkgConfig: "openblas",
+            providers: [.apt(["libopenblas-dev"])]
+        ),
+        .target(name: "CohortTensor", dependencies: ["CBLAS"]),
+        .target(name: "CohortNN", dependencies: ["CohortTensor"]),
+        .target(name: "CohortData", dependencies: ["CohortTensor"]),
+        .target(
+            name: "CohortExperiment",
+            dependencies: ["CohortTensor", "CohortNN", "CohortData", .product(name: "Yams", package: "Yams")]
+        ),
+        .executableTarget(
+            name: "cohort",
+            dependencies: [
+                "CohortExperiment", "CohortNN", "CohortTensor", "CohortData",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        // Helpers shared by the test targets (finite-difference checks, paths to data).
+        .target(name: "CohortTestSupport", dependencies: ["CohortTensor"], path: "Tests/CohortTestSupport"),
+        .testTarget(name: "CohortTensorTests", dependencies: ["CohortTensor", "CohortTestSupport"]),
+        .testTarget(name: "CohortNNTests", dependencies: ["CohortNN", "CohortTensor", "CohortTestSupport"]),
+        .testTarget(
+            name: "CohortExperimentTests",
+            dependencies: ["CohortExperiment", "CohortNN", "CohortTensor", "CohortData", "CohortTestSupport"]
+        ),
+    ]
+)

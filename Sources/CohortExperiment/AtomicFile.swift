@@ -1,0 +1,49 @@
+import Foundation
+
+/// Writes a file so that a reader sees either the old contents or the new, never a mix:
+/// temp file in the same directory, fsync, rename over the target, fsync the directory.
+public enum AtomicFile {
+    public static func write(_ data: Data, to path: String) throws {
+        let url = URL(fileURLWithPath: path)
+        let directory = url.deletingLastPathComponent().path
+        let temp = "\(directory)/.\(url.lastPathComponent).tmp-\(getpid())"
+        let fd = open(temp, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        guard fd >= 0 else { throw POSIXFailure(call: "open", path: temp) }
+        var failed: POSIXFailure?
+        data.withUnsafeBytes { raw in
+            var offset = 0
+            while offset < raw.count {
+                let n = Foundation.write(fd, raw.baseAddress! + offset, raw.count - offset)
+                if n < 0 { if errno == EINTR { continue }; failed = POSIXFailure(call: "write", path: temp); return }
+                offset += n
+            }
+        }
+        if failed == nil && fsync(fd) != 0 { failed = POSIXFailure(call: "fsync", path: temp) }
+        close(fd)
+        if let failed { unlink(temp); throw failed }
+        guard rename(temp, path) == 0 else {
+            let error = POSIXFailure(call: "rename", path: path)
+            unlink(temp)
+            throw error
+        }
+        let dirFD = open(directory.isEmpty ? "." : directory, O_RDONLY)
+        if dirFD >= 0 { fsync(dirFD); close(dirFD) }
+    }
+
+    public static func write(_ text: String, to path: String) throws {
+        try write(Data(text.utf8), to: path)
+    }
+}
+
+/// A failed system call, with errno and the file it was about.
+public struct POSIXFailure: Error, CustomStringConvertible {
+    public var call: String
+    public var path: String
+    public var code: Int32
+
+    init(call: String, path: String) {
+        self.call = call; self.path = path; self.code = errno
+    }
+
+    public var description: String { "\(call)(\(path)) failed: \(String(cString: strerror(code))) (errno \(code))" }
+}

@@ -1,0 +1,256 @@
+import CohortData
+import CohortNN
+import CohortTensor
+import Foundation
+import Yams
+
+/// An experiment, as read from a YAML config. configs/README.md documents every key.
+public struct ExperimentConfig: Sendable {
+    public var name: String
+    public var seed: UInt64
+    public var data: DataConfig
+    public var model: ModelConfig
+    public var training: TrainingConfig
+    public var optimizer: OptimizerConfig
+    /// The resolved config as YAML (overrides applied), written to the run directory.
+    public var resolvedYAML: String
+    public var sourcePath: String
+
+    public struct DataConfig: Sendable {
+        public enum Source: Sendable {
+            case synthetic(SyntheticDataset, samples: Int, noise: Float, classes: Int)
+            case inline(inputs: Tensor, targets: Tensor)
+        }
+        public var source: Source
+    }
+
+    public struct ModelConfig: Sendable {
+        public var inputShape: [Int]
+        public var layers: [LayerConfig]
+        public var initializer: Initializer
+        public var initFrom: String?
+    }
+
+    public struct LayerConfig: Sendable {
+        public var layer: any Layer
+        /// Explicit initial values by local parameter name ("weight", "bias").
+        public var values: [String: Tensor]
+    }
+
+    public struct TrainingConfig: Sendable {
+        public var loss: Loss
+        public var reduction: Reduction
+        public var epochs: Int
+        /// Stop after this many steps (overrides epochs when set).
+        public var steps: Int?
+        public var batchSize: Int
+        public var microBatches: Int
+        public var clipNorm: Float?
+        public var shuffle: Bool
+        public var dropLast: Bool
+        public var logEvery: Int
+        /// Where batch_size was set, for errors that need the dataset size to detect.
+        public var batchSizeLocation: ConfigError
+    }
+
+    public struct OptimizerConfig: Sendable {
+        public enum Name: String, Sendable, CaseIterable { case sgd }
+        public var name: Name
+        public var lr: Float
+        public var momentum: Float
+
+        public func make(parameters: [Tensor]) -> Optimizer {
+            switch name {
+            case .sgd: Optimizer(rule: SGD(momentum: momentum), learningRate: lr, parameters: parameters)
+            }
+        }
+    }
+}
+
+extension ExperimentConfig {
+    /// Reads and validates a config file, applying `--set key=value` overrides first.
+    public static func load(path: String, overrides: [String] = []) throws(ConfigError) -> ExperimentConfig {
+        let text: String
+        do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
+            throw ConfigError(file: path, line: nil, column: nil, keyPath: "", message: "cannot read the file (\(error.localizedDescription))")
+        }
+        return try parse(text, file: path, overrides: overrides)
+    }
+
+    public static func parse(_ text: String, file: String, overrides: [String] = []) throws(ConfigError) -> ExperimentConfig {
+        var root: Node
+        do {
+            root = try Yams.compose(yaml: text) ?? Node.mapping([:])
+        } catch let error as YamlError {
+            throw yamlError(error, file: file)
+        } catch {
+            throw ConfigError(file: file, line: nil, column: nil, keyPath: "", message: "\(error)")
+        }
+        var overridden: Set<String> = []
+        for assignment in overrides {
+            guard let eq = assignment.firstIndex(of: "="), eq != assignment.startIndex else {
+                throw ConfigError(file: "--set", line: nil, column: nil, keyPath: assignment,
+                                  message: "expected dotted.key=value")
+            }
+            let key = String(assignment[..<eq]), valueText = String(assignment[assignment.index(after: eq)...])
+            let value: Node
+            do { value = try Yams.compose(yaml: valueText) ?? Node("") } catch {
+                throw ConfigError(file: "--set", line: nil, column: nil, keyPath: key, message: "value '\(valueText)' is not valid YAML")
+            }
+            root = try setting(value, at: key.split(separator: ".").map(String.init), in: root, fullKey: key)
+            overridden.insert(key)
+        }
+        let resolved = (try? Yams.serialize(node: root)) ?? text
+        let top = ConfigNode(node: root, path: "", file: file, overridden: overridden)
+        let config = try read(top, file: file, resolved: resolved)
+        try top.finish()
+        return config
+    }
+
+    static func setting(_ value: Node, at path: [String], in node: Node, fullKey: String) throws(ConfigError) -> Node {
+        guard let key = path.first else { return value }
+        var mapping = node.mapping ?? Node.Mapping([])
+        if node.mapping == nil && node.scalar.map({ !$0.string.isEmpty }) == true {
+            throw ConfigError(file: "--set", line: nil, column: nil, keyPath: fullKey,
+                              message: "'\(key)' is inside a value that is not a mapping")
+        }
+        let child = mapping[key] ?? Node.mapping([:])
+        mapping[key] = try setting(value, at: Array(path.dropFirst()), in: child, fullKey: fullKey)
+        return .mapping(mapping)
+    }
+
+    static func yamlError(_ error: YamlError, file: String) -> ConfigError {
+        switch error {
+        case .scanner(_, let problem, let mark, _), .parser(_, let problem, let mark, _):
+            return ConfigError(file: file, line: mark.line, column: mark.column, keyPath: "", message: "YAML syntax: \(problem)")
+        case .composer(_, let problem, let mark, _):
+            return ConfigError(file: file, line: mark.line, column: mark.column, keyPath: "", message: "YAML: \(problem)")
+        default:
+            return ConfigError(file: file, line: nil, column: nil, keyPath: "", message: "YAML: \(error)")
+        }
+    }
+
+    static func read(_ top: ConfigNode, file: String, resolved: String) throws(ConfigError) -> ExperimentConfig {
+        let stem = URL(fileURLWithPath: file).deletingPathExtension().lastPathComponent
+        let name = try top.optional("name")?.string() ?? stem
+        let seed = UInt64(try top.optional("seed")?.int(min: 0) ?? 0)
+        let data = try readData(try top.required("data"))
+        let model = try readModel(try top.required("model"))
+        let training = try readTraining(try top.required("training"))
+        let optimizer = try readOptimizer(try top.required("optimizer"))
+        return ExperimentConfig(name: name, seed: seed, data: data, model: model, training: training,
+                                optimizer: optimizer, resolvedYAML: resolved, sourcePath: file)
+    }
+
+    static func readData(_ node: ConfigNode) throws(ConfigError) -> DataConfig {
+        let nameNode = try node.required("name")
+        if try nameNode.string() == "inline" {
+            let xNode = try node.required("x"), yNode = try node.required("y")
+            let x = try xNode.numbers(), y = try yNode.numbers()
+            guard x.shape.count >= 2 else { throw xNode.error("expected a list of samples, each a list of numbers") }
+            guard y.shape.first == x.shape.first else {
+                throw yNode.error("has \(y.shape.first ?? 0) targets for \(x.shape[0]) samples")
+            }
+            return DataConfig(source: .inline(inputs: Tensor(shape: x.shape, x.values), targets: Tensor(shape: y.shape, y.values)))
+        }
+        let kind = try nameNode.choice(SyntheticDataset.self)
+        let samples = try node.optional("samples")?.int(min: 1) ?? 1000
+        let noise = Float(try node.optional("noise")?.double(min: 0) ?? 0.1)
+        let classes = try node.optional("classes")?.int(min: 2) ?? 2
+        return DataConfig(source: .synthetic(kind, samples: samples, noise: noise, classes: classes))
+    }
+
+    static func readModel(_ node: ConfigNode) throws(ConfigError) -> ModelConfig {
+        let inputNode = try node.required("input")
+        let inputShape = inputNode.isSequence ? try inputNode.elements().map { e throws(ConfigError) in try e.int(min: 1) }
+                                              : [try inputNode.int(min: 1)]
+        let initializer = try node.optional("init")?.choice(Initializer.self) ?? .pytorch
+        var initFrom: String?
+        if let fromNode = try node.optional("init_from") {
+            initFrom = try fromNode.string()
+            guard FileManager.default.fileExists(atPath: initFrom!) else { throw fromNode.error("no such file: \(initFrom!)") }
+        }
+        let layersNode = try node.required("layers")
+        var shape = inputShape
+        var layers: [LayerConfig] = []
+        for entry in try layersNode.elements() {
+            let layer = try readLayer(entry, inputShape: shape)
+            switch layer.layer.outputShape(for: shape) {
+            case .success(let next): shape = next
+            case .failure(let error): throw entry.error(error.description)
+            }
+            layers.append(layer)
+        }
+        guard !layers.isEmpty else { throw layersNode.error("needs at least one layer") }
+        return ModelConfig(inputShape: inputShape, layers: layers, initializer: initializer, initFrom: initFrom)
+    }
+
+    /// A layer entry is either a bare name (`relu`) or a one-key mapping (`linear: {out: 10}`).
+    static func readLayer(_ entry: ConfigNode, inputShape: [Int]) throws(ConfigError) -> LayerConfig {
+        if entry.node.scalar != nil {
+            let name = try entry.string()
+            if name == "linear" { throw entry.error("linear needs its settings, e.g. 'linear: {out: 10}'") }
+            return LayerConfig(layer: try entry.choice(Activation.self), values: [:])
+        }
+        guard entry.isMapping, entry.keys.count == 1, let kind = entry.keys.first else {
+            throw entry.error("a layer is a name (relu) or one key with settings (linear: {out: 10})")
+        }
+        let settings = try entry.required(kind)
+        switch kind {
+        case "linear":
+            let features = inputShape.reduce(1, *)
+            let inFeatures = try settings.optional("in")?.int(min: 1) ?? features
+            let out = try settings.required("out").int(min: 1)
+            let bias = try settings.optional("bias")?.bool() ?? true
+            let layer = Linear(inFeatures: inFeatures, outFeatures: out, bias: bias)
+            var values: [String: Tensor] = [:]
+            if let initNode = try settings.optional("init") {
+                for spec in layer.parameterSpecs {
+                    guard let valueNode = try initNode.optional(spec.name) else { continue }
+                    let (shape, v) = try valueNode.numbers()
+                    guard v.count == spec.shape.reduce(1, *), shape.reduce(1, *) == v.count else {
+                        throw valueNode.error("needs shape \(spec.shape) (PyTorch layout out×in), got \(shape)")
+                    }
+                    values[spec.name] = Tensor(shape: spec.shape, v)
+                }
+            }
+            return LayerConfig(layer: layer, values: values)
+        default:
+            if let activation = Activation(rawValue: kind) {
+                return LayerConfig(layer: activation, values: [:])
+            }
+            let names = ["linear"] + Activation.allCases.map(\.rawValue)
+            var message = "unknown layer '\(kind)'"
+            if let suggestion = closest(to: kind, among: names) { message += "; did you mean '\(suggestion)'?" }
+            throw entry.error(message + " (known: \(names.joined(separator: ", ")))")
+        }
+    }
+
+    static func readTraining(_ node: ConfigNode) throws(ConfigError) -> TrainingConfig {
+        let loss = try node.required("loss").choice(Loss.self)
+        let reduction = try node.optional("reduction")?.choice(Reduction.self) ?? .mean
+        let epochs = try node.optional("epochs")?.int(min: 1) ?? 1
+        let steps = try node.optional("steps")?.int(min: 1)
+        let batchNode = try node.required("batch_size")
+        let batchSize = try batchNode.int(min: 1)
+        let microNode = try node.optional("micro_batches")
+        let microBatches = try microNode?.int(min: 1) ?? 1
+        if let microNode, microBatches > batchSize {
+            throw microNode.error("cannot cut a batch of \(batchSize) into \(microBatches) micro-batches")
+        }
+        let clip = try node.optional("clip_norm")?.double(min: 0, exclusiveMin: true)
+        let shuffle = try node.optional("shuffle")?.bool() ?? true
+        let dropLast = try node.optional("drop_last")?.bool() ?? false
+        let logEvery = try node.optional("log_every")?.int(min: 1) ?? 10
+        return TrainingConfig(loss: loss, reduction: reduction, epochs: epochs, steps: steps, batchSize: batchSize,
+                              microBatches: microBatches, clipNorm: clip.map(Float.init), shuffle: shuffle,
+                              dropLast: dropLast, logEvery: logEvery, batchSizeLocation: batchNode.error(""))
+    }
+
+    static func readOptimizer(_ node: ConfigNode) throws(ConfigError) -> OptimizerConfig {
+        let name = try node.optional("name")?.choice(OptimizerConfig.Name.self) ?? .sgd
+        let lr = Float(try node.required("lr").double(min: 0, exclusiveMin: true))
+        let momentum = Float(try node.optional("momentum")?.double(min: 0, max: 1) ?? 0)
+        return OptimizerConfig(name: name, lr: lr, momentum: momentum)
+    }
+}

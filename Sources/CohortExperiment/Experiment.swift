@@ -1,0 +1,81 @@
+import CohortData
+import CohortNN
+import CohortTensor
+import Foundation
+
+/// Everything a run needs, built from a validated config: data, model, initial weights, loss.
+public struct Experiment: Sendable {
+    public let config: ExperimentConfig
+    public let dataset: Dataset
+    public let model: Sequential
+    public let initialParameters: [Tensor]
+    public let plan: BatchPlan
+
+    public init(config: ExperimentConfig) throws {
+        self.config = config
+        dataset = try Self.makeDataset(config)
+        let layers = config.model.layers.map(\.layer)
+        do {
+            model = try Sequential(inputShape: config.model.inputShape, layers: layers)
+        } catch {
+            throw ConfigError(file: config.sourcePath, line: nil, column: nil, keyPath: "model.layers", message: error.description)
+        }
+        guard dataset.sampleShape.reduce(1, *) == config.model.inputShape.reduce(1, *) else {
+            throw ConfigError(file: config.sourcePath, line: nil, column: nil, keyPath: "model.input",
+                              message: "is \(config.model.inputShape) but the data '\(dataset.name)' has samples of shape \(dataset.sampleShape)")
+        }
+        initialParameters = try Self.makeParameters(config, model: model)
+        let training = config.training
+        if training.dropLast && training.batchSize > dataset.count {
+            var error = training.batchSizeLocation
+            error.message = "is \(training.batchSize) but the dataset has only \(dataset.count) samples and drop_last is set"
+            throw error
+        }
+        plan = BatchPlan(datasetSize: dataset.count, batchSize: min(training.batchSize, dataset.count),
+                         microBatches: training.microBatches, shuffle: training.shuffle,
+                         dropLast: training.dropLast, seed: config.seed)
+    }
+
+    /// Steps the run will take: `training.steps` if set, else epochs × steps per epoch.
+    public var totalSteps: Int { config.training.steps ?? config.training.epochs * plan.stepsPerEpoch }
+
+    public var gradient: MicroBatchGradient {
+        MicroBatchGradient(model: model, loss: config.training.loss, reduction: config.training.reduction)
+    }
+
+    static func makeDataset(_ config: ExperimentConfig) throws -> Dataset {
+        switch config.data.source {
+        case let .synthetic(kind, samples, noise, classes):
+            return kind.generate(samples: samples, noise: noise, classes: classes, seed: config.seed)
+        case let .inline(inputs, targets):
+            return Dataset(name: "inline", inputs: inputs, targets: targets)
+        }
+    }
+
+    /// Initial weights: the initializer, then explicit values from the config, or a checkpoint.
+    static func makeParameters(_ config: ExperimentConfig, model: Sequential) throws -> [Tensor] {
+        var parameters = model.initialParameters(config.model.initializer, seed: config.seed)
+        for (index, entry) in model.parameterSpecs.enumerated() {
+            if let value = config.model.layers[entry.layer].values[entry.spec.name] { parameters[index] = value }
+        }
+        if let path = config.model.initFrom {
+            let file: [Safetensors.Entry]
+            do { file = try Safetensors.read(path: path).entries } catch {
+                throw ConfigError(file: config.sourcePath, line: nil, column: nil, keyPath: "model.init_from", message: "\(error)")
+            }
+            let byName = Dictionary(file.map { ($0.name, $0.tensor) }, uniquingKeysWith: { a, _ in a })
+            for (index, entry) in model.parameterSpecs.enumerated() {
+                guard let tensor = byName[entry.name] else {
+                    throw ConfigError(file: config.sourcePath, line: nil, column: nil, keyPath: "model.init_from",
+                                      message: "\(path) has no tensor '\(entry.name)' (it has \(byName.keys.sorted().joined(separator: ", ")))")
+                }
+                guard tensor.shape == entry.spec.shape else {
+                    throw ConfigError(file: config.sourcePath, line: nil, column: nil, keyPath: "model.init_from",
+                                      message: "'\(entry.name)' in \(path) has shape \(tensor.shape), the model needs \(entry.spec.shape)")
+                }
+                parameters[index] = tensor
+            }
+        }
+        return parameters
+    }
+}

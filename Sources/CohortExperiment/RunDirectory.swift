@@ -1,0 +1,102 @@
+import CohortNN
+import CohortTensor
+import Foundation
+
+/// A JSON value written with keys in the order given, so metrics lines read step, epoch, loss, ...
+public enum JSON: Sendable {
+    case number(Double)
+    case int(Int)
+    case string(String)
+    case bool(Bool)
+    case null
+    case array([JSON])
+    case object([(String, JSON)])
+
+    public var text: String {
+        switch self {
+        case .number(let v): return v.isFinite ? "\(v)" : "null"
+        case .int(let v): return "\(v)"
+        case .string(let s): return Self.quote(s)
+        case .bool(let b): return b ? "true" : "false"
+        case .null: return "null"
+        case .array(let items): return "[" + items.map(\.text).joined(separator: ",") + "]"
+        case .object(let pairs): return "{" + pairs.map { Self.quote($0.0) + ":" + $0.1.text }.joined(separator: ",") + "}"
+        }
+    }
+
+    static func quote(_ s: String) -> String {
+        var out = "\""
+        for scalar in s.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\t": out += "\\t"
+            case "\r": out += "\\r"
+            default:
+                if scalar.value < 0x20 { out += String(format: "\\u%04x", scalar.value) } else { out.unicodeScalars.append(scalar) }
+            }
+        }
+        return out + "\""
+    }
+}
+
+/// runs/<name>/: config.yaml, metrics.jsonl, final.safetensors, summary.json (DESIGN.md).
+public final class RunDirectory {
+    public let path: String
+    private let metrics: FileHandle
+
+    /// Creates the directory. Without an explicit path it is runs/<name>, or runs/<name>-2, -3, ...
+    /// when that exists, so an earlier run is never overwritten.
+    public init(explicit: String?, name: String, resolvedConfig: String) throws {
+        let fm = FileManager.default
+        if let explicit {
+            path = explicit
+        } else {
+            var candidate = "runs/\(name)"
+            var n = 2
+            while fm.fileExists(atPath: candidate) { candidate = "runs/\(name)-\(n)"; n += 1 }
+            path = candidate
+        }
+        try fm.createDirectory(atPath: path, withIntermediateDirectories: true)
+        try AtomicFile.write(resolvedConfig, to: "\(path)/config.yaml")
+        let metricsPath = "\(path)/metrics.jsonl"
+        fm.createFile(atPath: metricsPath, contents: nil)
+        guard let handle = FileHandle(forWritingAtPath: metricsPath) else {
+            throw POSIXFailure(call: "open", path: metricsPath)
+        }
+        metrics = handle
+    }
+
+    deinit { try? metrics.close() }
+
+    /// Appends one JSON object as a line of metrics.jsonl.
+    public func appendMetrics(_ record: JSON) {
+        metrics.write(Data((record.text + "\n").utf8))
+    }
+
+    public func writeWeights(_ model: Sequential, _ parameters: [Tensor], file: String = "final.safetensors",
+                             metadata: [String: String] = [:]) throws {
+        let entries = zip(model.parameterNames, parameters).map { Safetensors.Entry($0, $1) }
+        try Safetensors.write(entries, metadata: metadata, to: "\(path)/\(file)")
+    }
+
+    public func writeSummary(_ summary: JSON) throws {
+        try AtomicFile.write(summary.text + "\n", to: "\(path)/summary.json")
+    }
+}
+
+extension StepRecord {
+    public var json: JSON {
+        var pairs: [(String, JSON)] = [
+            ("step", .int(step)), ("epoch", .int(epoch)), ("loss", .number(loss)),
+        ]
+        if let accuracy { pairs.append(("accuracy", .number(accuracy))) }
+        pairs += [
+            ("lr", .number(Double("\(learningRate)") ?? Double(learningRate))), ("grad_norm", .number(gradientNorm)), ("clipped", .bool(clipped)),
+            ("samples", .int(samples)), ("step_time_s", .number(seconds)),
+            ("samples_per_s", .number(seconds > 0 ? Double(samples) / seconds : 0)),
+        ]
+        return .object(pairs)
+    }
+}

@@ -1,0 +1,53 @@
+import CohortNN
+import CohortTensor
+import Foundation
+
+/// The lecture trace: for each iteration, the forward values of every layer, the loss, the
+/// gradient of the loss with respect to every layer output and every parameter, and the updated
+/// parameters, laid out like the worked example of lecture 003 so a student can check each line.
+public enum LectureTrace {
+    public static func run(_ experiment: Experiment, steps: Int? = nil, decimals: Int = 4, print emit: (String) -> Void) throws {
+        var trainer = Trainer(experiment: experiment)
+        var executor = LocalExecutor(experiment: experiment)
+        let model = experiment.model
+        let names = model.parameterNames
+        let reduction = experiment.config.training.reduction
+        func show(_ t: Tensor) -> String { t.format(decimals: decimals) }
+        emit("Model: \(model)")
+        emit("Loss: \(experiment.config.training.loss.rawValue) (reduction: \(reduction.rawValue)), " +
+             "optimizer: \(experiment.config.optimizer.name.rawValue), η = \(experiment.config.optimizer.lr)")
+        emit("Initial parameters:")
+        for (name, p) in zip(names, trainer.parameters) { emit("  \(name) = \(show(p))") }
+        for _ in 0..<(steps ?? experiment.totalSteps) {
+            let task = trainer.nextTask()
+            let indices = task.microBatches.flatMap { $0 }
+            let (x, y) = experiment.dataset.batch(indices)
+            // The same forward/backward the workers run, on the whole batch, keeping every value.
+            let pass = experiment.gradient.pass(parameters: trainer.parameters, inputs: x, targets: y,
+                                                context: .init(training: true, seed: experiment.config.seed,
+                                                               step: task.step, sampleIndices: indices),
+                                                retainIntermediateGradients: true)
+            let scale: Float = reduction == .mean ? 1 / Float(indices.count) : 1
+            emit("")
+            emit("Iteration \(task.step + 1)")
+            emit("  Forward pass")
+            emit("    x = \(show(x))")
+            for (i, h) in pass.outputs.enumerated() {
+                emit("    (\(i)) \(model.layers[i]) → \(show(h.value))")
+            }
+            emit("    target = \(show(y))")
+            emit("  Loss")
+            emit("    L = \(String(format: "%.\(decimals)f", pass.loss.value.scalar * scale))")
+            emit("  Backward pass")
+            for (i, h) in pass.outputs.enumerated().reversed() {
+                if let g = h.gradient { emit("    ∂L/∂(output of \(i)) = \(show(g * scale))") }
+            }
+            for (name, v) in zip(names, pass.parameters) {
+                if let g = v.gradient { emit("    ∂L/∂\(name) = \(show(g * scale))") }
+            }
+            let record = try trainer.runStep(with: &executor)
+            emit("  Parameter updates (η = \(trainer.optimizer.learningRate), gradient norm \(String(format: "%.\(decimals + 2)f", record.gradientNorm))\(record.clipped ? ", clipped" : ""))")
+            for (name, p) in zip(names, trainer.parameters) { emit("    \(name) ← \(show(p))") }
+        }
+    }
+}

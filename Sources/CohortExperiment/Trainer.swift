@@ -1,0 +1,126 @@
+import CohortData
+import CohortNN
+import CohortTensor
+import Foundation
+
+/// One step's work for the workers: the samples of each micro-batch, in micro-batch order.
+public struct StepTask: Sendable {
+    public var step: Int
+    public var epoch: Int
+    public var microBatches: [[Int]]
+    public var parameters: [Tensor]
+}
+
+/// Computes gradient sums for a step's micro-batches. The in-process executor below runs them
+/// all here; the distributed one hands ranges of them to worker processes. Either way it returns
+/// sums of whole nodes of the gradient tree, which the coordinator completes.
+public protocol GradientExecutor {
+    mutating func compute(_ task: StepTask, tree: GradientTree) throws -> [Range<Int>: GradientSum]
+}
+
+/// Runs every micro-batch in this process, along the gradient tree.
+public struct LocalExecutor: GradientExecutor {
+    let dataset: Dataset
+    let gradient: MicroBatchGradient
+    let seed: UInt64
+
+    public init(experiment: Experiment) {
+        dataset = experiment.dataset; gradient = experiment.gradient; seed = experiment.config.seed
+    }
+
+    public mutating func compute(_ task: StepTask, tree: GradientTree) -> [Range<Int>: GradientSum] {
+        let sum = tree.sum(tree.root) { k in
+            let indices = task.microBatches[k]
+            let (x, y) = dataset.batch(indices)
+            let context = ForwardContext(training: true, seed: seed, step: task.step, sampleIndices: indices)
+            return gradient(parameters: task.parameters, inputs: x, targets: y, context: context)
+        }
+        return [tree.root: sum]
+    }
+}
+
+/// What one step did, for metrics and progress.
+public struct StepRecord: Sendable {
+    public var step: Int
+    public var epoch: Int
+    public var loss: Double
+    public var accuracy: Double?
+    public var learningRate: Float
+    public var gradientNorm: Double
+    public var clipped: Bool
+    public var samples: Int
+    public var seconds: Double
+}
+
+/// The coordinator's training loop: plan the batch, get the micro-batch gradient sums, complete
+/// the fixed tree, average, clip, update. `cohort train` runs this; so does `cohort trace`.
+public struct Trainer {
+    public let experiment: Experiment
+    public private(set) var parameters: [Tensor]
+    public private(set) var optimizer: Optimizer
+    public private(set) var step = 0
+    let update: StepUpdate
+    private var permutation: (epoch: Int, order: [Int])?
+
+    public init(experiment: Experiment) {
+        self.experiment = experiment
+        parameters = experiment.initialParameters
+        optimizer = experiment.config.optimizer.make(parameters: parameters)
+        update = StepUpdate(reduction: experiment.config.training.reduction, clipNorm: experiment.config.training.clipNorm)
+    }
+
+    public var isFinished: Bool { step >= experiment.totalSteps }
+
+    /// The micro-batches of the current step.
+    public mutating func nextTask() -> StepTask {
+        let plan = experiment.plan
+        let epoch = step / plan.stepsPerEpoch
+        if permutation?.epoch != epoch { permutation = (epoch, plan.permutation(epoch: epoch)) }
+        let batch = plan.batch(step: step % plan.stepsPerEpoch, of: permutation!.order)
+        let ranges = BatchPlan.microBatchRanges(batchCount: batch.count, microBatches: plan.microBatches)
+        let micro = ranges.map { Array(batch[(batch.startIndex + $0.lowerBound)..<(batch.startIndex + $0.upperBound)]) }
+        return StepTask(step: step, epoch: epoch, microBatches: micro, parameters: parameters)
+    }
+
+    /// Runs one step through `executor`.
+    public mutating func runStep<E: GradientExecutor>(with executor: inout E) throws -> StepRecord {
+        let start = DispatchTime.now()
+        let task = nextTask()
+        let tree = GradientTree(leafCount: task.microBatches.count)
+        let blocks = try executor.compute(task, tree: tree)
+        let sum = try tree.sum(tree.root, known: blocks) { k throws(MissingBlock) in throw MissingBlock(leaf: k) }
+        let batchSize = task.microBatches.reduce(0) { $0 + $1.count }
+        let report = update.apply(sum, batchSize: batchSize, parameters: &parameters, optimizer: &optimizer)
+        step += 1
+        let accuracy = experiment.config.training.loss.isClassification ? Double(sum.correct) / Double(max(batchSize, 1)) : nil
+        return StepRecord(step: step, epoch: task.epoch, loss: report.loss, accuracy: accuracy,
+                          learningRate: optimizer.learningRate, gradientNorm: report.gradientNorm,
+                          clipped: report.clipped, samples: batchSize,
+                          seconds: Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9)
+    }
+
+    /// Loss and accuracy of the current weights on a whole dataset, without recording a graph.
+    public func evaluate(on dataset: Dataset, batchSize: Int = 1024) -> (loss: Double, accuracy: Double?) {
+        let loss = experiment.config.training.loss
+        let reduction = experiment.config.training.reduction
+        var lossSum = 0.0, correct = 0
+        var start = 0
+        while start < dataset.count {
+            let indices = Array(start..<min(start + batchSize, dataset.count))
+            let (x, y) = dataset.batch(indices)
+            let tape = Tape.noGradient()
+            let z = experiment.model(tape.constant(x), parameters: parameters.map(tape.constant), context: .evaluation)
+            lossSum += Double(loss.sampleSum(z, y, reduction: reduction).value.scalar)
+            correct += loss.correctCount(predicted: z.value, expected: y) ?? 0
+            start += batchSize
+        }
+        let n = Double(max(dataset.count, 1))
+        return (reduction == .mean ? lossSum / n : lossSum, loss.isClassification ? Double(correct) / n : nil)
+    }
+}
+
+/// The executor returned sums that do not cover every micro-batch.
+public struct MissingBlock: Error, CustomStringConvertible {
+    public var leaf: Int
+    public var description: String { "no gradient arrived for micro-batch \(leaf)" }
+}

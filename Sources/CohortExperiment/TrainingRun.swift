@@ -1,0 +1,65 @@
+import CohortData
+import CohortNN
+import CohortTensor
+import Foundation
+
+/// A whole `cohort train`: the trainer, its executor and its run directory.
+public struct TrainingRun {
+    public struct Result: Sendable {
+        public var parameters: [Tensor]
+        public var steps: Int
+        public var finalLoss: Double
+        public var trainLoss: Double
+        public var trainAccuracy: Double?
+        public var seconds: Double
+        public var runDirectory: String
+    }
+
+    /// Trains to the end, writing metrics as it goes and the weights and summary at the end.
+    /// `log` receives one human-readable line every `training.log_every` steps.
+    public static func run<E: GradientExecutor>(
+        _ experiment: Experiment, executor: inout E, runDirectory: RunDirectory, log: (String) -> Void
+    ) throws -> Result {
+        var trainer = Trainer(experiment: experiment)
+        let total = experiment.totalSteps
+        let logEvery = experiment.config.training.logEvery
+        let start = DispatchTime.now()
+        var samples = 0
+        var last: StepRecord?
+        log("training \(experiment.config.name): \(experiment.model.parameterNames.count) parameter tensors, " +
+            "\(experiment.dataset.count) samples, \(total) steps, batch \(experiment.plan.batchSize) in \(experiment.plan.microBatches) micro-batches")
+        while !trainer.isFinished {
+            let record = try trainer.runStep(with: &executor)
+            runDirectory.appendMetrics(record.json)
+            samples += record.samples
+            last = record
+            if record.step % logEvery == 0 || record.step == total || record.step == 1 {
+                let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
+                var line = "step \(record.step)/\(total) epoch \(record.epoch + 1) loss \(String(format: "%.6f", record.loss))"
+                if let accuracy = record.accuracy { line += " acc \(String(format: "%.4f", accuracy))" }
+                line += " |g| \(String(format: "%.4g", record.gradientNorm)) \(String(format: "%.0f", Double(samples) / max(elapsed, 1e-9))) samples/s"
+                log(line)
+            }
+        }
+        let seconds = Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
+        let (trainLoss, trainAccuracy) = trainer.evaluate(on: experiment.dataset)
+        let metadata = ["format": "pt", "producer": "cohort", "step": "\(trainer.step)", "config": experiment.config.name]
+        try runDirectory.writeWeights(experiment.model, trainer.parameters, metadata: metadata)
+        var summary: [(String, JSON)] = [
+            ("name", .string(experiment.config.name)), ("steps", .int(trainer.step)),
+            ("final_step_loss", .number(last?.loss ?? .nan)),
+            ("train_loss", .number(trainLoss)),
+        ]
+        if let trainAccuracy { summary.append(("train_accuracy", .number(trainAccuracy))) }
+        summary += [
+            ("wall_time_s", .number(seconds)), ("samples", .int(samples)),
+            ("samples_per_s", .number(Double(samples) / max(seconds, 1e-9))),
+            ("parameters", .int(trainer.parameters.reduce(0) { $0 + $1.count })),
+        ]
+        try runDirectory.writeSummary(.object(summary))
+        log("final training-set loss \(String(format: "%.6f", trainLoss))" +
+            (trainAccuracy.map { " accuracy \(String(format: "%.4f", $0))" } ?? "") + "; results in \(runDirectory.path)")
+        return Result(parameters: trainer.parameters, steps: trainer.step, finalLoss: last?.loss ?? .nan,
+                      trainLoss: trainLoss, trainAccuracy: trainAccuracy, seconds: seconds, runDirectory: runDirectory.path)
+    }
+}

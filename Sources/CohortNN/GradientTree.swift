@@ -1,0 +1,101 @@
+import CohortTensor
+
+/// The fixed binary tree over the K micro-batches of a step.
+///
+/// Floating-point addition is not associative, so the order in which micro-batch gradients are
+/// added decides the last bits of the result. Cohort always adds them along this one tree: node
+/// [lo, hi) splits at lo + (the largest power of two below hi − lo). Every node is then an aligned
+/// block, and any contiguous range of leaves is a union of O(log K) whole nodes. A worker that
+/// ran leaves [a, b) sends the sums of those nodes; the coordinator adds the rest of the tree.
+/// Whoever computed what, the additions are the same, so the weights are bit for bit the same.
+public struct GradientTree: Sendable {
+    public let leafCount: Int
+
+    public init(leafCount: Int) {
+        precondition(leafCount > 0, "a tree needs at least one leaf")
+        self.leafCount = leafCount
+    }
+
+    public var root: Range<Int> { 0..<leafCount }
+
+    /// The two children of an inner node.
+    public static func children(of node: Range<Int>) -> (Range<Int>, Range<Int>) {
+        let n = node.count
+        precondition(n > 1, "leaf \(node) has no children")
+        var half = 1
+        while half * 2 < n { half *= 2 }
+        let mid = node.lowerBound + half
+        return (node.lowerBound..<mid, mid..<node.upperBound)
+    }
+
+    /// The maximal tree nodes that lie inside `range`, left to right.
+    public func blocks(covering range: Range<Int>) -> [Range<Int>] {
+        precondition(range.lowerBound >= 0 && range.upperBound <= leafCount, "\(range) outside 0..<\(leafCount)")
+        var result: [Range<Int>] = []
+        func visit(_ node: Range<Int>) {
+            if node.lowerBound >= range.upperBound || node.upperBound <= range.lowerBound || range.isEmpty { return }
+            if node.lowerBound >= range.lowerBound && node.upperBound <= range.upperBound {
+                result.append(node)
+                return
+            }
+            let (left, right) = Self.children(of: node)
+            visit(left); visit(right)
+        }
+        visit(root)
+        return result
+    }
+
+    /// True when `node` is a node of this tree.
+    public func isNode(_ node: Range<Int>) -> Bool {
+        var current = root
+        while true {
+            if current == node { return true }
+            guard current.count > 1, current.lowerBound <= node.lowerBound, node.upperBound <= current.upperBound else {
+                return false
+            }
+            let (left, right) = Self.children(of: current)
+            current = node.lowerBound < left.upperBound ? left : right
+        }
+    }
+
+    /// Sums `node` along the tree. `known` supplies sums already computed for some nodes (from
+    /// workers); `leaf` computes a missing leaf. Children are always added left + right.
+    public func sum<Value: TreeSummable>(
+        _ node: Range<Int>, known: [Range<Int>: Value] = [:], leaf: (Int) throws -> Value
+    ) rethrows -> Value {
+        if let value = known[node] { return value }
+        if node.count == 1 { return try leaf(node.lowerBound) }
+        let (l, r) = Self.children(of: node)
+        var left = try sum(l, known: known, leaf: leaf)
+        left.accumulate(try sum(r, known: known, leaf: leaf))
+        return left
+    }
+}
+
+/// Something the gradient tree can add: left.accumulate(right) means left ← left + right.
+public protocol TreeSummable {
+    mutating func accumulate(_ right: Self)
+}
+
+/// The sums a micro-batch (or a block of them) contributes to a step.
+public struct GradientSum: TreeSummable, Sendable {
+    /// Σ over samples of ∂loss/∂θ, one tensor per parameter.
+    public var gradients: [Tensor]
+    /// Σ over samples of the loss (already scaled as the loss's reduction requires).
+    public var lossSum: Double
+    public var samples: Int
+    /// Samples whose prediction was right (classification), for accuracy.
+    public var correct: Int
+
+    public init(gradients: [Tensor], lossSum: Double, samples: Int, correct: Int) {
+        self.gradients = gradients; self.lossSum = lossSum; self.samples = samples; self.correct = correct
+    }
+
+    public mutating func accumulate(_ right: GradientSum) {
+        precondition(gradients.count == right.gradients.count, "gradient lists differ in length")
+        for i in gradients.indices { gradients[i].add(right.gradients[i]) }
+        lossSum += right.lossSum
+        samples += right.samples
+        correct += right.correct
+    }
+}

@@ -1,0 +1,61 @@
+import CohortTensor
+
+/// The per-parameter rule of an optimizer. `Optimizer` below does the bookkeeping (state per
+/// parameter, step count), so a rule is only its update formula.
+public protocol OptimizerRule: Sendable {
+    /// Names of the state tensors kept per parameter (saved in checkpoints, PyTorch's names).
+    var stateNames: [String] { get }
+    /// Updates one parameter in place from its (averaged, clipped) gradient.
+    /// `step` counts from 1 (the first update), as PyTorch's Adam does.
+    func update(_ parameter: inout Tensor, gradient: Tensor, state: inout [Tensor], step: Int, lr: Float)
+}
+
+/// Gradient descent: θ ← θ − η·g (lecture 003 §3.1). Whether it is full-batch GD, single-example
+/// SGD or mini-batch GD is only the batch size. With momentum μ it keeps v ← μv + g and steps
+/// θ ← θ − η·v, as torch.optim.SGD.
+public struct SGD: OptimizerRule {
+    public var momentum: Float
+
+    public init(momentum: Float = 0) { self.momentum = momentum }
+
+    public var stateNames: [String] { momentum == 0 ? [] : ["momentum_buffer"] }
+
+    public func update(_ parameter: inout Tensor, gradient: Tensor, state: inout [Tensor], step: Int, lr: Float) {
+        guard momentum != 0 else {
+            parameter.add(gradient, scaledBy: -lr)
+            return
+        }
+        if step == 1 {
+            state[0] = gradient  // PyTorch starts the buffer at the first gradient
+        } else {
+            state[0].scale(by: momentum)
+            state[0].add(gradient)
+        }
+        parameter.add(state[0], scaledBy: -lr)
+    }
+}
+
+/// An optimizer over a model's parameters: the rule plus its state and the step count.
+public struct Optimizer: Sendable {
+    public var rule: any OptimizerRule
+    public var learningRate: Float
+    /// One array of state tensors per parameter, in parameter order.
+    public var state: [[Tensor]]
+    /// Number of updates applied so far.
+    public var step: Int = 0
+
+    public init(rule: any OptimizerRule, learningRate: Float, parameters: [Tensor]) {
+        self.rule = rule
+        self.learningRate = learningRate
+        self.state = parameters.map { p in rule.stateNames.map { _ in Tensor.zeros(p.shape) } }
+    }
+
+    /// Applies one update to every parameter.
+    public mutating func apply(to parameters: inout [Tensor], gradients: [Tensor]) {
+        precondition(parameters.count == gradients.count, "\(parameters.count) parameters, \(gradients.count) gradients")
+        step += 1
+        for i in parameters.indices {
+            rule.update(&parameters[i], gradient: gradients[i], state: &state[i], step: step, lr: learningRate)
+        }
+    }
+}

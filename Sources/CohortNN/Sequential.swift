@@ -1,0 +1,65 @@
+import CohortTensor
+
+/// Layers applied in order, named like torch.nn.Sequential: parameter `k.weight` belongs to the
+/// layer at index k, counting parameter-free layers too (`0.weight`, `0.bias`, `2.weight`, ...).
+public struct Sequential: Sendable, CustomStringConvertible {
+    public let layers: [any Layer]
+    /// Shape of one input sample (batch axis excluded).
+    public let inputShape: [Int]
+
+    /// Builds the model, checking that every layer accepts the shape the previous one produces.
+    public init(inputShape: [Int], layers: [any Layer]) throws(LayerShapeError) {
+        var shape = inputShape
+        for (index, layer) in layers.enumerated() {
+            switch layer.outputShape(for: shape) {
+            case .success(let next): shape = next
+            case .failure(let error): throw LayerShapeError("layer \(index): \(error.description)")
+            }
+        }
+        self.inputShape = inputShape
+        self.layers = layers
+    }
+
+    /// Per-sample output shape.
+    public var outputShape: [Int] {
+        layers.reduce(inputShape) { shape, layer in (try? layer.outputShape(for: shape).get()) ?? shape }
+    }
+
+    /// Every parameter in state_dict order: its PyTorch name, its layer index and its spec.
+    public var parameterSpecs: [(name: String, layer: Int, spec: ParameterSpec)] {
+        layers.enumerated().flatMap { index, layer in
+            layer.parameterSpecs.map { (name: "\(index).\($0.name)", layer: index, spec: $0) }
+        }
+    }
+
+    public var parameterNames: [String] { parameterSpecs.map(\.name) }
+
+    /// Runs the layers on a batch. `parameters` holds one variable per entry of `parameterSpecs`.
+    /// `observe` sees each layer's output (the lecture trace prints them).
+    public func callAsFunction(
+        _ x: Variable, parameters: [Variable], context: ForwardContext,
+        observe: ((Int, Variable) -> Void)? = nil
+    ) -> Variable {
+        precondition(parameters.count == parameterSpecs.count,
+                     "model has \(parameterSpecs.count) parameters, got \(parameters.count)")
+        var h = x
+        var offset = 0
+        for (index, layer) in layers.enumerated() {
+            let n = layer.parameterSpecs.count
+            h = layer(h, parameters: Array(parameters[offset..<offset + n]), context: context)
+            offset += n
+            observe?(index, h)
+        }
+        return h
+    }
+
+    /// Evaluation: no graph is recorded.
+    public func predict(_ x: Tensor, parameters: [Tensor]) -> Tensor {
+        let tape = Tape.noGradient()
+        return self(tape.constant(x), parameters: parameters.map(tape.constant), context: .evaluation).value
+    }
+
+    public var description: String {
+        "Sequential(\n" + layers.enumerated().map { "  (\($0.offset)): \($0.element)" }.joined(separator: "\n") + "\n)"
+    }
+}

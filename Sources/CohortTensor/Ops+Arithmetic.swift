@@ -1,0 +1,144 @@
+/// Differentiable arithmetic. Each op: its forward value, then its pullback, side by side.
+extension Variable {
+    public static func + (a: Variable, b: Variable) -> Variable {
+        a.tape.record(a.value + b.value, inputs: [a, b]) { g, _ in [g, g] }
+    }
+
+    public static func - (a: Variable, b: Variable) -> Variable {
+        a.tape.record(a.value - b.value, inputs: [a, b]) { g, needs in [g, needs[1] ? -g : nil] }
+    }
+
+    /// Elementwise (Hadamard) product.
+    public static func * (a: Variable, b: Variable) -> Variable {
+        a.tape.record(a.value * b.value, inputs: [a, b]) { g, needs in
+            [needs[0] ? g * b.value : nil, needs[1] ? g * a.value : nil]
+        }
+    }
+
+    public static func * (a: Variable, c: Float) -> Variable {
+        a.tape.record(a.value * c, inputs: [a]) { g, _ in [g * c] }
+    }
+
+    public static func + (a: Variable, c: Float) -> Variable {
+        a.tape.record(a.value + c, inputs: [a]) { g, _ in [g] }
+    }
+
+    public static prefix func - (a: Variable) -> Variable { a * -1 }
+
+    /// op(a) · op(b) for matrices: one sgemm forward, one per input backward.
+    public func matmul(_ b: Variable, transposeSelf ta: Bool = false, transposeOther tb: Bool = false) -> Variable {
+        let a = self
+        let y = a.value.matmul(b.value, transposeSelf: ta, transposeOther: tb)
+        return tape.record(y, inputs: [a, b]) { g, needs in
+            // C = A·B ⇒ Ā = C̄·Bᵀ, B̄ = Aᵀ·C̄, with the stored transposes folded into the sgemm flags.
+            let da: Tensor? = needs[0]
+                ? (ta ? b.value.matmul(g, transposeSelf: tb, transposeOther: true)
+                      : g.matmul(b.value, transposeOther: !tb))
+                : nil
+            let db: Tensor? = needs[1]
+                ? (tb ? g.matmul(a.value, transposeSelf: true, transposeOther: ta)
+                      : a.value.matmul(g, transposeSelf: !ta))
+                : nil
+            return [da, db]
+        }
+    }
+
+    /// Adds a row vector (shape [n]) to every row (the bias of an affine map).
+    public func addingRow(_ row: Variable) -> Variable {
+        tape.record(value.addingRow(row.value), inputs: [self, row]) { g, needs in
+            [g, needs[1] ? g.sum(axis: 0).reshaped(row.value.shape) : nil]
+        }
+    }
+
+    /// x · Wᵀ + b with PyTorch's layout (W is out×in): the affine map of a Linear layer.
+    /// Forward is one sgemm with the bias preloaded into C; backward is one sgemm per input.
+    public func linear(weight w: Variable, bias b: Variable?) -> Variable {
+        let x = self
+        let (rows, _) = x.value.matrixShape
+        let outFeatures = w.value.shape[0]
+        precondition(w.value.rank == 2 && x.value.shape.last == w.value.shape[1],
+                     "linear: input \(x.value.shape) does not fit weight \(w.value.shape)")
+        var y: Tensor
+        if let b {
+            y = Tensor(uninitializedShape: [rows, outFeatures])
+            let bias = b.value
+            y.withUnsafeMutableBufferPointer { dst in
+                bias.withUnsafeBufferPointer { src in
+                    for r in 0..<rows { (dst.baseAddress! + r * outFeatures).update(from: src.baseAddress!, count: outFeatures) }
+                }
+            }
+        } else {
+            y = Tensor.zeros([rows, outFeatures])
+        }
+        let x2 = x.value.reshaped([rows, w.value.shape[1]])
+        y.matmulAccumulate(x2, w.value, transposeB: true, beta: 1)
+        let inputs = b.map { [x, w, $0] } ?? [x, w]
+        return tape.record(y, inputs: inputs) { g, needs in
+            var grads: [Tensor?] = [
+                needs[0] ? g.matmul(w.value).reshaped(x.value.shape) : nil,  // X̄ = Ȳ·W
+                needs[1] ? g.matmul(x2, transposeSelf: true) : nil,          // W̄ = Ȳᵀ·X
+            ]
+            if inputs.count == 3 { grads.append(needs[2] ? g.sum(axis: 0) : nil) }  // b̄ = Σ_rows Ȳ
+            return grads
+        }
+    }
+
+    /// Sum of all elements, as a scalar.
+    public func sum() -> Variable {
+        let shape = value.shape
+        return tape.record(Tensor(value.sum()), inputs: [self]) { g, _ in
+            [Tensor(shape: shape, repeating: g.scalar)]
+        }
+    }
+
+    public func mean() -> Variable { sum() * (1 / Float(max(value.count, 1))) }
+
+    /// Sum over one axis, which disappears from the shape.
+    public func sum(axis: Int) -> Variable {
+        let shape = value.shape
+        let axis = axis < 0 ? axis + shape.count : axis
+        return tape.record(value.sum(axis: axis), inputs: [self]) { g, _ in
+            // Broadcast back along the summed axis.
+            let outer = shape[..<axis].reduce(1, *), n = shape[axis], inner = shape[(axis + 1)...].reduce(1, *)
+            var out = Tensor(uninitializedShape: shape)
+            g.withUnsafeBufferPointer { src in
+                out.withUnsafeMutableBufferPointer { dst in
+                    for o in 0..<outer { for k in 0..<n { for i in 0..<inner {
+                        dst[(o * n + k) * inner + i] = src[o * inner + i]
+                    } } }
+                }
+            }
+            return [out]
+        }
+    }
+
+    public func reshaped(_ shape: [Int]) -> Variable {
+        let original = value.shape
+        return tape.record(value.reshaped(shape), inputs: [self]) { g, _ in [g.reshaped(original)] }
+    }
+
+    public func exp() -> Variable {
+        let y = value.map { Foundation.exp($0) }
+        return tape.record(y, inputs: [self]) { g, _ in [g * y] }
+    }
+
+    public func log() -> Variable {
+        let x = value
+        return tape.record(x.map { Foundation.log($0) }, inputs: [self]) { g, _ in [g / x] }
+    }
+
+    public func squared() -> Variable {
+        let x = value
+        return tape.record(x * x, inputs: [self]) { g, _ in [g.zipMap(x) { 2 * $0 * $1 }] }
+    }
+
+    /// |x|, with the subgradient 0 at 0 (as PyTorch's sign-based gradient).
+    public func abs() -> Variable {
+        let x = value
+        return tape.record(x.map { Swift.abs($0) }, inputs: [self]) { g, _ in
+            [g.zipMap(x) { $1 > 0 ? $0 : ($1 < 0 ? -$0 : 0) }]
+        }
+    }
+}
+
+import Foundation

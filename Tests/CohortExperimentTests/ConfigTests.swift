@@ -1,0 +1,93 @@
+import CohortExperiment
+import CohortTestSupport
+import Foundation
+import Testing
+
+@Suite struct ConfigTests {
+    let valid = """
+    seed: 1
+    data:
+      name: xor
+      samples: 4
+    model:
+      input: 2
+      layers:
+        - linear: {out: 4}
+        - tanh
+        - linear: {out: 1}
+    training:
+      loss: bce_with_logits
+      batch_size: 4
+      steps: 5
+    optimizer:
+      name: sgd
+      lr: 0.5
+    """
+
+    func error(_ text: String, overrides: [String] = []) -> ConfigError? {
+        do {
+            let config = try ExperimentConfig.parse(text, file: "test.yaml", overrides: overrides)
+            _ = try Experiment(config: config)
+            return nil
+        } catch let error as ConfigError {
+            return error
+        } catch {
+            Issue.record("unexpected error \(error)")
+            return nil
+        }
+    }
+
+    @Test func everyShippedConfigIsValid() throws {
+        let dir = packageRoot.appendingPathComponent("configs")
+        let files = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasSuffix(".yaml") }
+        #expect(files.count >= 3)
+        for file in files {
+            let config = try ExperimentConfig.load(path: dir.appendingPathComponent(file).path)
+            _ = try Experiment(config: config)
+        }
+    }
+
+    @Test func validConfigParses() throws {
+        let config = try ExperimentConfig.parse(valid, file: "test.yaml")
+        #expect(config.training.steps == 5 && config.optimizer.lr == 0.5 && config.name == "test")
+    }
+
+    @Test func unknownKeyGetsDidYouMeanWithLine() throws {
+        let e = try #require(error(valid.replacingOccurrences(of: "  batch_size: 4", with: "  batch_sise: 4")))
+        #expect(e.keyPath == "training.batch_sise")
+        #expect(e.line == 13)
+        #expect(e.message.contains("did you mean 'batch_size'"))
+    }
+
+    @Test func wrongTypeAndRangeNameKeyAndLine() throws {
+        let e = try #require(error(valid.replacingOccurrences(of: "lr: 0.5", with: "lr: fast")))
+        #expect(e.keyPath == "optimizer.lr" && e.line == 17 && e.message.contains("expected a number"))
+        let r = try #require(error(valid.replacingOccurrences(of: "batch_size: 4", with: "batch_size: 0")))
+        #expect(r.keyPath == "training.batch_size" && r.line == 13 && r.message.contains("at least 1"))
+        let m = try #require(error(valid.replacingOccurrences(of: "  steps: 5", with: "  steps: 5\n  micro_batches: 8")))
+        #expect(m.keyPath == "training.micro_batches" && m.line == 15)
+    }
+
+    @Test func badValuesAndLayers() throws {
+        let loss = try #require(error(valid.replacingOccurrences(of: "bce_with_logits", with: "bce_with_logit")))
+        #expect(loss.keyPath == "training.loss" && loss.message.contains("did you mean 'bce_with_logits'"))
+        let layer = try #require(error(valid.replacingOccurrences(of: "- tanh", with: "- tahn")))
+        #expect(layer.keyPath == "model.layers[1]" && layer.line == 9 && layer.message.contains("did you mean 'tanh'"))
+        let shape = try #require(error(valid.replacingOccurrences(of: "- linear: {out: 1}", with: "- linear: {in: 3, out: 1}")))
+        #expect(shape.keyPath == "model.layers[2]" && shape.line == 10 && shape.message.contains("needs 3 input features"))
+        let missing = try #require(error(valid.replacingOccurrences(of: "  loss: bce_with_logits\n", with: "")))
+        #expect(missing.keyPath == "training" && missing.message.contains("missing required key 'loss'"))
+        let syntax = try #require(error("data: [unclosed"))
+        #expect(syntax.line != nil && syntax.message.contains("YAML"))
+    }
+
+    @Test func overridesApplyAndAreValidated() throws {
+        let config = try ExperimentConfig.parse(valid, file: "test.yaml", overrides: ["optimizer.lr=0.25", "training.steps=9"])
+        #expect(config.optimizer.lr == 0.25 && config.training.steps == 9)
+        #expect(config.resolvedYAML.contains("0.25"))
+        let e = try #require(error(valid, overrides: ["optimizer.lr=-1"]))
+        #expect(e.keyPath == "optimizer.lr" && e.file.contains("--set"))
+        let typo = try #require(error(valid, overrides: ["optimiser.lr=1"]))
+        #expect(typo.message.contains("did you mean 'optimizer'"))
+    }
+}

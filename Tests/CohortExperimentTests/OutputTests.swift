@@ -1,0 +1,103 @@
+import CohortExperiment
+import CohortTensor
+import CohortTestSupport
+import Foundation
+import Testing
+
+@Suite struct SafetensorsTests {
+    @Test func roundTripKeepsNamesShapesValuesAndMetadata() throws {
+        let entries = [
+            Safetensors.Entry("0.weight", Tensor.normal([3, 5], seed: 1, stream: .init(purpose: 1))),
+            Safetensors.Entry("0.bias", Tensor([1, -2, 3.5])),
+            Safetensors.Entry("scalar", Tensor(shape: [], [42])),
+        ]
+        let data = Safetensors.encode(entries, metadata: ["step": "7"])
+        // The layout: u64 little-endian header length, JSON, then data aligned to 8 bytes.
+        let headerLength = data.prefix(8).enumerated().reduce(0) { $0 | Int($1.element) << (8 * $1.offset) }
+        #expect(headerLength % 8 == 0)
+        #expect(data.count == 8 + headerLength + (15 + 3 + 1) * 4)
+        let header = try JSONSerialization.jsonObject(with: data.subdata(in: 8..<(8 + headerLength))) as! [String: Any]
+        #expect((header["0.bias"] as! [String: Any])["dtype"] as? String == "F32")
+        let decoded = try Safetensors.decode(data)
+        #expect(decoded.metadata == ["step": "7"])
+        #expect(decoded.entries.map(\.name) == ["0.weight", "0.bias", "scalar"])
+        for (a, b) in zip(decoded.entries, entries) { #expect(a.tensor.bitwiseEqual(b.tensor)) }
+    }
+
+    @Test func corruptFilesAreRejected() {
+        let good = Safetensors.encode([Safetensors.Entry("w", Tensor([1, 2]))])
+        #expect(throws: Safetensors.FormatError.self) { try Safetensors.decode(good.prefix(5)) }
+        #expect(throws: Safetensors.FormatError.self) { try Safetensors.decode(good.dropLast(4)) }
+        var huge = good
+        huge[0] = 0xff; huge[1] = 0xff
+        #expect(throws: Safetensors.FormatError.self) { try Safetensors.decode(huge) }
+    }
+}
+
+/// Runs the built `cohort` executable, as a user would.
+func runCohort(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
+    let binary = ["release", "debug"].map { packageRoot.appendingPathComponent(".build/\($0)/cohort") }
+        .first { FileManager.default.isExecutableFile(atPath: $0.path) }
+    let process = Process()
+    process.executableURL = try #require(binary, "build the cohort executable first (make test does)")
+    process.arguments = arguments
+    process.currentDirectoryURL = packageRoot
+    let out = Pipe(), err = Pipe()
+    process.standardOutput = out
+    process.standardError = err
+    try process.run()
+    let stdoutData = out.fileHandleForReading.readDataToEndOfFile()
+    let stderrData = err.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return (process.terminationStatus, String(decoding: stdoutData, as: UTF8.self), String(decoding: stderrData, as: UTF8.self))
+}
+
+@Suite struct CLITests {
+    func temporaryDirectory() -> URL {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("cohort-test-\(UUID().uuidString)")
+        try? FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        return url
+    }
+
+    @Test func badConfigExitsTwoNamingTheKeyAndLine() throws {
+        let dir = temporaryDirectory()
+        let config = dir.appendingPathComponent("bad.yaml")
+        let text = try String(contentsOf: packageRoot.appendingPathComponent("configs/xor.yaml"), encoding: .utf8)
+            .replacingOccurrences(of: "  lr: 0.5", with: "  lr: zero")
+        try text.write(to: config, atomically: true, encoding: .utf8)
+        let result = try runCohort(["train", config.path, "--run-dir", dir.appendingPathComponent("run").path])
+        #expect(result.status == 2)
+        #expect(result.stderr.contains("optimizer.lr"))
+        #expect(result.stderr.contains("bad.yaml:24"))
+        #expect(!FileManager.default.fileExists(atPath: dir.appendingPathComponent("run").path))
+        #expect(try runCohort(["train", "configs/xor.yaml", "--set", "training.stepz=3"]).status == 2)
+        #expect(try runCohort(["train"]).status == 2)
+        #expect(try runCohort(["train", "no/such/file.yaml"]).status == 2)
+        #expect(try runCohort(["--help"]).status == 0)
+    }
+
+    @Test func trainWritesTheRunDirectory() throws {
+        let dir = temporaryDirectory().appendingPathComponent("run")
+        let result = try runCohort(["train", "configs/xor.yaml", "--run-dir", dir.path, "--set", "training.steps=300"])
+        #expect(result.status == 0, "\(result.stderr)")
+        let metrics = try String(contentsOf: dir.appendingPathComponent("metrics.jsonl"), encoding: .utf8)
+            .split(separator: "\n")
+        #expect(metrics.count == 300)
+        let first = try JSONSerialization.jsonObject(with: Data(metrics[0].utf8)) as! [String: Any]
+        #expect(first["step"] as? Int == 1 && first["epoch"] as? Int == 0 && first["loss"] is Double)
+        let summary = try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("summary.json"))) as! [String: Any]
+        // XOR from random initial weights: all four points right.
+        #expect(summary["train_accuracy"] as? Double == 1)
+        let weights = try Safetensors.read(path: dir.appendingPathComponent("final.safetensors").path)
+        #expect(weights.entries.map(\.name) == ["0.weight", "0.bias", "2.weight", "2.bias"])
+        #expect(weights.entries.map(\.tensor.shape) == [[4, 2], [4], [1, 4], [1]])
+        let config = try String(contentsOf: dir.appendingPathComponent("config.yaml"), encoding: .utf8)
+        #expect(config.contains("steps: 300"))
+    }
+
+    @Test func traceCommandPrintsTheLectureTable() throws {
+        let result = try runCohort(["trace", "configs/lecture-2-2-1.yaml"])
+        #expect(result.status == 0)
+        #expect(result.stdout.contains("Iteration 3") && result.stdout.contains("0.9150"))
+    }
+}

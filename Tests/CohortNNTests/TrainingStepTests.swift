@@ -1,0 +1,75 @@
+import CohortNN
+import CohortTensor
+import Testing
+
+@Suite struct GradientTreeTests {
+    @Test func blocksAreTreeNodesCoveringTheRange() {
+        for k in 1...13 {
+            let tree = GradientTree(leafCount: k)
+            for a in 0..<k { for b in (a + 1)...k {
+                let blocks = tree.blocks(covering: a..<b)
+                #expect(blocks.flatMap { Array($0) } == Array(a..<b))
+                #expect(blocks.allSatisfy(tree.isNode))
+                #expect(blocks.count <= 2 * (Int.bitWidth - k.leadingZeroBitCount))
+            } }
+        }
+        #expect(GradientTree.children(of: 0..<6) == (0..<4, 4..<6))
+        #expect(GradientTree.children(of: 4..<6) == (4..<5, 5..<6))
+    }
+
+    /// However the leaves are split among "workers", the tree sum is bitwise the same.
+    @Test func sumIsIndependentOfThePartition() {
+        let k = 11
+        let leaves = (0..<k).map { i in
+            GradientSum(gradients: [Tensor.normal([257], std: Float(i + 1) * 10, seed: UInt64(i), stream: .init(purpose: 5))],
+                        lossSum: Double(i) / 3, samples: 3, correct: 1)
+        }
+        let tree = GradientTree(leafCount: k)
+        let reference = tree.sum(tree.root) { leaves[$0] }
+        for cuts in [[0, 11], [0, 5, 11], [0, 3, 7, 11], [0, 1, 2, 9, 11], [0, 6, 11]] {
+            var known: [Range<Int>: GradientSum] = [:]
+            for (a, b) in zip(cuts, cuts.dropFirst()) {
+                for block in tree.blocks(covering: a..<b) { known[block] = tree.sum(block) { leaves[$0] } }
+            }
+            let total = tree.sum(tree.root, known: known) { _ in fatalError("every leaf is covered") }
+            #expect(total.gradients[0].bitwiseEqual(reference.gradients[0]))
+            #expect(total.lossSum == reference.lossSum && total.samples == 33)
+        }
+        // A left-to-right running sum is not the tree sum in general: the tree matters.
+        var running = leaves[0]
+        for leaf in leaves.dropFirst() { running.accumulate(leaf) }
+        #expect(!running.gradients[0].bitwiseEqual(reference.gradients[0]))
+    }
+}
+
+@Suite struct UpdateTests {
+    @Test func sgdFirstStepsClosedForm() {
+        var p = [Tensor([1, -2])]
+        var sgd = Optimizer(rule: SGD(), learningRate: 0.1, parameters: p)
+        sgd.apply(to: &p, gradients: [Tensor([0.5, -1])])
+        #expect(p[0].scalars == [Float(1) - 0.1 * 0.5, Float(-2) + 0.1])
+        // Momentum 0.9: v1 = g1, v2 = 0.9·g1 + g2.
+        var q = [Tensor([1])]
+        var momentum = Optimizer(rule: SGD(momentum: 0.9), learningRate: 0.1, parameters: q)
+        momentum.apply(to: &q, gradients: [Tensor([1])])
+        #expect(abs(q[0].scalar - 0.9) < 1e-7)
+        momentum.apply(to: &q, gradients: [Tensor([2])])
+        #expect(abs(q[0].scalar - (0.9 - 0.1 * (0.9 + 2))) < 1e-6)
+    }
+
+    @Test func clippingByGlobalNorm() {
+        // g = ([3], [4]) summed over B = 1 has ‖g‖ = 5; τ = 1 scales it to ([0.6], [0.8]).
+        var p = [Tensor([0]), Tensor([0])]
+        var optimizer = Optimizer(rule: SGD(), learningRate: 1, parameters: p)
+        let sum = GradientSum(gradients: [Tensor([3]), Tensor([4])], lossSum: 0, samples: 1, correct: 0)
+        let report = StepUpdate(reduction: .mean, clipNorm: 1).apply(sum, batchSize: 1, parameters: &p, optimizer: &optimizer)
+        #expect(abs(report.gradientNorm - 5) < 1e-9 && report.clipped)
+        #expect(abs(p[0].scalar + 0.6) < 1e-6 && abs(p[1].scalar + 0.8) < 1e-6)
+        // Under the threshold nothing changes; the mean divides by B first.
+        var r = [Tensor([0]), Tensor([0])]
+        var o2 = Optimizer(rule: SGD(), learningRate: 1, parameters: r)
+        let unclipped = StepUpdate(reduction: .mean, clipNorm: 10).apply(sum, batchSize: 2, parameters: &r, optimizer: &o2)
+        #expect(!unclipped.clipped && abs(unclipped.gradientNorm - 2.5) < 1e-9)
+        #expect(r[0].scalar == -1.5 && r[1].scalar == -2)
+    }
+}
