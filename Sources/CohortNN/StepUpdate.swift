@@ -21,9 +21,12 @@ public struct StepUpdate: Sendable {
 
     /// Turns the step's gradient sum into an update of `parameters`. `batchSize` is B, the number
     /// of samples in the global batch.
-    public func apply(_ sum: GradientSum, batchSize: Int, parameters: inout [Tensor],
+    public func apply(_ sum: consuming GradientSum, batchSize: Int, parameters: inout [Tensor],
                       optimizer: inout Optimizer) -> Report {
-        var gradients = sum.gradients
+        let lossSum = sum.lossSum
+        // Take the gradients out of the sum so they are scaled in place, not copied.
+        var gradients: [Tensor] = []
+        swap(&gradients, &sum.gradients)
         let scale: Float = reduction == .mean ? 1 / Float(batchSize) : 1
         if scale != 1 { for i in gradients.indices { gradients[i].scale(by: scale) } }
         let norm = Self.globalNorm(gradients)
@@ -35,11 +38,11 @@ public struct StepUpdate: Sendable {
             clipped = true
         }
         optimizer.apply(to: &parameters, gradients: gradients)
-        let loss = reduction == .mean ? sum.lossSum / Double(batchSize) : sum.lossSum
+        let loss = reduction == .mean ? lossSum / Double(batchSize) : lossSum
         return Report(loss: loss, gradientNorm: norm, clipped: clipped)
     }
 
-    /// ‖g‖₂ over all parameters together, accumulated in Double.
+    /// ‖g‖₂ over all parameters together.
     public static func globalNorm(_ gradients: [Tensor]) -> Double {
         gradients.reduce(0) { $0 + $1.squaredNorm() }.squareRoot()
     }

@@ -1,4 +1,7 @@
 /// Differentiable arithmetic. Each op: its forward value, then its pullback, side by side.
+///
+/// Pullbacks capture tensors, never `Variable`s: a variable holds its tape, and a tape holding
+/// closures that hold the tape would never be freed.
 extension Variable {
     public static func + (a: Variable, b: Variable) -> Variable {
         a.tape.record(a.value + b.value, inputs: [a, b]) { g, _ in [g, g] }
@@ -10,8 +13,9 @@ extension Variable {
 
     /// Elementwise (Hadamard) product.
     public static func * (a: Variable, b: Variable) -> Variable {
-        a.tape.record(a.value * b.value, inputs: [a, b]) { g, needs in
-            [needs[0] ? g * b.value : nil, needs[1] ? g * a.value : nil]
+        let (av, bv) = (a.value, b.value)
+        return a.tape.record(av * bv, inputs: [a, b]) { g, needs in
+            [needs[0] ? g * bv : nil, needs[1] ? g * av : nil]
         }
     }
 
@@ -27,17 +31,17 @@ extension Variable {
 
     /// op(a) · op(b) for matrices: one sgemm forward, one per input backward.
     public func matmul(_ b: Variable, transposeSelf ta: Bool = false, transposeOther tb: Bool = false) -> Variable {
-        let a = self
-        let y = a.value.matmul(b.value, transposeSelf: ta, transposeOther: tb)
-        return tape.record(y, inputs: [a, b]) { g, needs in
+        let (av, bv) = (value, b.value)
+        let y = av.matmul(bv, transposeSelf: ta, transposeOther: tb)
+        return tape.record(y, inputs: [self, b]) { g, needs in
             // C = A·B ⇒ Ā = C̄·Bᵀ, B̄ = Aᵀ·C̄, with the stored transposes folded into the sgemm flags.
             let da: Tensor? = needs[0]
-                ? (ta ? b.value.matmul(g, transposeSelf: tb, transposeOther: true)
-                      : g.matmul(b.value, transposeOther: !tb))
+                ? (ta ? bv.matmul(g, transposeSelf: tb, transposeOther: true)
+                      : g.matmul(bv, transposeOther: !tb))
                 : nil
             let db: Tensor? = needs[1]
-                ? (tb ? g.matmul(a.value, transposeSelf: true, transposeOther: ta)
-                      : a.value.matmul(g, transposeSelf: !ta))
+                ? (tb ? g.matmul(av, transposeSelf: true, transposeOther: ta)
+                      : av.matmul(g, transposeSelf: !ta))
                 : nil
             return [da, db]
         }
@@ -45,19 +49,20 @@ extension Variable {
 
     /// Adds a row vector (shape [n]) to every row (the bias of an affine map).
     public func addingRow(_ row: Variable) -> Variable {
-        tape.record(value.addingRow(row.value), inputs: [self, row]) { g, needs in
-            [g, needs[1] ? g.sum(axis: 0).reshaped(row.value.shape) : nil]
+        let rowShape = row.value.shape
+        return tape.record(value.addingRow(row.value), inputs: [self, row]) { g, needs in
+            [g, needs[1] ? g.sum(axis: 0).reshaped(rowShape) : nil]
         }
     }
 
     /// x · Wᵀ + b with PyTorch's layout (W is out×in): the affine map of a Linear layer.
     /// Forward is one sgemm with the bias preloaded into C; backward is one sgemm per input.
     public func linear(weight w: Variable, bias b: Variable?) -> Variable {
-        let x = self
-        let (rows, _) = x.value.matrixShape
-        let outFeatures = w.value.shape[0]
-        precondition(w.value.rank == 2 && x.value.shape.last == w.value.shape[1],
-                     "linear: input \(x.value.shape) does not fit weight \(w.value.shape)")
+        let xv = value, wv = w.value
+        let (rows, _) = xv.matrixShape
+        let outFeatures = wv.shape[0]
+        precondition(wv.rank == 2 && xv.shape.last == wv.shape[1],
+                     "linear: input \(xv.shape) does not fit weight \(wv.shape)")
         var y: Tensor
         if let b {
             y = Tensor(uninitializedShape: [rows, outFeatures])
@@ -70,15 +75,16 @@ extension Variable {
         } else {
             y = Tensor.zeros([rows, outFeatures])
         }
-        let x2 = x.value.reshaped([rows, w.value.shape[1]])
-        y.matmulAccumulate(x2, w.value, transposeB: true, beta: 1)
-        let inputs = b.map { [x, w, $0] } ?? [x, w]
+        let x2 = xv.reshaped([rows, wv.shape[1]])
+        y.matmulAccumulate(x2, wv, transposeB: true, beta: 1)
+        let inputs = b.map { [self, w, $0] } ?? [self, w]
+        let hasBias = b != nil
         return tape.record(y, inputs: inputs) { g, needs in
             var grads: [Tensor?] = [
-                needs[0] ? g.matmul(w.value).reshaped(x.value.shape) : nil,  // X̄ = Ȳ·W
-                needs[1] ? g.matmul(x2, transposeSelf: true) : nil,          // W̄ = Ȳᵀ·X
+                needs[0] ? g.matmul(wv).reshaped(xv.shape) : nil,   // X̄ = Ȳ·W
+                needs[1] ? g.matmul(x2, transposeSelf: true) : nil,  // W̄ = Ȳᵀ·X
             ]
-            if inputs.count == 3 { grads.append(needs[2] ? g.sum(axis: 0) : nil) }  // b̄ = Σ_rows Ȳ
+            if hasBias { grads.append(needs[2] ? g.sum(axis: 0) : nil) }  // b̄ = Σ_rows Ȳ
             return grads
         }
     }

@@ -91,6 +91,20 @@ struct AutodiffTests {
         #expect(abs(dfdx - expected) < 1e-5)
     }
 
+    @Test func tapeIsFreedAfterUse() {
+        // Pullbacks must not hold variables (which hold the tape): that cycle leaked every step.
+        weak var weakTape: Tape?
+        do {
+            let tape = Tape()
+            weakTape = tape
+            let x = tape.leaf(a), w = tape.leaf(b.transposed()), bias = tape.leaf(Tensor([1, 2, 3]))
+            let y = (x.matmul(w) * x.matmul(w)).addingRow(bias).linear(weight: w, bias: nil).sigmoid().sum()
+            tape.backward(from: y)
+            #expect(w.gradient != nil)
+        }
+        #expect(weakTape == nil)
+    }
+
     @Test func noGradientModeRecordsNothing() {
         let tape = Tape.noGradient()
         let x = tape.constant(a)

@@ -1,0 +1,91 @@
+import CBLAS
+import CohortNN
+import CohortTensor
+import Foundation
+
+// `make bench`: one JSON object per line. Speed lives here, never in timed tests.
+
+BLAS.tuneAllocator()
+BLAS.setThreads(1)
+
+/// `cohort-bench NAME…` runs only the benchmarks whose name contains one of the arguments.
+let filters = Array(CommandLine.arguments.dropFirst())
+func selected(_ name: String) -> Bool { filters.isEmpty || filters.contains { name.contains($0) } }
+
+func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
+
+/// Best-of-N seconds per call of `body`, after a warm-up, running at least `minimum` seconds per trial.
+func measure(trials: Int = 5, minimum: Double = 0.2, _ body: () -> Void) -> Double {
+    body()
+    var best = Double.infinity
+    for _ in 0..<trials {
+        var calls = 0
+        let start = now()
+        repeat { body(); calls += 1 } while now() - start < minimum
+        best = min(best, (now() - start) / Double(calls))
+    }
+    return best
+}
+
+func emit(_ pairs: KeyValuePairs<String, Any>) {
+    let body = pairs.map { key, value -> String in
+        switch value {
+        case let d as Double: return "\"\(key)\":\(String(format: "%.4g", d))"
+        case let i as Int: return "\"\(key)\":\(i)"
+        default: return "\"\(key)\":\"\(value)\""
+        }
+    }
+    FileHandle.standardOutput.write(Data(("{" + body.joined(separator: ",") + "}\n").utf8))
+}
+
+// MARK: sgemm through the Tensor API against raw cblas_sgemm
+
+struct Shape { let name: String; let m, n, k: Int; let ta, tb: Bool }
+let shapes = [
+    Shape(name: "512x512x512", m: 512, n: 512, k: 512, ta: false, tb: false),
+    Shape(name: "mlp_forward 128x784 . (512x784)T", m: 128, n: 512, k: 784, ta: false, tb: true),
+    Shape(name: "mlp_grad_weight (128x512)T . 128x784", m: 512, n: 784, k: 128, ta: true, tb: false),
+    Shape(name: "mlp_grad_input 128x512 . 512x784", m: 128, n: 784, k: 512, ta: false, tb: false),
+]
+for s in shapes where selected("sgemm") {
+    let a = Tensor.uniform(s.ta ? [s.k, s.m] : [s.m, s.k], low: -1, high: 1, seed: 1, stream: .init(purpose: 1))
+    let b = Tensor.uniform(s.tb ? [s.n, s.k] : [s.k, s.n], low: -1, high: 1, seed: 2, stream: .init(purpose: 1))
+    var c = [Float](repeating: 0, count: s.m * s.n)
+    let flops = 2.0 * Double(s.m * s.n * s.k)
+    let raw = a.withUnsafeBufferPointer { pa in b.withUnsafeBufferPointer { pb in
+        c.withUnsafeMutableBufferPointer { pc in
+            measure {
+                cblas_sgemm(CblasRowMajor, s.ta ? CblasTrans : CblasNoTrans, s.tb ? CblasTrans : CblasNoTrans,
+                            Int32(s.m), Int32(s.n), Int32(s.k), 1, pa.baseAddress, Int32(a.shape[1]),
+                            pb.baseAddress, Int32(b.shape[1]), 0, pc.baseAddress, Int32(s.n))
+            }
+        }
+    } }
+    var sink: Float = 0
+    let api = measure { sink += a.matmul(b, transposeSelf: s.ta, transposeOther: s.tb)[flat: 0] }
+    emit(["bench": "sgemm", "shape": s.name, "threads": 1, "raw_gflops": flops / raw / 1e9,
+          "tensor_gflops": flops / api / 1e9, "tensor_vs_raw": raw / api])
+}
+
+// MARK: MLP 784-512-10, forward + backward + SGD update, batch 128, one thread
+
+if selected("mlp_train_step") { do {
+    let model = try Sequential(inputShape: [784], layers: [
+        Linear(inFeatures: 784, outFeatures: 512), Activation.relu, Linear(inFeatures: 512, outFeatures: 10),
+    ])
+    var parameters = model.initialParameters(.pytorch, seed: 1)
+    var optimizer = Optimizer(rule: SGD(), learningRate: 0.01, parameters: parameters)
+    let batch = 128
+    let x = Tensor.uniform([batch, 784], seed: 3, stream: .init(purpose: 9))
+    let y = Tensor(shape: [batch], (0..<batch).map { Float($0 % 10) })
+    let gradient = MicroBatchGradient(model: model, loss: .softmaxCrossEntropy, reduction: .mean)
+    let update = StepUpdate(reduction: .mean, clipNorm: nil)
+    let seconds = measure(minimum: 0.5) {
+        let sum = gradient(parameters: parameters, inputs: x, targets: y, context: .init(training: true))
+        _ = update.apply(sum, batchSize: batch, parameters: &parameters, optimizer: &optimizer)
+    }
+    emit(["bench": "mlp_train_step", "model": "784-512-10", "batch": batch, "threads": 1,
+          "step_ms": seconds * 1e3, "samples_per_s": Double(batch) / seconds])
+} catch {
+    print("{\"bench\":\"mlp_train_step\",\"error\":\"\(error)\"}")
+} }
