@@ -3,7 +3,7 @@
 
 SWIFT      ?= swift
 CONFIG     ?= configs/quickstart.yaml
-APT_DEPS   := libopenblas-dev libzmq3-dev pkg-config
+APT_DEPS   := libopenblas-dev libzmq3-dev zlib1g-dev pkg-config
 # Tests run on release builds: numeric code is 10-50x slower in debug (../shared/PLATFORM.md).
 TEST_FLAGS := -c release -Xswiftc -enable-testing
 

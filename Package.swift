@@ -13,6 +13,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
+        .package(url: "https://github.com/yaslab/CSV.swift", from: "2.5.2"),
     ],
     targets: [
         .systemLibrary(
@@ -22,7 +23,8 @@ let package = Package(
         ),
         .target(name: "CohortTensor", dependencies: ["CBLAS"]),
         .target(name: "CohortNN", dependencies: ["CohortTensor"]),
-        .target(name: "CohortData", dependencies: ["CohortTensor"]),
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        .target(name: "CohortData", dependencies: ["CohortTensor", "CZlib", .product(name: "CSV", package: "CSV.swift")]),
         .target(
             name: "CohortExperiment",
             dependencies: ["CohortTensor", "CohortNN", "CohortData", .product(name: "Yams", package: "Yams")]
@@ -34,10 +36,11 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        .executableTarget(name: "cohort-bench", dependencies: ["CBLAS", "CohortTensor", "CohortNN"]),
+        .executableTarget(name: "cohort-bench", dependencies: ["CBLAS", "CohortTensor", "CohortNN", "CohortData"]),
         // Helpers shared by the test targets (finite-difference checks, paths to data).
         .target(name: "CohortTestSupport", dependencies: ["CohortTensor"], path: "Tests/CohortTestSupport"),
         .testTarget(name: "CohortTensorTests", dependencies: ["CohortTensor", "CohortTestSupport"]),
+        .testTarget(name: "CohortDataTests", dependencies: ["CohortData", "CohortTensor", "CohortTestSupport"]),
         .testTarget(name: "CohortNNTests", dependencies: ["CohortNN", "CohortTensor", "CohortTestSupport"]),
         .testTarget(
             name: "CohortExperimentTests",

@@ -8,7 +8,7 @@ import Yams
 public struct ExperimentConfig: Sendable {
     public var name: String
     public var seed: UInt64
-    public var data: DataConfig
+    public var data: DataSpec
     public var model: ModelConfig
     public var training: TrainingConfig
     public var optimizer: OptimizerConfig
@@ -16,13 +16,6 @@ public struct ExperimentConfig: Sendable {
     public var resolvedYAML: String
     public var sourcePath: String
 
-    public struct DataConfig: Sendable {
-        public enum Source: Sendable {
-            case synthetic(SyntheticDataset, samples: Int, noise: Float, classes: Int)
-            case inline(inputs: Tensor, targets: Tensor)
-        }
-        public var source: Source
-    }
 
     public struct ModelConfig: Sendable {
         public var inputShape: [Int]
@@ -142,22 +135,62 @@ extension ExperimentConfig {
                                 optimizer: optimizer, resolvedYAML: resolved, sourcePath: file)
     }
 
-    static func readData(_ node: ConfigNode) throws(ConfigError) -> DataConfig {
+    static let dataSources = ["xor", "spirals", "circles", "blobs", "sequence", "inline", "mnist", "fashion_mnist", "csv", "npy"]
+
+    static func readData(_ node: ConfigNode) throws(ConfigError) -> DataSpec {
         let nameNode = try node.required("name")
-        if try nameNode.string() == "inline" {
+        let name = try nameNode.string()
+        func existingFile(_ key: String, required: Bool = true) throws(ConfigError) -> String? {
+            guard let fileNode = required ? try node.required(key) : try node.optional(key) else { return nil }
+            let path = try fileNode.string()
+            guard FileManager.default.fileExists(atPath: path) else { throw fileNode.error("no such file: \(path)") }
+            return path
+        }
+        let source: DataSpec.Source
+        var defaultNormalization = Normalization.none
+        switch name {
+        case "inline":
             let xNode = try node.required("x"), yNode = try node.required("y")
             let x = try xNode.numbers(), y = try yNode.numbers()
             guard x.shape.count >= 2 else { throw xNode.error("expected a list of samples, each a list of numbers") }
             guard y.shape.first == x.shape.first else {
                 throw yNode.error("has \(y.shape.first ?? 0) targets for \(x.shape[0]) samples")
             }
-            return DataConfig(source: .inline(inputs: Tensor(shape: x.shape, x.values), targets: Tensor(shape: y.shape, y.values)))
+            source = .inline(inputs: Tensor(shape: x.shape, x.values), targets: Tensor(shape: y.shape, y.values))
+        case "mnist", "fashion_mnist":
+            let pathNode = try node.optional("path")
+            let directory = try pathNode?.string() ?? DataSpec.defaultMNISTDirectory
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
+                let message = "no MNIST directory at \(directory) (set data.path or COHORT_DATA; README.md says how to fetch MNIST)"
+                throw (pathNode ?? nameNode).error(message)
+            }
+            source = .mnist(directory: directory, fashion: name == "fashion_mnist")
+            defaultNormalization = .scale
+        case "csv":
+            let labelNode = try node.required("label")
+            let labels = labelNode.isSequence ? try labelNode.elements().map { e throws(ConfigError) in try e.string() } : [try labelNode.string()]
+            source = .csv(train: try existingFile("path")!, test: try existingFile("test_path", required: false), labels: labels)
+        case "npy":
+            source = .npy(x: try existingFile("x")!, y: try existingFile("y")!,
+                          testX: try existingFile("test_x", required: false), testY: try existingFile("test_y", required: false))
+        default:
+            guard let kind = SyntheticDataset(rawValue: name) else {
+                var message = "unknown data source '\(name)'"
+                if let suggestion = closest(to: name, among: dataSources) { message += "; did you mean '\(suggestion)'?" }
+                throw nameNode.error(message + " (choose from \(dataSources.joined(separator: ", ")))")
+            }
+            let samples = try node.optional("samples")?.int(min: 1) ?? 1000
+            let noise = Float(try node.optional("noise")?.double(min: 0) ?? 0.1)
+            let classes = try node.optional("classes")?.int(min: 2) ?? 2
+            let length = try node.optional("length")?.int(min: 2) ?? 20
+            source = .synthetic(kind, samples: samples, noise: noise, classes: classes, length: length)
         }
-        let kind = try nameNode.choice(SyntheticDataset.self)
-        let samples = try node.optional("samples")?.int(min: 1) ?? 1000
-        let noise = Float(try node.optional("noise")?.double(min: 0) ?? 0.1)
-        let classes = try node.optional("classes")?.int(min: 2) ?? 2
-        return DataConfig(source: .synthetic(kind, samples: samples, noise: noise, classes: classes))
+        let normalization = try node.optional("normalize")?.choice(Normalization.self) ?? defaultNormalization
+        let validation = try node.optional("validation")?.double(min: 0, max: 0.9)
+        let limit = try node.optional("limit")?.int(min: 1)
+        let oneHot = try node.optional("one_hot")?.bool() ?? false
+        return DataSpec(source: source, normalization: normalization, validationFraction: validation, limit: limit, oneHot: oneHot)
     }
 
     static func readModel(_ node: ConfigNode) throws(ConfigError) -> ModelConfig {

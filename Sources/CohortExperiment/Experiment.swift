@@ -6,21 +6,25 @@ import Foundation
 /// Everything a run needs, built from a validated config: data, model, initial weights, loss.
 public struct Experiment: Sendable {
     public let config: ExperimentConfig
+    /// The training set.
     public let dataset: Dataset
+    /// The evaluation set: a validation split, or the source's test set, if any.
+    public let evaluation: Dataset?
     public let model: Sequential
     public let initialParameters: [Tensor]
     public let plan: BatchPlan
 
     public init(config: ExperimentConfig) throws {
         self.config = config
-        dataset = try Self.makeDataset(config)
+        (dataset, evaluation) = try config.data.load(seed: config.seed)
         let layers = config.model.layers.map(\.layer)
         do {
             model = try Sequential(inputShape: config.model.inputShape, layers: layers)
         } catch {
             throw ConfigError(file: config.sourcePath, line: nil, column: nil, keyPath: "model.layers", message: error.description)
         }
-        guard dataset.sampleShape.reduce(1, *) == config.model.inputShape.reduce(1, *) else {
+        guard dataset.sampleShape == config.model.inputShape
+                || (config.model.inputShape.count == 1 && dataset.sampleShape.reduce(1, *) == config.model.inputShape[0]) else {
             throw ConfigError(file: config.sourcePath, line: nil, column: nil, keyPath: "model.input",
                               message: "is \(config.model.inputShape) but the data '\(dataset.name)' has samples of shape \(dataset.sampleShape)")
         }
@@ -41,15 +45,6 @@ public struct Experiment: Sendable {
 
     public var gradient: MicroBatchGradient {
         MicroBatchGradient(model: model, loss: config.training.loss, reduction: config.training.reduction)
-    }
-
-    static func makeDataset(_ config: ExperimentConfig) throws -> Dataset {
-        switch config.data.source {
-        case let .synthetic(kind, samples, noise, classes):
-            return kind.generate(samples: samples, noise: noise, classes: classes, seed: config.seed)
-        case let .inline(inputs, targets):
-            return Dataset(name: "inline", inputs: inputs, targets: targets)
-        }
     }
 
     /// Initial weights: the initializer, then explicit values from the config, or a checkpoint.

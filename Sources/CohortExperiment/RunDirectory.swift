@@ -1,3 +1,4 @@
+import CohortData
 import CohortNN
 import CohortTensor
 import Foundation

@@ -1,4 +1,5 @@
 import CohortTensor
+import CohortData
 import Foundation
 
 /// The safetensors format (Hugging Face): an 8-byte little-endian header length N, N bytes of

@@ -51,6 +51,15 @@ public struct TrainingRun {
             ("train_loss", .number(trainLoss)),
         ]
         if let trainAccuracy { summary.append(("train_accuracy", .number(trainAccuracy))) }
+        var evaluationLine = ""
+        if let evaluation = experiment.evaluation {
+            let (loss, accuracy) = trainer.evaluate(on: evaluation)
+            summary.append(("eval_set", .string(evaluation.name)))
+            summary.append(("eval_loss", .number(loss)))
+            if let accuracy { summary.append(("eval_accuracy", .number(accuracy))) }
+            evaluationLine = "; \(evaluation.name) loss \(String(format: "%.6f", loss))" +
+                (accuracy.map { " accuracy \(String(format: "%.4f", $0))" } ?? "")
+        }
         summary += [
             ("wall_time_s", .number(seconds)), ("samples", .int(samples)),
             ("samples_per_s", .number(Double(samples) / max(seconds, 1e-9))),
@@ -58,7 +67,7 @@ public struct TrainingRun {
         ]
         try runDirectory.writeSummary(.object(summary))
         log("final training-set loss \(String(format: "%.6f", trainLoss))" +
-            (trainAccuracy.map { " accuracy \(String(format: "%.4f", $0))" } ?? "") + "; results in \(runDirectory.path)")
+            (trainAccuracy.map { " accuracy \(String(format: "%.4f", $0))" } ?? "") + evaluationLine + "; results in \(runDirectory.path)")
         return Result(parameters: trainer.parameters, steps: trainer.step, finalLoss: last?.loss ?? .nan,
                       trainLoss: trainLoss, trainAccuracy: trainAccuracy, seconds: seconds, runDirectory: runDirectory.path)
     }

@@ -42,7 +42,9 @@ public struct Sequential: Sendable, CustomStringConvertible {
     ) -> Variable {
         precondition(parameters.count == parameterSpecs.count,
                      "model has \(parameterSpecs.count) parameters, got \(parameters.count)")
-        var h = x
+        // Samples may arrive in their file's shape (MNIST: 1×28×28) for a model that reads them
+        // flat (input 784): the element counts were checked when the config was validated.
+        var h = Array(x.shape.dropFirst()) == inputShape ? x : x.reshaped([x.shape.first ?? 1] + inputShape)
         var offset = 0
         for (index, layer) in layers.enumerated() {
             let n = layer.parameterSpecs.count

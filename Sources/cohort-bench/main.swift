@@ -1,4 +1,5 @@
 import CBLAS
+import CohortData
 import CohortNN
 import CohortTensor
 import Foundation
@@ -88,4 +89,37 @@ if selected("mlp_train_step") { do {
           "step_ms": seconds * 1e3, "samples_per_s": Double(batch) / seconds])
 } catch {
     print("{\"bench\":\"mlp_train_step\",\"error\":\"\(error)\"}")
+} }
+
+// MARK: data pipeline: MNIST load and decode, batch assembly as a share of a training step
+
+if selected("data") { do {
+    let directory = ProcessInfo.processInfo.environment["COHORT_DATA"] ?? "../shared/data/mnist"
+    var train: Dataset?
+    let loadSeconds = measure(trials: 3, minimum: 0) { train = try? MNIST.load(directory: directory, split: .train) }
+    guard let train else { throw DataError(file: directory, "MNIST not found") }
+    emit(["bench": "mnist_load", "images": train.count, "seconds": loadSeconds])
+
+    let scaled = Normalizer(fitting: .scale, to: train).apply(train)
+    let model = try Sequential(inputShape: [784], layers: [
+        Linear(inFeatures: 784, outFeatures: 512), Activation.relu, Linear(inFeatures: 512, outFeatures: 10),
+    ])
+    let parameters = model.initialParameters(.pytorch, seed: 1)
+    let gradient = MicroBatchGradient(model: model, loss: .softmaxCrossEntropy, reduction: .mean)
+    let order = seededPermutation(train.count, seed: 1, stream: .init(purpose: 3))
+    var assembler = BatchAssembler()
+    var cursor = 0
+    func nextIndices() -> [Int] {
+        defer { cursor = (cursor + 128) % (train.count - 128) }
+        return Array(order[cursor..<(cursor + 128)])
+    }
+    let assemble = measure { _ = assembler.assemble(nextIndices(), from: scaled) }
+    let step = measure {
+        let (x, y) = assembler.assemble(nextIndices(), from: scaled)
+        _ = gradient(parameters: parameters, inputs: x, targets: y, context: .init(training: true))
+    }
+    emit(["bench": "batch_assembly", "batch": 128, "assemble_us": assemble * 1e6, "step_ms": step * 1e3,
+          "share_of_step": assemble / step])
+} catch {
+    print("{\"bench\":\"data\",\"error\":\"\(error)\"}")
 } }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CohortData
 import CohortExperiment
 import CohortTensor
 import Foundation
@@ -24,7 +25,7 @@ struct Cohort: ParsableCommand {
           cohort trace configs/lecture-2-2-1.yaml
           cohort config configs/quickstart.yaml --set training.epochs=3
         """,
-        subcommands: [Train.self, Trace.self, ShowConfig.self]
+        subcommands: [Train.self, Trace.self, ShowConfig.self, DataCommand.self]
     )
 
     /// ArgumentParser exits 64 on usage errors; Cohort promises 2, so parse and exit by hand.
@@ -35,6 +36,9 @@ struct Cohort: ParsableCommand {
             try command.run()
         } catch let error as ConfigError {
             FileHandle.standardError.write(Data("cohort: config error: \(error)\n".utf8))
+            Glibc.exit(ExitStatus.usage)
+        } catch let error as DataError {
+            FileHandle.standardError.write(Data("cohort: data error: \(error)\n".utf8))
             Glibc.exit(ExitStatus.usage)
         } catch let error as ExitCode {
             Glibc.exit(error.rawValue)
@@ -133,5 +137,43 @@ struct ShowConfig: ParsableCommand {
         let config = try options.load()
         _ = try Experiment(config: config)
         print(config.resolvedYAML, terminator: "")
+    }
+}
+
+struct DataCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "data",
+        abstract: "Fetch datasets.",
+        discussion: """
+        Examples:
+          cohort data mnist --to data/mnist
+          cohort data mnist --fashion --to data/fashion-mnist
+        Then point a config at the directory (data.path) or set COHORT_DATA to it.
+        """,
+        subcommands: [FetchMNIST.self]
+    )
+}
+
+struct FetchMNIST: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "mnist",
+        abstract: "Download MNIST (or Fashion-MNIST) from public mirrors and check the MD5 of each file."
+    )
+
+    @Option(help: "Directory to put the four .gz files in.")
+    var to: String
+
+    @Flag(help: "Fashion-MNIST instead of MNIST.")
+    var fashion = false
+
+    @Option(help: "A mirror base URL to try first (repeatable); file:// works too.")
+    var mirror: [String] = []
+
+    func run() throws {
+        let mirrors = mirror + (fashion ? MNISTDownload.fashionMirrors : MNISTDownload.mnistMirrors)
+        try MNISTDownload.fetch(to: to, mirrors: mirrors,
+                                checksums: fashion ? MNISTDownload.fashionChecksums : MNISTDownload.mnistChecksums,
+                                log: stdoutLine)
+        stdoutLine("done: \(to)")
     }
 }

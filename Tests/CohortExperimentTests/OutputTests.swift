@@ -76,6 +76,25 @@ func runCohort(_ arguments: [String]) throws -> (status: Int32, stdout: String, 
         #expect(try runCohort(["--help"]).status == 0)
     }
 
+    @Test func badDataExitsTwoNamingTheFileAndLine() throws {
+        let dir = temporaryDirectory()
+        let csv = dir.appendingPathComponent("points.csv")
+        try "x1,x2,label\n0.1,0.2,0\n0.3,oops,1\n".write(to: csv, atomically: true, encoding: .utf8)
+        let config = dir.appendingPathComponent("csv.yaml")
+        try """
+        data: {name: csv, path: \(csv.path), label: label}
+        model: {input: 2, layers: [{linear: {out: 2}}]}
+        training: {loss: cross_entropy, batch_size: 2, steps: 1}
+        optimizer: {lr: 0.1}
+        """.write(to: config, atomically: true, encoding: .utf8)
+        let result = try runCohort(["train", config.path, "--run-dir", dir.appendingPathComponent("run").path])
+        #expect(result.status == 2)
+        #expect(result.stderr.contains("points.csv:3") && result.stderr.contains("'oops' is not a number"), "\(result.stderr)")
+        try "x1,x2,label\n0.1,0.2,0\n0.3,0.4,1\n".write(to: csv, atomically: true, encoding: .utf8)
+        let good = try runCohort(["train", config.path, "--run-dir", dir.appendingPathComponent("run2").path])
+        #expect(good.status == 0, "\(good.stderr)")
+    }
+
     @Test func trainWritesTheRunDirectory() throws {
         let dir = temporaryDirectory().appendingPathComponent("run")
         let result = try runCohort(["train", "configs/xor.yaml", "--run-dir", dir.path, "--set", "training.steps=300"])

@@ -41,7 +41,7 @@ public struct POSIXFailure: Error, CustomStringConvertible {
     public var path: String
     public var code: Int32
 
-    init(call: String, path: String) {
+    public init(call: String, path: String) {
         self.call = call; self.path = path; self.code = errno
     }
 
