@@ -23,6 +23,7 @@ public struct LocalExecutor: GradientExecutor {
     let dataset: Dataset
     let gradient: MicroBatchGradient
     let seed: UInt64
+    var assembler = BatchAssembler()
 
     public init(experiment: Experiment) {
         dataset = experiment.dataset; gradient = experiment.gradient; seed = experiment.config.seed
@@ -31,7 +32,7 @@ public struct LocalExecutor: GradientExecutor {
     public mutating func compute(_ task: StepTask, tree: GradientTree) -> [Range<Int>: GradientSum] {
         let sum = tree.sum(tree.root) { k in
             let indices = task.microBatches[k]
-            let (x, y) = dataset.batch(indices)
+            let (x, y) = assembler.assemble(indices, from: dataset)
             let context = ForwardContext(training: true, seed: seed, step: task.step, sampleIndices: indices)
             return gradient(parameters: task.parameters, inputs: x, targets: y, context: context)
         }

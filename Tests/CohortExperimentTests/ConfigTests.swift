@@ -1,4 +1,5 @@
 import CohortExperiment
+import CohortTensor
 import CohortTestSupport
 import Foundation
 import Testing
@@ -79,6 +80,25 @@ import Testing
         #expect(missing.keyPath == "training" && missing.message.contains("missing required key 'loss'"))
         let syntax = try #require(error("data: [unclosed"))
         #expect(syntax.line != nil && syntax.message.contains("YAML"))
+    }
+
+    @Test func initFromLoadsWeightsAndChecksNamesAndShapes() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("cohort-init-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let good = dir.appendingPathComponent("good.safetensors").path
+        let weights = [Safetensors.Entry("0.weight", Tensor.ones([4, 2])), Safetensors.Entry("0.bias", Tensor([1, 2, 3, 4])),
+                       Safetensors.Entry("2.weight", Tensor.ones([1, 4])), Safetensors.Entry("2.bias", Tensor([7]))]
+        try Safetensors.write(weights, to: good)
+        let config = try ExperimentConfig.parse(valid, file: "test.yaml", overrides: ["model.init_from=\(good)"])
+        let experiment = try Experiment(config: config)
+        #expect(experiment.initialParameters[3].scalars == [7] && experiment.initialParameters[1].scalars == [1, 2, 3, 4])
+
+        let bad = dir.appendingPathComponent("bad.safetensors").path
+        try Safetensors.write([weights[0], weights[1], Safetensors.Entry("2.weight", Tensor.ones([4, 1])), weights[3]], to: bad)
+        let e = try #require(error(valid, overrides: ["model.init_from=\(bad)"]))
+        #expect(e.keyPath == "model.init_from" && e.message.contains("'2.weight'") && e.message.contains("[4, 1]"))
+        let missing = try #require(error(valid, overrides: ["model.init_from=\(dir.path)/none.safetensors"]))
+        #expect(missing.message.contains("no such file"))
     }
 
     @Test func overridesApplyAndAreValidated() throws {
