@@ -21,6 +21,9 @@ let package = Package(
             pkgConfig: "openblas",
             providers: [.apt(["libopenblas-dev"])]
         ),
+        .systemLibrary(name: "CZeroMQ", pkgConfig: "libzmq", providers: [.apt(["libzmq3-dev"])]),
+        // A thin Swift wrapper of libzmq: ownership, multipart messages, timeouts, zero-copy sends.
+        .target(name: "ZeroMQ", dependencies: ["CZeroMQ"]),
         .target(name: "CohortTensor", dependencies: ["CBLAS"]),
         .target(name: "CohortNN", dependencies: ["CohortTensor"]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
@@ -29,10 +32,12 @@ let package = Package(
             name: "CohortExperiment",
             dependencies: ["CohortTensor", "CohortNN", "CohortData", .product(name: "Yams", package: "Yams")]
         ),
+        // The coordinator, the workers and their wire protocol.
+        .target(name: "CohortCluster", dependencies: ["ZeroMQ", "CohortExperiment", "CohortNN", "CohortTensor", "CohortData"]),
         .executableTarget(
             name: "cohort",
             dependencies: [
-                "CohortExperiment", "CohortNN", "CohortTensor", "CohortData",
+                "CohortCluster", "CohortExperiment", "CohortNN", "CohortTensor", "CohortData",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

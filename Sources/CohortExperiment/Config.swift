@@ -12,8 +12,12 @@ public struct ExperimentConfig: Sendable {
     public var model: ModelConfig
     public var training: TrainingConfig
     public var optimizer: OptimizerConfig
+    public var cluster: ClusterConfig
     /// The resolved config as YAML (overrides applied), written to the run directory.
     public var resolvedYAML: String
+    /// What a worker needs to rebuild the model and loss: the `model` section (without
+    /// init_from: weights travel in the protocol) and the loss, as YAML.
+    public var workerSpec: String
     public var sourcePath: String
 
 
@@ -44,6 +48,24 @@ public struct ExperimentConfig: Sendable {
         public var logEvery: Int
         /// Where batch_size was set, for errors that need the dataset size to detect.
         public var batchSizeLocation: ConfigError
+    }
+
+    /// How the coordinator runs: local workers, an endpoint for external ones, liveness.
+    public struct ClusterConfig: Sendable {
+        /// Local worker processes to spawn (default: the number of cores).
+        public var workers: Int?
+        /// Wait for this many workers before training starts.
+        public var minWorkers: Int
+        /// BLAS threads per worker (default: cores ÷ local workers, at least 1).
+        public var threadsPerWorker: Int?
+        /// Endpoint to bind for external workers (tcp://host:port); local runs use ipc://.
+        public var bind: String?
+        /// Seconds of silence after which a worker is declared dead and its work reassigned.
+        public var heartbeatTimeout: Double
+        /// Largest message accepted, in megabytes (ZMQ_MAXMSGSIZE), checked before allocation.
+        public var maxMessageMB: Int
+        /// Seconds to wait for the first `min_workers` workers.
+        public var startTimeout: Double
     }
 
     public struct OptimizerConfig: Sendable {
@@ -95,9 +117,33 @@ extension ExperimentConfig {
         }
         let resolved = (try? Yams.serialize(node: root)) ?? text
         let top = ConfigNode(node: root, path: "", file: file, overridden: overridden)
-        let config = try read(top, file: file, resolved: resolved)
+        var config = try read(top, file: file, resolved: resolved)
         try top.finish()
+        var model = root.mapping?["model"]?.mapping ?? [:]
+        model["init_from"] = nil
+        let training = root.mapping?["training"]?.mapping
+        let spec: Node = .mapping([
+            "model": .mapping(model),
+            "loss": training?["loss"] ?? Node("cross_entropy"),
+            "reduction": training?["reduction"] ?? Node("mean"),
+        ])
+        config.workerSpec = (try? Yams.serialize(node: spec)) ?? ""
         return config
+    }
+
+    /// Rebuilds a model and its loss from `workerSpec` (what a worker receives in WELCOME).
+    public static func parseWorkerSpec(_ text: String) throws -> (model: Sequential, loss: Loss, reduction: Reduction) {
+        let root: Node
+        do { root = try Yams.compose(yaml: text) ?? Node.mapping([:]) } catch let error as YamlError {
+            throw yamlError(error, file: "<model spec>")
+        }
+        let top = ConfigNode(node: root, path: "", file: "<model spec>", overridden: [])
+        let modelConfig = try readModel(try top.required("model"))
+        let loss = try top.required("loss").choice(Loss.self)
+        let reduction = try top.optional("reduction")?.choice(Reduction.self) ?? .mean
+        try top.finish()
+        let model = try Sequential(inputShape: modelConfig.inputShape, layers: modelConfig.layers.map(\.layer))
+        return (model, loss, reduction)
     }
 
     static func setting(_ value: Node, at path: [String], in node: Node, fullKey: String) throws(ConfigError) -> Node {
@@ -131,8 +177,9 @@ extension ExperimentConfig {
         let model = try readModel(try top.required("model"))
         let training = try readTraining(try top.required("training"))
         let optimizer = try readOptimizer(try top.required("optimizer"))
+        let cluster = try readCluster(try top.optional("cluster"))
         return ExperimentConfig(name: name, seed: seed, data: data, model: model, training: training,
-                                optimizer: optimizer, resolvedYAML: resolved, sourcePath: file)
+                                optimizer: optimizer, cluster: cluster, resolvedYAML: resolved, workerSpec: "", sourcePath: file)
     }
 
     static let dataSources = ["xor", "spirals", "circles", "blobs", "sequence", "inline", "mnist", "fashion_mnist", "csv", "npy"]
@@ -278,6 +325,17 @@ extension ExperimentConfig {
         return TrainingConfig(loss: loss, reduction: reduction, epochs: epochs, steps: steps, batchSize: batchSize,
                               microBatches: microBatches, clipNorm: clip.map(Float.init), shuffle: shuffle,
                               dropLast: dropLast, logEvery: logEvery, batchSizeLocation: batchNode.error(""))
+    }
+
+    static func readCluster(_ node: ConfigNode?) throws(ConfigError) -> ClusterConfig {
+        ClusterConfig(
+            workers: try node?.optional("workers")?.int(min: 0, max: 256),
+            minWorkers: try node?.optional("min_workers")?.int(min: 1, max: 256) ?? 1,
+            threadsPerWorker: try node?.optional("threads_per_worker")?.int(min: 1, max: 256),
+            bind: try node?.optional("bind")?.string(),
+            heartbeatTimeout: try node?.optional("heartbeat_timeout")?.double(min: 0.1) ?? 10,
+            maxMessageMB: try node?.optional("max_message_mb")?.int(min: 1) ?? 1024,
+            startTimeout: try node?.optional("start_timeout")?.double(min: 0.1) ?? 120)
     }
 
     static func readOptimizer(_ node: ConfigNode) throws(ConfigError) -> OptimizerConfig {

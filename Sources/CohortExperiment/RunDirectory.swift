@@ -97,7 +97,8 @@ extension StepRecord {
             ("lr", .number(Double("\(learningRate)") ?? Double(learningRate))), ("grad_norm", .number(gradientNorm)), ("clipped", .bool(clipped)),
             ("samples", .int(samples)), ("step_time_s", .number(seconds)),
             ("samples_per_s", .number(seconds > 0 ? Double(samples) / seconds : 0)),
+            ("reduce_s", .number(reduceSeconds)), ("update_s", .number(updateSeconds)),
         ]
-        return .object(pairs)
+        return .object(pairs + executor)
     }
 }

@@ -16,6 +16,15 @@ public struct StepTask: Sendable {
 /// sums of whole nodes of the gradient tree, which the coordinator completes.
 public protocol GradientExecutor {
     mutating func compute(_ task: StepTask, tree: GradientTree) throws -> [Range<Int>: GradientSum]
+    /// Metrics of the last step for metrics.jsonl (worker compute times, bytes, broadcast time).
+    mutating func stepMetrics() -> [(String, JSON)]
+    /// Run totals for summary.json.
+    mutating func summaryMetrics(wallSeconds: Double) -> [(String, JSON)]
+}
+
+extension GradientExecutor {
+    public mutating func stepMetrics() -> [(String, JSON)] { [] }
+    public mutating func summaryMetrics(wallSeconds: Double) -> [(String, JSON)] { [] }
 }
 
 /// Runs every micro-batch in this process, along the gradient tree.
@@ -51,6 +60,15 @@ public struct StepRecord: Sendable {
     public var clipped: Bool
     public var samples: Int
     public var seconds: Double
+    /// Coordinator time in the fixed-tree sum and in clip + optimizer update.
+    public var reduceSeconds: Double = 0
+    public var updateSeconds: Double = 0
+    /// What the executor reports (per-worker compute, bytes, broadcast).
+    public var executor: [(String, JSON)] = []
+}
+
+func seconds(since start: DispatchTime) -> Double {
+    Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
 }
 
 /// The coordinator's training loop: plan the batch, get the micro-batch gradient sums, complete
@@ -89,15 +107,20 @@ public struct Trainer {
         let task = nextTask()
         let tree = GradientTree(leafCount: task.microBatches.count)
         let blocks = try executor.compute(task, tree: tree)
+        let reduceStart = DispatchTime.now()
         let sum = try tree.sum(tree.root, known: blocks) { k throws(MissingBlock) in throw MissingBlock(leaf: k) }
+        let reduceSeconds = seconds(since: reduceStart)
         let batchSize = task.microBatches.reduce(0) { $0 + $1.count }
+        let correct = sum.correct
+        let updateStart = DispatchTime.now()
         let report = update.apply(sum, batchSize: batchSize, parameters: &parameters, optimizer: &optimizer)
+        let updateSeconds = seconds(since: updateStart)
         step += 1
-        let accuracy = experiment.config.training.loss.isClassification ? Double(sum.correct) / Double(max(batchSize, 1)) : nil
+        let accuracy = experiment.config.training.loss.isClassification ? Double(correct) / Double(max(batchSize, 1)) : nil
         return StepRecord(step: step, epoch: task.epoch, loss: report.loss, accuracy: accuracy,
                           learningRate: optimizer.learningRate, gradientNorm: report.gradientNorm,
-                          clipped: report.clipped, samples: batchSize,
-                          seconds: Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9)
+                          clipped: report.clipped, samples: batchSize, seconds: seconds(since: start),
+                          reduceSeconds: reduceSeconds, updateSeconds: updateSeconds, executor: executor.stepMetrics())
     }
 
     /// Loss and accuracy of the current weights on a whole dataset, without recording a graph.

@@ -18,7 +18,8 @@ public struct TrainingRun {
     /// Trains to the end, writing metrics as it goes and the weights and summary at the end.
     /// `log` receives one human-readable line every `training.log_every` steps.
     public static func run<E: GradientExecutor>(
-        _ experiment: Experiment, executor: inout E, runDirectory: RunDirectory, log: (String) -> Void
+        _ experiment: Experiment, executor: inout E, runDirectory: RunDirectory,
+        beforeEvaluation: () -> Void = {}, log: (String) -> Void
     ) throws -> Result {
         var trainer = Trainer(experiment: experiment)
         let total = experiment.totalSteps
@@ -42,6 +43,7 @@ public struct TrainingRun {
             }
         }
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
+        beforeEvaluation()
         let (trainLoss, trainAccuracy) = trainer.evaluate(on: experiment.dataset)
         let metadata = ["format": "pt", "producer": "cohort", "step": "\(trainer.step)", "config": experiment.config.name]
         try runDirectory.writeWeights(experiment.model, trainer.parameters, metadata: metadata)
@@ -65,6 +67,7 @@ public struct TrainingRun {
             ("samples_per_s", .number(Double(samples) / max(seconds, 1e-9))),
             ("parameters", .int(trainer.parameters.reduce(0) { $0 + $1.count })),
         ]
+        summary += executor.summaryMetrics(wallSeconds: seconds)
         try runDirectory.writeSummary(.object(summary))
         log("final training-set loss \(String(format: "%.6f", trainLoss))" +
             (trainAccuracy.map { " accuracy \(String(format: "%.4f", $0))" } ?? "") + evaluationLine + "; results in \(runDirectory.path)")

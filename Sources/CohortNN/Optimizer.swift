@@ -5,9 +5,11 @@ import CohortTensor
 public protocol OptimizerRule: Sendable {
     /// Names of the state tensors kept per parameter (saved in checkpoints, PyTorch's names).
     var stateNames: [String] { get }
-    /// Updates one parameter in place from its (averaged, clipped) gradient.
+    /// Updates one parameter in place from its gradient, which is `scale · gradient`: the
+    /// coordinator folds the ÷ B of the mean and the clipping factor into `scale`, so the
+    /// gradient is read once instead of being rescaled in passes of its own.
     /// `step` counts from 1 (the first update), as PyTorch's Adam does.
-    func update(_ parameter: inout Tensor, gradient: Tensor, state: inout [Tensor], step: Int, lr: Float)
+    func update(_ parameter: inout Tensor, gradient: Tensor, scale: Float, state: inout [Tensor], step: Int, lr: Float)
 }
 
 /// Gradient descent: θ ← θ − η·g (lecture 003 §3.1). Whether it is full-batch GD, single-example
@@ -20,18 +22,25 @@ public struct SGD: OptimizerRule {
 
     public var stateNames: [String] { momentum == 0 ? [] : ["momentum_buffer"] }
 
-    public func update(_ parameter: inout Tensor, gradient: Tensor, state: inout [Tensor], step: Int, lr: Float) {
-        guard momentum != 0 else {
-            parameter.add(gradient, scaledBy: -lr)
-            return
+    public func update(_ parameter: inout Tensor, gradient: Tensor, scale: Float, state: inout [Tensor], step: Int, lr: Float) {
+        let n = parameter.count
+        let mu = momentum
+        // PyTorch starts the momentum buffer at the first gradient: v₁ = g₁.
+        let decay: Float = step == 1 ? 0 : mu
+        gradient.withUnsafeBufferPointer { g in
+            parameter.withUnsafeMutableBufferPointer { p in
+                guard mu != 0 else {
+                    for i in 0..<n { p[i] -= lr * (scale * g[i]) }
+                    return
+                }
+                state[0].withUnsafeMutableBufferPointer { v in
+                    for i in 0..<n {
+                        v[i] = decay * v[i] + scale * g[i]
+                        p[i] -= lr * v[i]
+                    }
+                }
+            }
         }
-        if step == 1 {
-            state[0] = gradient  // PyTorch starts the buffer at the first gradient
-        } else {
-            state[0].scale(by: momentum)
-            state[0].add(gradient)
-        }
-        parameter.add(state[0], scaledBy: -lr)
     }
 }
 
@@ -50,12 +59,12 @@ public struct Optimizer: Sendable {
         self.state = parameters.map { p in rule.stateNames.map { _ in Tensor.zeros(p.shape) } }
     }
 
-    /// Applies one update to every parameter.
-    public mutating func apply(to parameters: inout [Tensor], gradients: [Tensor]) {
+    /// Applies one update to every parameter, with gradient `scale · gradients[i]`.
+    public mutating func apply(to parameters: inout [Tensor], gradients: [Tensor], scale: Float = 1) {
         precondition(parameters.count == gradients.count, "\(parameters.count) parameters, \(gradients.count) gradients")
         step += 1
         for i in parameters.indices {
-            rule.update(&parameters[i], gradient: gradients[i], state: &state[i], step: step, lr: learningRate)
+            rule.update(&parameters[i], gradient: gradients[i], scale: scale, state: &state[i], step: step, lr: learningRate)
         }
     }
 }

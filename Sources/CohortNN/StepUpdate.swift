@@ -21,24 +21,20 @@ public struct StepUpdate: Sendable {
 
     /// Turns the step's gradient sum into an update of `parameters`. `batchSize` is B, the number
     /// of samples in the global batch.
-    public func apply(_ sum: consuming GradientSum, batchSize: Int, parameters: inout [Tensor],
+    public func apply(_ sum: GradientSum, batchSize: Int, parameters: inout [Tensor],
                       optimizer: inout Optimizer) -> Report {
-        let lossSum = sum.lossSum
-        // Take the gradients out of the sum so they are scaled in place, not copied.
-        var gradients: [Tensor] = []
-        swap(&gradients, &sum.gradients)
-        let scale: Float = reduction == .mean ? 1 / Float(batchSize) : 1
-        if scale != 1 { for i in gradients.indices { gradients[i].scale(by: scale) } }
-        let norm = Self.globalNorm(gradients)
+        // g = sum ÷ B (for the mean), then g ← τ/‖g‖ · g when ‖g‖ > τ. Both are one factor on the
+        // sum, applied as the optimizer reads it.
+        let mean = reduction == .mean ? 1 / Double(batchSize) : 1
+        let norm = Self.globalNorm(sum.gradients) * mean
+        var factor = mean
         var clipped = false
         if let clipNorm, norm > Double(clipNorm) {
-            // g ← τ/‖g‖ · g when ‖g‖ > τ: the direction is kept, the step is bounded.
-            let factor = Float(Double(clipNorm) / norm)
-            for i in gradients.indices { gradients[i].scale(by: factor) }
+            factor *= Double(clipNorm) / norm
             clipped = true
         }
-        optimizer.apply(to: &parameters, gradients: gradients)
-        let loss = reduction == .mean ? lossSum / Double(batchSize) : lossSum
+        optimizer.apply(to: &parameters, gradients: sum.gradients, scale: Float(factor))
+        let loss = reduction == .mean ? sum.lossSum / Double(batchSize) : sum.lossSum
         return Report(loss: loss, gradientNorm: norm, clipped: clipped)
     }
 

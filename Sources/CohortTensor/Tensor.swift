@@ -5,10 +5,18 @@ import CBLAS
 final class TensorStorage: @unchecked Sendable {
     @usableFromInline let pointer: UnsafeMutablePointer<Float>
     @usableFromInline let count: Int
+    /// When set, the memory belongs to this object (a received network frame) and is not freed here.
+    let owner: AnyObject?
+
+    /// Memory owned by someone else, kept alive by `owner` for as long as this storage lives.
+    init(borrowing pointer: UnsafeMutablePointer<Float>, count: Int, owner: AnyObject) {
+        self.pointer = pointer; self.count = count; self.owner = owner
+    }
 
     @usableFromInline
     init(count: Int) {
         self.count = count
+        owner = nil
         // 64-byte alignment keeps BLAS and vector loops on whole cache lines.
         var raw: UnsafeMutableRawPointer?
         let status = posix_memalign(&raw, 64, max(count, 1) * MemoryLayout<Float>.stride)
@@ -16,7 +24,7 @@ final class TensorStorage: @unchecked Sendable {
         pointer = raw!.bindMemory(to: Float.self, capacity: max(count, 1))
     }
 
-    deinit { free(pointer) }
+    deinit { if owner == nil { free(pointer) } }
 
     @usableFromInline
     func copy() -> TensorStorage {
@@ -50,6 +58,15 @@ public struct Tensor: @unchecked Sendable {
                      "shape \(shape) needs \(shape.reduce(1, *)) values, got \(values.count)")
         self.init(uninitializedShape: shape)
         values.withUnsafeBufferPointer { storage.pointer.update(from: $0.baseAddress!, count: values.count) }
+    }
+
+    /// A tensor over memory that `owner` keeps alive (e.g. a received message), without copying.
+    /// The memory must hold `shape`'s element count of Float32 and be 4-byte aligned; the tensor
+    /// may write to it (it is then this tensor's alone, unless copied first).
+    public init(borrowing pointer: UnsafeMutableRawPointer, shape: [Int], owner: AnyObject) {
+        precondition(Int(bitPattern: pointer) % MemoryLayout<Float>.alignment == 0, "unaligned tensor memory")
+        self.shape = shape
+        storage = TensorStorage(borrowing: pointer.assumingMemoryBound(to: Float.self), count: shape.reduce(1, *), owner: owner)
     }
 
     /// A scalar (rank 0) tensor.

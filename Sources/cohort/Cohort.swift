@@ -1,4 +1,5 @@
 import ArgumentParser
+import CohortCluster
 import CohortData
 import CohortExperiment
 import CohortTensor
@@ -25,7 +26,7 @@ struct Cohort: ParsableCommand {
           cohort trace configs/lecture-2-2-1.yaml
           cohort config configs/quickstart.yaml --set training.epochs=3
         """,
-        subcommands: [Train.self, Trace.self, ShowConfig.self, DataCommand.self]
+        subcommands: [Train.self, WorkerCommand.self, Trace.self, ShowConfig.self, DataCommand.self]
     )
 
     /// ArgumentParser exits 64 on usage errors; Cohort promises 2, so parse and exit by hand.
@@ -74,10 +75,21 @@ func stdoutLine(_ s: String) { FileHandle.standardOutput.write(Data((s + "\n").u
 
 struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Train a model and write its run directory.",
+        abstract: "Train a model with a coordinator and worker processes, and write its run directory.",
         discussion: """
+        The coordinator cuts every batch into micro-batches, the workers compute their gradients,
+        and the coordinator sums them along a fixed tree, averages, clips and updates. The weights
+        are the same, bit for bit, for any number of workers.
+
         Writes config.yaml (resolved), metrics.jsonl (one JSON object per step), final.safetensors
-        (PyTorch parameter names) and summary.json to the run directory, by default runs/<name>.
+        (PyTorch parameter names), summary.json and workers/worker-N.log to the run directory,
+        by default runs/<name>.
+
+        Examples:
+          cohort train configs/quickstart.yaml                    # one worker per core
+          cohort train configs/mnist-mlp.yaml --workers 2
+          cohort train configs/mnist-mlp.yaml --bind tcp://0.0.0.0:5555 --workers 0
+              # then on each machine: cohort worker --connect tcp://HOST:5555
         """
     )
 
@@ -86,20 +98,98 @@ struct Train: ParsableCommand {
     @Option(help: "Directory for the run's outputs (default: runs/<config name>, never overwriting).")
     var runDir: String?
 
+    @Option(help: "Local worker processes to start (default: cluster.workers, else the number of cores).")
+    var workers: Int?
+
+    @Option(help: "Endpoint for workers to connect to, e.g. tcp://0.0.0.0:5555 (default: a private ipc:// socket).")
+    var bind: String?
+
     @Flag(help: "Print nothing but errors.")
     var quiet = false
 
     func run() throws {
         let config = try options.load()
         let experiment = try Experiment(config: config)
+        let cores = ProcessInfo.processInfo.activeProcessorCount
+        let localCount = workers ?? config.cluster.workers ?? cores
+        guard localCount >= 0 else { throw ValidationError("--workers must be 0 or more") }
+        let endpoint = bind ?? config.cluster.bind ?? "ipc://\(NSTemporaryDirectory())cohort-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).ipc"
+        if localCount == 0 && bind == nil && config.cluster.bind == nil {
+            throw ValidationError("--workers 0 needs --bind (or cluster.bind) so external workers can connect")
+        }
         let directory = try RunDirectory(explicit: runDir, name: config.name, resolvedConfig: config.resolvedYAML)
-        var executor = LocalExecutor(experiment: experiment)
+        let say: (String) -> Void = { line in if !quiet { stdoutLine(line) } }
+        var options = Coordinator.Options(endpoint: endpoint)
+        options.heartbeatTimeout = config.cluster.heartbeatTimeout
+        options.maxMessageBytes = Int64(config.cluster.maxMessageMB) << 20
+        BLAS.setThreads(1)
         do {
-            _ = try TrainingRun.run(experiment, executor: &executor, runDirectory: directory) { line in
-                if !quiet { stdoutLine(line) }
+            let coordinator = try Coordinator(experiment: experiment, options: options, log: say)
+            defer {
+                coordinator.shutdown(reason: "training finished")
+                if coordinator.endpoint.hasPrefix("ipc://") { unlink(String(coordinator.endpoint.dropFirst(6))) }
             }
+            let threads = config.cluster.threadsPerWorker ?? max(1, cores / max(localCount, 1))
+            if localCount > 0 {
+                coordinator.localProcesses = try LocalWorkers(
+                    count: localCount, executable: LocalWorkers.currentExecutable, endpoint: coordinator.endpoint,
+                    threads: threads, dataConfig: "\(directory.path)/config.yaml", logDirectory: "\(directory.path)/workers")
+                say("started \(localCount) local worker(s), \(threads) BLAS thread(s) each, at \(coordinator.endpoint)")
+            } else {
+                say("waiting for \(config.cluster.minWorkers) worker(s) at \(coordinator.endpoint)")
+            }
+            try coordinator.waitForWorkers(max(config.cluster.minWorkers, localCount), timeout: config.cluster.startTimeout)
+            var executor = coordinator
+            _ = try TrainingRun.run(experiment, executor: &executor, runDirectory: directory,
+                                    beforeEvaluation: { BLAS.setThreads(cores) }, log: say)
+        } catch let error as ConfigError {
+            throw error
         } catch {
             stderrLine("cohort: training failed: \(error)")
+            throw ExitCode(ExitStatus.runtimeFailure)
+        }
+    }
+}
+
+struct WorkerCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "worker",
+        abstract: "Run a worker that computes gradients for a coordinator.",
+        discussion: """
+        Start one on each machine of a LAN (cluster/ has an ssh launcher and a systemd unit):
+          cohort worker --connect tcp://coordinator-host:5555 --threads 2
+        With --config, the worker loads that config's dataset; when it matches the coordinator's
+        (same SHA-256 fingerprint) tasks carry sample indices, otherwise the samples themselves.
+        """
+    )
+
+    @Option(help: "The coordinator's endpoint, e.g. tcp://10.0.0.5:5555.")
+    var connect: String
+
+    @Option(help: "OpenBLAS threads (one per worker when several workers share the cores).")
+    var threads = 1
+
+    @Option(help: "A config whose dataset to load locally.")
+    var config: String?
+
+    @Option(help: "Exit when this process is gone (set by the coordinator for local workers).")
+    var parent: Int32?
+
+    @Option(help: "Exit after this many seconds without a word from the coordinator.")
+    var timeout = 60.0
+
+    func run() throws {
+        var options = Worker.Options(endpoint: connect, threads: threads, dataConfig: config, parentPID: parent)
+        options.coordinatorTimeout = timeout
+        let worker = Worker(options: options) { line in stderrLine("[worker \(getpid())] \(line)") }
+        switch try worker.run() {
+        case .shutdown:
+            return
+        case .refused(let reason):
+            stderrLine("cohort worker: the coordinator refused this worker: \(reason)")
+            throw ExitCode(ExitStatus.usage)
+        case .coordinatorLost(let reason):
+            stderrLine("cohort worker: \(reason); exiting")
             throw ExitCode(ExitStatus.runtimeFailure)
         }
     }

@@ -1,0 +1,346 @@
+import CohortData
+import CohortExperiment
+import CohortNN
+import CohortTensor
+import Foundation
+import ZeroMQ
+
+/// The coordinator's side of the distributed step: a ROUTER socket, the worker pool, and the
+/// executor that hands each step's micro-batches to the workers and collects the tree blocks.
+/// The Trainer does the rest (tree sum, ÷ B, clip, update), exactly as in one process.
+public final class Coordinator: GradientExecutor {
+    public struct Options: Sendable {
+        public var endpoint: String
+        public var heartbeatTimeout: Double = 10
+        public var heartbeatInterval: Double = 1
+        public var maxMessageBytes: Int64 = 1 << 30
+        public init(endpoint: String) { self.endpoint = endpoint }
+    }
+
+    final class WorkerState {
+        let id: UInt32
+        let identity: [UInt8]
+        let hello: Hello
+        let sendsSamples: Bool
+        var lastSeen = Date()
+        var alive = true
+        var weightsVersion: UInt64 = .max
+        var computeSeconds = 0.0
+        var stepComputeSeconds = 0.0
+        var tasks = 0
+
+        init(id: UInt32, identity: [UInt8], hello: Hello, sendsSamples: Bool) {
+            self.id = id; self.identity = identity; self.hello = hello; self.sendsSamples = sendsSamples
+        }
+    }
+
+    struct Outstanding {
+        let worker: UInt32
+        let range: Range<Int>
+    }
+
+    let experiment: Experiment
+    let options: Options
+    let log: (String) -> Void
+    let context: ZMQContext
+    let socket: ZMQSocket
+    public let endpoint: String
+    public let runID: UInt64
+    var workers: [UInt32: WorkerState] = [:]
+    var nextWorkerID: UInt32 = 1
+    var nextTaskID: UInt64 = 1
+    var weights: PackedTensors
+    var weightsVersion: UInt64 = 0
+    public private(set) var droppedMessages = 0
+    var bytesSent = 0, bytesReceived = 0
+    var stepBytesSent = 0, stepBytesReceived = 0, stepBroadcastSeconds = 0.0, stepExchangeSeconds = 0.0
+    var lastHeartbeatSent = Date.distantPast
+    /// Local worker processes, watched so a crash is noticed at once.
+    public var localProcesses: LocalWorkers?
+
+    public init(experiment: Experiment, options: Options, log: @escaping (String) -> Void) throws {
+        self.experiment = experiment
+        self.options = options
+        self.log = log
+        context = try ZMQContext(ioThreads: Int(ProcessInfo.processInfo.environment["COHORT_IO_THREADS"] ?? "1") ?? 1)
+        socket = try ZMQSocket(context, .router)
+        try socket.setMaximumMessageSize(options.maxMessageBytes)
+        // Fail loudly instead of silently dropping a message to a worker that has gone.
+        try socket.setRouterMandatory()
+        try socket.bind(options.endpoint)
+        endpoint = try socket.lastEndpoint
+        var random = SystemRandomNumberGenerator()
+        runID = random.next()
+        weights = PackedTensors(experiment.initialParameters)
+    }
+
+    deinit { socket.close() }
+
+    var liveWorkers: [WorkerState] { workers.values.filter(\.alive).sorted { $0.id < $1.id } }
+    public var liveWorkerCount: Int { liveWorkers.count }
+
+    // MARK: joining
+
+    /// Waits until `minimum` workers have joined, answering HELLOs.
+    public func waitForWorkers(_ minimum: Int, timeout: Double) throws {
+        let deadline = Date().addingTimeInterval(timeout)
+        while liveWorkerCount < minimum {
+            guard Date() < deadline else {
+                throw ClusterError("only \(liveWorkerCount) of \(minimum) workers joined within \(Int(timeout)) s at \(endpoint)")
+            }
+            try checkLocalProcesses()
+            if let local = localProcesses, local.running == 0, liveWorkerCount < minimum, local.count > 0 {
+                throw ClusterError("every local worker exited before joining; see their logs in \(local.logDirectory)")
+            }
+            try pump(timeout: 0.2) { _ in }
+        }
+    }
+
+    func welcome(identity: [UInt8], message: Message) throws {
+        guard message.header.version == Wire.version else {
+            let reason = "protocol version \(message.header.version) refused: this coordinator speaks version \(Wire.version)"
+            log("refused a worker: \(reason)")
+            try send(to: identity, .shutdown, step: 0, body: ShutdownMessage(reason: reason, refused: true).encode())
+            return
+        }
+        let hello = try Hello.decode(message)
+        let sameData = hello.fingerprints.contains(experiment.dataset.fingerprint)
+        let worker = WorkerState(id: nextWorkerID, identity: identity, hello: hello, sendsSamples: !sameData)
+        nextWorkerID += 1
+        workers[worker.id] = worker
+        let welcome = Welcome(workerID: worker.id, modelSpec: experiment.config.workerSpec, seed: experiment.config.seed,
+                              datasetFingerprint: experiment.dataset.fingerprint, sendsSamples: !sameData,
+                              weightsVersion: weightsVersion, shapes: weights.shapes)
+        try send(to: identity, .welcome, step: 0, body: welcome.encode(), tensors: [.zeroCopy(weights.bytes, owner: weights)])
+        worker.weightsVersion = weightsVersion
+        log("worker \(worker.id) joined from \(hello.host) pid \(hello.pid), \(hello.threads) BLAS thread(s), " +
+            (sameData ? "same dataset: indices only" : "no matching dataset: samples sent with each task"))
+    }
+
+    // MARK: messages
+
+    @discardableResult
+    func send(to identity: [UInt8], _ kind: MessageKind, step: UInt64, body: [UInt8], tensors: [OutgoingFrame] = []) throws -> Int {
+        let n = try socket.send([.bytes(identity)] + Message.frames(kind: kind, runID: runID, step: step, body: body, tensors: tensors))
+        bytesSent += n; stepBytesSent += n
+        return n
+    }
+
+    /// Sends to a worker; a worker that has gone is marked dead instead of failing the run.
+    func trySend(_ worker: WorkerState, _ kind: MessageKind, step: UInt64, body: [UInt8], tensors: [OutgoingFrame] = []) {
+        do { try send(to: worker.identity, kind, step: step, body: body, tensors: tensors) } catch {
+            markDead(worker, because: "send failed: \(error)")
+        }
+    }
+
+    func drop(_ why: String) {
+        droppedMessages += 1
+        log("dropped a message (\(droppedMessages) so far): \(why)")
+    }
+
+    /// Waits up to `timeout` seconds for messages, then handles every message that has arrived:
+    /// joins, heartbeats, and results (passed to `results`). Liveness is checked on every call.
+    func pump(timeout: Double, results: (ResultFrom) throws -> Void) throws {
+        var wait = timeout
+        while let frames = try socket.receive(timeout: wait) {
+            wait = 0
+            try handle(frames, results: results)
+        }
+        try heartbeatIfDue()
+        try checkLocalProcesses()
+        checkHeartbeats()
+    }
+
+    func handle(_ frames: [ZMQFrame], results: (ResultFrom) throws -> Void) throws {
+        let size = frames.reduce(0) { $0 + $1.count }
+        bytesReceived += size; stepBytesReceived += size
+        guard frames.count >= 3 else { drop("\(frames.count) frames"); return }
+        let identity = frames[0].bytes
+        let message: Message
+        do { message = try Message.parse(frames[1...]) } catch { drop("\(error)"); return }
+        let worker = workers.values.first { $0.identity == identity }
+        if message.header.kind == .hello {
+            if let worker { markDead(worker, because: "said hello again") }
+            do { try welcome(identity: identity, message: message) } catch { drop("bad hello: \(error)") }
+            return
+        }
+        guard let worker, worker.alive else { drop("\(message.header.kind) from an unknown or dead worker"); return }
+        guard message.header.runID == runID, message.header.version == Wire.version else {
+            drop("\(message.header.kind) for another run or protocol version"); return
+        }
+        worker.lastSeen = Date()
+        switch message.header.kind {
+        case .heartbeat: break
+        case .result:
+            do { try results(ResultFrom(worker: worker, message: message, result: try ResultMessage.decode(message))) } catch let error as ProtocolError {
+                drop("result from worker \(worker.id): \(error)")
+            }
+        default: drop("unexpected \(message.header.kind) from worker \(worker.id)")
+        }
+    }
+
+    struct ResultFrom {
+        let worker: WorkerState
+        let message: Message
+        let result: ResultMessage
+    }
+
+    func heartbeatIfDue() throws {
+        guard Date().timeIntervalSince(lastHeartbeatSent) >= options.heartbeatInterval else { return }
+        lastHeartbeatSent = Date()
+        for worker in liveWorkers { trySend(worker, .heartbeat, step: 0, body: []) }
+    }
+
+    func checkHeartbeats() {
+        for worker in liveWorkers where Date().timeIntervalSince(worker.lastSeen) > options.heartbeatTimeout {
+            markDead(worker, because: "silent for \(String(format: "%.1f", options.heartbeatTimeout)) s")
+        }
+    }
+
+    func checkLocalProcesses() throws {
+        guard let local = localProcesses else { return }
+        for pid in local.reapExited() {
+            if let worker = workers.values.first(where: { $0.hello.pid == Int(pid) && $0.alive }) {
+                markDead(worker, because: "its process \(pid) exited")
+            } else {
+                log("local worker process \(pid) exited")
+            }
+        }
+    }
+
+    func markDead(_ worker: WorkerState, because reason: String) {
+        guard worker.alive else { return }
+        worker.alive = false
+        log("worker \(worker.id) is dead (\(reason)); its micro-batches go to the others")
+    }
+
+    // MARK: the step
+
+    public func compute(_ task: StepTask, tree: GradientTree) throws -> [Range<Int>: GradientSum] {
+        let computeStart = Date()
+        defer { stepExchangeSeconds = Date().timeIntervalSince(computeStart) }
+        stepBytesSent = 0; stepBytesReceived = 0
+        for worker in workers.values { worker.stepComputeSeconds = 0 }
+        let version = UInt64(task.step)
+        if version != weightsVersion || task.step == 0 {
+            weights = PackedTensors(task.parameters)
+            weightsVersion = version
+        }
+        var known: [Range<Int>: GradientSum] = [:]
+        var outstanding: [UInt64: Outstanding] = [:]
+        var covered = 0
+        let shapes = weights.shapes
+
+        func assign(_ range: Range<Int>) throws {
+            var pool = liveWorkers
+            while pool.isEmpty {
+                // Everyone died: wait for a new worker to join, as long as a heartbeat timeout.
+                log("no live workers; waiting for one to join at \(endpoint)")
+                let deadline = Date().addingTimeInterval(max(options.heartbeatTimeout, 5))
+                while liveWorkers.isEmpty && Date() < deadline { try pump(timeout: 0.2) { _ in } }
+                pool = liveWorkers
+                if pool.isEmpty { throw ClusterError("all workers are gone") }
+            }
+            let broadcastStart = Date()
+            for worker in pool where worker.weightsVersion != weightsVersion {
+                trySend(worker, .weights, step: version, body: WeightsMessage(version: weightsVersion).encode(),
+                        tensors: [.zeroCopy(weights.bytes, owner: weights)])
+                worker.weightsVersion = weightsVersion
+            }
+            stepBroadcastSeconds += Date().timeIntervalSince(broadcastStart)
+            let n = min(pool.count, range.count)
+            for (w, worker) in pool.prefix(n).enumerated() {
+                let part = (range.lowerBound + w * range.count / n)..<(range.lowerBound + (w + 1) * range.count / n)
+                let id = nextTaskID
+                nextTaskID += 1
+                let leaves = part.map { task.microBatches[$0] }
+                var message = TaskMessage(taskID: id, weightsVersion: weightsVersion, leafCount: tree.leafCount,
+                                          first: part.lowerBound, leaves: leaves, sampleShapes: [])
+                var frames: [OutgoingFrame] = []
+                if worker.sendsSamples {
+                    for indices in leaves {
+                        let (x, y) = experiment.dataset.batch(indices)
+                        message.sampleShapes.append((x.shape, y.shape))
+                        let px = PackedTensors([x]), py = PackedTensors([y])
+                        frames += [.zeroCopy(px.bytes, owner: px), .zeroCopy(py.bytes, owner: py)]
+                    }
+                }
+                outstanding[id] = Outstanding(worker: worker.id, range: part)
+                worker.tasks += 1
+                trySend(worker, .task, step: version, body: message.encode(), tensors: frames)
+            }
+        }
+
+        stepBroadcastSeconds = 0
+        try assign(tree.root)
+        let debug = ProcessInfo.processInfo.environment["COHORT_DEBUG_TIMING"] != nil
+        let assigned = Date()
+        while covered < tree.leafCount {
+            try pump(timeout: 0.25) { from in
+                guard let job = outstanding[from.result.taskID], job.worker == from.worker.id else {
+                    drop("result for a task that is not outstanding (late or reassigned)")
+                    return
+                }
+                let expected = tree.blocks(covering: job.range)
+                guard from.result.blocks.map(\.range) == expected else {
+                    throw ProtocolError("blocks \(from.result.blocks.map(\.range)) do not cover \(job.range) as the tree requires")
+                }
+                guard from.message.tensors.count == expected.count * shapes.count else {
+                    throw ProtocolError("\(from.message.tensors.count) tensor frames for \(expected.count) blocks of \(shapes.count) parameters")
+                }
+                for (b, block) in from.result.blocks.enumerated() {
+                    // Borrow the frames' memory: the tree sum then adds into it in place.
+                    let gradients = try shapes.indices.map { p in
+                        try PackedTensors.unpack(from.message.tensors[b * shapes.count + p], shapes: [shapes[p]])[0]
+                    }
+                    known[block.range] = GradientSum(gradients: gradients, lossSum: block.lossSum, samples: block.samples, correct: block.correct)
+                }
+                outstanding[from.result.taskID] = nil
+                covered += job.range.count
+                if debug { FileHandle.standardError.write(Data("assign \(String(format: "%.2f", assigned.timeIntervalSince(computeStart) * 1000)) result w\(from.worker.id) at \(String(format: "%.2f", Date().timeIntervalSince(computeStart) * 1000)) compute \(String(format: "%.2f", from.result.computeSeconds * 1000))\n".utf8)) }
+                from.worker.computeSeconds += from.result.computeSeconds
+                from.worker.stepComputeSeconds += from.result.computeSeconds
+            }
+            // Work held by workers that died goes to the survivors, cut along the same tree.
+            for (id, job) in outstanding where workers[job.worker]?.alive != true {
+                outstanding[id] = nil
+                try assign(job.range)
+            }
+        }
+        return known
+    }
+
+    public func stepMetrics() -> [(String, JSON)] {
+        let perWorker: [JSON] = workers.values.sorted { $0.id < $1.id }.filter { $0.stepComputeSeconds > 0 }.map {
+            .object([("id", .int(Int($0.id))), ("compute_s", .number($0.stepComputeSeconds))])
+        }
+        return [("workers", .array(perWorker)), ("live_workers", .int(liveWorkerCount)),
+                ("broadcast_s", .number(stepBroadcastSeconds)), ("exchange_s", .number(stepExchangeSeconds)),
+                ("bytes_sent", .int(stepBytesSent)), ("bytes_received", .int(stepBytesReceived))]
+    }
+
+    public func summaryMetrics(wallSeconds: Double) -> [(String, JSON)] {
+        let all = workers.values.sorted { $0.id < $1.id }
+        let perWorker: [JSON] = all.map {
+            .object([("id", .int(Int($0.id))), ("host", .string($0.hello.host)), ("pid", .int($0.hello.pid)),
+                     ("threads", .int($0.hello.threads)), ("tasks", .int($0.tasks)), ("compute_s", .number($0.computeSeconds)),
+                     ("alive_at_end", .bool($0.alive)), ("samples_sent_with_tasks", .bool($0.sendsSamples))])
+        }
+        // Share of the run in which the workers were not computing: the price of distribution.
+        let computing = all.map(\.computeSeconds).max() ?? 0
+        return [("workers", .array(perWorker)), ("bytes_sent", .int(bytesSent)), ("bytes_received", .int(bytesReceived)),
+                ("dropped_messages", .int(droppedMessages)),
+                ("share_outside_worker_compute", .number(wallSeconds > 0 ? max(0, 1 - computing / wallSeconds) : 0))]
+    }
+
+    /// Tells every worker to stop and waits briefly for local ones to exit.
+    public func shutdown(reason: String) {
+        for worker in liveWorkers { trySend(worker, .shutdown, step: 0, body: ShutdownMessage(reason: reason, refused: false).encode()) }
+        localProcesses?.waitForExit(timeout: 5)
+    }
+}
+
+public struct ClusterError: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}

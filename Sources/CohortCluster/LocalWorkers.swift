@@ -1,0 +1,77 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Worker processes spawned on this machine: copies of the same executable running
+/// `cohort worker --connect …`, each logging to its own file in the run directory.
+public final class LocalWorkers {
+    public private(set) var pids: [pid_t] = []
+    private var exited: Set<pid_t> = []
+    public let logDirectory: String
+
+    public var count: Int { pids.count }
+    public var running: Int { pids.count - exited.count }
+
+    /// Spawns `count` workers: `executable worker --connect endpoint --threads t --config c --parent pid`.
+    public init(count: Int, executable: String, endpoint: String, threads: Int, dataConfig: String?, logDirectory: String) throws {
+        self.logDirectory = logDirectory
+        try FileManager.default.createDirectory(atPath: logDirectory, withIntermediateDirectories: true)
+        for i in 0..<count {
+            var arguments = [executable, "worker", "--connect", endpoint, "--threads", "\(threads)", "--parent", "\(getpid())"]
+            if let dataConfig { arguments += ["--config", dataConfig] }
+            pids.append(try Self.spawn(arguments, log: "\(logDirectory)/worker-\(i + 1).log"))
+        }
+    }
+
+    deinit { terminateAll() }
+
+    static func spawn(_ arguments: [String], log: String) throws -> pid_t {
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 1, log, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        var argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
+        defer { for p in argv { free(p) } }
+        var pid: pid_t = 0
+        let rc = posix_spawn(&pid, arguments[0], &actions, nil, &argv, environ)
+        guard rc == 0 else { throw ClusterError("cannot start a worker (\(arguments[0])): \(String(cString: strerror(rc)))") }
+        return pid
+    }
+
+    /// Pids of workers that exited since the last call (reaped, so no zombies remain).
+    public func reapExited() -> [pid_t] {
+        var gone: [pid_t] = []
+        for pid in pids where !exited.contains(pid) {
+            var status: Int32 = 0
+            if waitpid(pid, &status, WNOHANG) == pid { exited.insert(pid); gone.append(pid) }
+        }
+        return gone
+    }
+
+    /// Waits up to `timeout` seconds for every worker to exit, then kills the rest.
+    public func waitForExit(timeout: Double) {
+        let deadline = Date().addingTimeInterval(timeout)
+        while running > 0 && Date() < deadline {
+            _ = reapExited()
+            if running > 0 { usleep(20_000) }
+        }
+        terminateAll()
+    }
+
+    public func terminateAll() {
+        for pid in pids where !exited.contains(pid) {
+            kill(pid, SIGKILL)
+            var status: Int32 = 0
+            waitpid(pid, &status, 0)
+            exited.insert(pid)
+        }
+    }
+
+    /// The path of the running executable, so workers run the same build.
+    public static var currentExecutable: String {
+        (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+    }
+}

@@ -1,0 +1,203 @@
+import CohortData
+import CohortExperiment
+import CohortNN
+import CohortTensor
+import Foundation
+import ZeroMQ
+
+/// A worker process: connects a DEALER to the coordinator's ROUTER, says HELLO, then runs the
+/// forward and backward passes of the micro-batches it is given, along the gradient tree.
+public final class Worker {
+    public struct Options: Sendable {
+        public var endpoint: String
+        public var threads: Int
+        /// A config whose dataset this worker loads, so tasks can send indices instead of samples.
+        public var dataConfig: String?
+        /// Exit when this process (the coordinator that spawned us) is gone.
+        public var parentPID: Int32?
+        public var heartbeatInterval: Double = 1
+        /// Exit after this long without a word from the coordinator.
+        public var coordinatorTimeout: Double = 60
+        public var maxMessageBytes: Int64 = 1 << 30
+
+        public init(endpoint: String, threads: Int, dataConfig: String? = nil, parentPID: Int32? = nil) {
+            self.endpoint = endpoint; self.threads = threads; self.dataConfig = dataConfig; self.parentPID = parentPID
+        }
+    }
+
+    /// Why the worker stopped.
+    public enum Exit: Equatable, Sendable {
+        case shutdown
+        case refused(String)
+        case coordinatorLost(String)
+    }
+
+    let options: Options
+    let log: (String) -> Void
+    var runID: UInt64?
+    var model: Sequential?
+    var gradient: MicroBatchGradient?
+    var seed: UInt64 = 0
+    var parameters: [Tensor] = []
+    var shapes: [[Int]] = []
+    var weightsVersion: UInt64 = 0
+    var usesLocalData = false
+    var localData: Dataset?
+    var assembler = BatchAssembler()
+    var droppedMessages = 0
+    var lastHeard = Date()
+    var lastSent = Date.distantPast
+
+    public init(options: Options, log: @escaping (String) -> Void) {
+        self.options = options
+        self.log = log
+    }
+
+    public func run() throws -> Exit {
+        BLAS.setThreads(options.threads)
+        if let path = options.dataConfig {
+            let config = try ExperimentConfig.load(path: path)
+            localData = try config.data.load(seed: config.seed).train
+            log("holds dataset \(localData!.name) (\(localData!.count) samples, fingerprint \(localData!.fingerprint.prefix(12))…)")
+        }
+        let context = try ZMQContext()
+        let socket = try ZMQSocket(context, .dealer)
+        defer { socket.close() }
+        try socket.setMaximumMessageSize(options.maxMessageBytes)
+        try socket.connect(options.endpoint)
+        let hello = Hello(threads: options.threads, host: ProcessInfo.processInfo.hostName, pid: Int(getpid()),
+                          fingerprints: localData.map { [$0.fingerprint] } ?? [])
+        try send(socket, .hello, step: 0, body: hello.encode())
+        log("connected to \(options.endpoint), said hello")
+        while true {
+            if let parent = options.parentPID, getppid() != parent {
+                return .coordinatorLost("the coordinator process \(parent) is gone")
+            }
+            if Date().timeIntervalSince(lastHeard) > options.coordinatorTimeout {
+                return .coordinatorLost("no word from the coordinator for \(Int(options.coordinatorTimeout)) s")
+            }
+            try heartbeatIfDue(socket)
+            guard let frames = try socket.receive(timeout: options.heartbeatInterval) else { continue }
+            lastHeard = Date()
+            let message: Message
+            do { message = try Message.parse(frames[...]) } catch {
+                drop("malformed message: \(error)")
+                continue
+            }
+            if let exit = try handle(message, socket: socket) { return exit }
+        }
+    }
+
+    func drop(_ why: String) {
+        droppedMessages += 1
+        log("dropped a message (\(droppedMessages) so far): \(why)")
+    }
+
+    func send(_ socket: ZMQSocket, _ kind: MessageKind, step: UInt64, body: [UInt8], tensors: [OutgoingFrame] = []) throws {
+        try socket.send(Message.frames(kind: kind, runID: runID ?? 0, step: step, body: body, tensors: tensors))
+        lastSent = Date()
+    }
+
+    func heartbeatIfDue(_ socket: ZMQSocket) throws {
+        guard runID != nil, Date().timeIntervalSince(lastSent) >= options.heartbeatInterval else { return }
+        try send(socket, .heartbeat, step: 0, body: [])
+    }
+
+    /// Handles one message; returns an exit when the worker should stop.
+    func handle(_ message: Message, socket: ZMQSocket) throws -> Exit? {
+        let header = message.header
+        if header.kind == .shutdown {
+            let shutdown = try? ShutdownMessage.decode(message)
+            if shutdown?.refused == true { return .refused(shutdown?.reason ?? "refused") }
+            log("shutdown: \(shutdown?.reason ?? "")")
+            return .shutdown
+        }
+        guard header.version == Wire.version else { drop("protocol version \(header.version)"); return nil }
+        if header.kind == .welcome {
+            do { try welcome(message) } catch { drop("bad welcome: \(error)") }
+            return nil
+        }
+        guard let runID, header.runID == runID else { drop("\(header.kind) for run \(header.runID) before or outside our run"); return nil }
+        do {
+            switch header.kind {
+            case .weights:
+                let weights = try WeightsMessage.decode(message)
+                parameters = try PackedTensors.unpack(message.tensors[0], shapes: shapes)
+                weightsVersion = weights.version
+            case .task:
+                try runTask(try TaskMessage.decode(message), message: message, step: header.step, socket: socket)
+            case .heartbeat:
+                break
+            default:
+                drop("unexpected \(header.kind) from the coordinator")
+            }
+        } catch let error as ProtocolError {
+            drop(error.description)
+        }
+        return nil
+    }
+
+    func welcome(_ message: Message) throws {
+        let w = try Welcome.decode(message)
+        guard message.tensors.count == 1 else { throw ProtocolError("welcome needs one weights frame") }
+        let spec = try ExperimentConfig.parseWorkerSpec(w.modelSpec)
+        let expected = spec.model.parameterSpecs.map(\.spec.shape)
+        guard expected == w.shapes else { throw ProtocolError("weights of shapes \(w.shapes) for a model of \(expected)") }
+        shapes = w.shapes
+        parameters = try PackedTensors.unpack(message.tensors[0], shapes: w.shapes)
+        model = spec.model
+        gradient = MicroBatchGradient(model: spec.model, loss: spec.loss, reduction: spec.reduction)
+        seed = w.seed
+        weightsVersion = w.weightsVersion
+        runID = message.header.runID
+        usesLocalData = !w.sendsSamples
+        if usesLocalData && localData?.fingerprint != w.datasetFingerprint {
+            throw ProtocolError("told to use local data, but ours differs from the coordinator's")
+        }
+        log("welcome: worker \(w.workerID), run \(message.header.runID), \(parameters.count) parameter tensors, " +
+            (usesLocalData ? "local data" : "samples sent with each task"))
+    }
+
+    func runTask(_ task: TaskMessage, message: Message, step: UInt64, socket: ZMQSocket) throws {
+        guard let gradient else { throw ProtocolError("task before welcome") }
+        guard task.weightsVersion == weightsVersion else {
+            throw ProtocolError("task for weights \(task.weightsVersion), we hold \(weightsVersion)")
+        }
+        let start = Date()
+        // Samples sent with the task: two frames per leaf, copied out before the frames go.
+        var sent: [(Tensor, Tensor)] = []
+        if !usesLocalData {
+            guard task.sampleShapes.count == task.leaves.count, message.tensors.count == 2 * task.leaves.count else {
+                throw ProtocolError("task without the samples this worker needs")
+            }
+            for (i, shapes) in task.sampleShapes.enumerated() {
+                let x = try PackedTensors.unpack(message.tensors[2 * i], shapes: [shapes.inputs])[0]
+                let y = try PackedTensors.unpack(message.tensors[2 * i + 1], shapes: [shapes.targets])[0]
+                guard x.shape.first == task.leaves[i].count, y.shape.first == task.leaves[i].count else {
+                    throw ProtocolError("leaf \(i) has \(task.leaves[i].count) indices but \(x.shape.first ?? 0) samples")
+                }
+                sent.append((x, y))
+            }
+        } else if let data = localData, let bad = task.leaves.joined().first(where: { $0 < 0 || $0 >= data.count }) {
+            throw ProtocolError("sample index \(bad) outside the dataset of \(data.count)")
+        }
+        let tree = GradientTree(leafCount: task.leafCount)
+        var blocks: [ResultMessage.Block] = []
+        var frames: [OutgoingFrame] = []
+        for block in tree.blocks(covering: task.range) {
+            let sum = try tree.sum(block) { leaf in
+                try heartbeatIfDue(socket)
+                let k = leaf - task.first
+                let indices = task.leaves[k]
+                let (x, y) = usesLocalData ? assembler.assemble(indices, from: localData!) : sent[k]
+                let context = ForwardContext(training: true, seed: seed, step: Int(step), sampleIndices: indices)
+                return gradient(parameters: parameters, inputs: x, targets: y, context: context)
+            }
+            blocks.append(.init(range: block, lossSum: sum.lossSum, samples: sum.samples, correct: sum.correct))
+            // One frame per parameter, straight from the gradient tensors: no packing copy.
+            frames += sum.gradients.map { TensorBox($0).frame }
+        }
+        let result = ResultMessage(taskID: task.taskID, blocks: blocks, computeSeconds: Date().timeIntervalSince(start))
+        try send(socket, .result, step: step, body: result.encode(), tensors: frames)
+    }
+}
