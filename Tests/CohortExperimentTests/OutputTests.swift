@@ -34,31 +34,7 @@ import Testing
     }
 }
 
-/// Runs the built `cohort` executable, as a user would.
-func runCohort(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
-    let binary = ["release", "debug"].map { packageRoot.appendingPathComponent(".build/\($0)/cohort") }
-        .first { FileManager.default.isExecutableFile(atPath: $0.path) }
-    let process = Process()
-    process.executableURL = try #require(binary, "build the cohort executable first (make test does)")
-    process.arguments = arguments
-    process.currentDirectoryURL = packageRoot
-    let out = Pipe(), err = Pipe()
-    process.standardOutput = out
-    process.standardError = err
-    try process.run()
-    let stdoutData = out.fileHandleForReading.readDataToEndOfFile()
-    let stderrData = err.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return (process.terminationStatus, String(decoding: stdoutData, as: UTF8.self), String(decoding: stderrData, as: UTF8.self))
-}
-
 @Suite struct CLITests {
-    func temporaryDirectory() -> URL {
-        let url = FileManager.default.temporaryDirectory.appendingPathComponent("cohort-test-\(UUID().uuidString)")
-        try? FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-        return url
-    }
-
     @Test func badConfigExitsTwoNamingTheKeyAndLine() throws {
         let dir = temporaryDirectory()
         let config = dir.appendingPathComponent("bad.yaml")

@@ -1,0 +1,149 @@
+@testable import CohortCluster
+import CohortTestSupport
+import Foundation
+import Testing
+import ZeroMQ
+
+/// Whole runs of `cohort train` with real worker processes.
+@Suite(.serialized) struct ClusterRunTests {
+    /// The same weights, bit for bit, from 1, 2 or 4 workers (one BLAS thread each).
+    @Test func mnistMLPIsBitwiseIdenticalFor1And2And4Workers() throws {
+        let dir = temporaryDirectory()
+        var weights: [[String: Data]] = []
+        for workers in [1, 2, 4] {
+            let run = dir.appendingPathComponent("w\(workers)").path
+            let result = try runCohort(["train", "configs/mnist-mlp.yaml", "--workers", "\(workers)", "--run-dir", run, "--quiet",
+                                        "--set", "training.steps=30", "--set", "cluster.threads_per_worker=1"])
+            #expect(result.status == 0, "\(result.stderr)")
+            weights.append(try tensorBytes("\(run)/final.safetensors"))
+            let summary = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(run)/summary.json"))) as! [String: Any]
+            #expect((summary["workers"] as! [Any]).count == workers)
+            let line = try String(contentsOfFile: "\(run)/metrics.jsonl", encoding: .utf8).split(separator: "\n").last!
+            let metrics = try JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: Any]
+            #expect((metrics["workers"] as! [Any]).count == workers && (metrics["bytes_received"] as! Int) > 0)
+        }
+        #expect(weights[0].count == 4)
+        #expect(weights[0] == weights[1] && weights[0] == weights[2])
+    }
+
+    /// A worker killed with SIGKILL mid-run: its micro-batches go to the survivor and the final
+    /// weights are those of an uninterrupted run. The survivor has no dataset, so it also
+    /// exercises tasks that carry the samples themselves.
+    @Test func aWorkerKilledMidRunChangesNothing() throws {
+        let dir = temporaryDirectory()
+        let settings = ["--set", "training.steps=120", "--set", "cluster.threads_per_worker=1", "--set", "cluster.heartbeat_timeout=1"]
+        let reference = dir.appendingPathComponent("reference").path
+        let ref = try runCohort(["train", "configs/mnist-mlp.yaml", "--workers", "1", "--run-dir", reference, "--quiet"] + settings)
+        #expect(ref.status == 0, "\(ref.stderr)")
+
+        let run = dir.appendingPathComponent("killed").path
+        let endpoint = "ipc://\(dir.path)/coordinator.ipc"
+        let coordinator = try startCohort(["train", "configs/mnist-mlp.yaml", "--workers", "0", "--bind", endpoint,
+                                           "--run-dir", run, "--set", "cluster.min_workers=2"] + settings,
+                                          log: dir.appendingPathComponent("coordinator.log"))
+        let victim = try startCohort(["worker", "--connect", endpoint, "--config", "configs/mnist-mlp.yaml", "--timeout", "20"],
+                                     log: dir.appendingPathComponent("victim.log"))
+        let survivor = try startCohort(["worker", "--connect", endpoint, "--timeout", "20"], log: dir.appendingPathComponent("survivor.log"))
+        // Kill the victim once training is under way.
+        let metrics = "\(run)/metrics.jsonl"
+        let deadline = Date().addingTimeInterval(60)
+        var stepsAtKill = 0
+        while Date() < deadline {
+            stepsAtKill = ((try? String(contentsOfFile: metrics, encoding: .utf8)) ?? "").split(separator: "\n").count
+            if stepsAtKill >= 10 { break }
+            usleep(5_000)
+        }
+        kill(victim.processIdentifier, SIGKILL)
+        coordinator.waitUntilExit()
+        survivor.waitUntilExit()
+        victim.waitUntilExit()
+        let log = (try? String(contentsOf: dir.appendingPathComponent("coordinator.log"), encoding: .utf8)) ?? ""
+        #expect(coordinator.terminationStatus == 0, "\(log)")
+        #expect(stepsAtKill >= 10 && stepsAtKill < 120, "the kill did not land mid-run (at step \(stepsAtKill))")
+        #expect(log.contains("is dead"), "\(log)")
+        #expect(try tensorBytes("\(run)/final.safetensors") == tensorBytes("\(reference)/final.safetensors"))
+        let summary = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(run)/summary.json"))) as! [String: Any]
+        let workers = summary["workers"] as! [[String: Any]]
+        #expect(workers.filter { $0["alive_at_end"] as? Bool == false }.count == 1)
+        #expect(workers.contains { $0["samples_sent_with_tasks"] as? Bool == true })
+    }
+
+    /// A worker of another protocol version is refused with a reason; garbage is dropped and
+    /// counted; neither disturbs the run.
+    @Test func wrongVersionIsRefusedAndGarbageIsDropped() throws {
+        let dir = temporaryDirectory()
+        let run = dir.appendingPathComponent("run").path
+        let endpoint = "ipc://\(dir.path)/coordinator.ipc"
+        let coordinator = try startCohort(["train", "configs/xor.yaml", "--workers", "1", "--bind", endpoint, "--run-dir", run,
+                                           "--set", "cluster.min_workers=2", "--set", "training.steps=50"],
+                                          log: dir.appendingPathComponent("coordinator.log"))
+        let context = try ZMQContext()
+        let impostor = try ZMQSocket(context, .dealer)
+        try impostor.connect(endpoint)
+        try impostor.send([.bytes([1, 2, 3])])
+        try impostor.send([.bytes(Array("not a cohort message".utf8)), .bytes([])])
+        var header = Header(kind: .hello, runID: 0, step: 0)
+        let body = Hello(threads: 1, host: "old", pid: 1, fingerprints: []).encode()
+        header.version = 99
+        header.bodyLength = UInt32(body.count)
+        try impostor.send([.bytes(header.encode()), .bytes(body)])
+        let reply = try #require(try impostor.receive(timeout: 30), "no answer to a hello of version 99")
+        let message = try Message.parse(reply[...])
+        let shutdown = try ShutdownMessage.decode(message)
+        #expect(message.header.kind == .shutdown && shutdown.refused && shutdown.reason.contains("version 99"))
+        impostor.close()
+
+        let worker = try runCohort(["worker", "--connect", endpoint, "--timeout", "20"])
+        coordinator.waitUntilExit()
+        let log = (try? String(contentsOf: dir.appendingPathComponent("coordinator.log"), encoding: .utf8)) ?? ""
+        #expect(worker.status == 0 && coordinator.terminationStatus == 0, "\(log)\n\(worker.stderr)")
+        #expect(log.contains("refused a worker: protocol version 99"))
+        let summary = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(run)/summary.json"))) as! [String: Any]
+        #expect((summary["dropped_messages"] as! Int) >= 2)
+    }
+
+    /// Three network namespaces joined by veth links: coordinator and two workers talk tcp
+    /// across them. Needs root and iproute2; skipped elsewhere with the reason printed.
+    @Test func trainingAcrossNetworkNamespaces() throws {
+        let run = temporaryDirectory().appendingPathComponent("run").path
+        let process = Process()
+        process.executableURL = packageRoot.appendingPathComponent("cluster/netns-demo.sh")
+        process.arguments = ["configs/quickstart.yaml", run, "--quiet", "--set", "training.epochs=2"]
+        process.currentDirectoryURL = packageRoot
+        try process.run()
+        process.waitUntilExit()
+        if process.terminationStatus == 3 {
+            print("skipped trainingAcrossNetworkNamespaces: network namespaces are not available here (needs root and iproute2)")
+            return
+        }
+        #expect(process.terminationStatus == 0)
+        let summary = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(run)/summary.json"))) as! [String: Any]
+        #expect((summary["workers"] as! [Any]).count == 2 && summary["steps"] as? Int == 64)
+    }
+
+    @Test func launcherReadsHostsFiles() throws {
+        let dir = temporaryDirectory()
+        let hosts = dir.appendingPathComponent("hosts")
+        try "# lab machines\nnode1:2\nnode2\n\nnode3:1  # spare\n".write(to: hosts, atomically: true, encoding: .utf8)
+        let out = Pipe()
+        let process = Process()
+        process.executableURL = packageRoot.appendingPathComponent("cluster/launch.sh")
+        process.arguments = [hosts.path, "tcp://10.0.0.5:5555", "--threads", "2", "--dry-run"]
+        process.standardOutput = out
+        try process.run()
+        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        let lines = text.split(separator: "\n")
+        #expect(process.terminationStatus == 0 && lines.count == 4)
+        #expect(lines.filter { $0.hasPrefix("ssh node1 ") }.count == 2 && lines.contains { $0.hasPrefix("ssh node3 ") })
+        #expect(lines.allSatisfy { $0.contains("worker --connect tcp://10.0.0.5:5555 --threads 2") })
+        try "node1:zero\n".write(to: hosts, atomically: true, encoding: .utf8)
+        let bad = Process()
+        bad.executableURL = process.executableURL
+        bad.arguments = [hosts.path, "tcp://x:1", "--dry-run"]
+        bad.standardError = FileHandle.nullDevice
+        try bad.run()
+        bad.waitUntilExit()
+        #expect(bad.terminationStatus == 2)
+    }
+}

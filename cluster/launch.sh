@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Start Cohort workers on the machines of a hosts file, over ssh (horovodrun's format):
+#
+#   # hosts: one machine per line, host:slots (slots = workers on that host, default 1)
+#   node1:2
+#   node2:4
+#
+# Usage: cluster/launch.sh HOSTS tcp://COORDINATOR:5555 [--threads N] [--config FILE] [--dry-run]
+# Each host must have `cohort` on its PATH (or set COHORT=/path/to/cohort). Start the coordinator
+# first:  cohort train CONFIG --bind tcp://0.0.0.0:5555 --workers 0
+set -euo pipefail
+
+usage() { sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+[ $# -ge 2 ] || usage
+hosts_file=$1; endpoint=$2; shift 2
+threads=1; config=""; dry_run=0
+while [ $# -gt 0 ]; do
+  case $1 in
+    --threads) threads=$2; shift 2 ;;
+    --config) config=$2; shift 2 ;;
+    --dry-run) dry_run=1; shift ;;
+    *) usage ;;
+  esac
+done
+[ -r "$hosts_file" ] || { echo "launch.sh: cannot read hosts file $hosts_file" >&2; exit 2; }
+cohort=${COHORT:-cohort}
+
+line_no=0
+while IFS= read -r line || [ -n "$line" ]; do
+  line_no=$((line_no + 1))
+  line=${line%%#*}; line=$(echo "$line" | tr -d '[:space:]')
+  [ -n "$line" ] || continue
+  host=${line%%:*}; slots=1
+  [ "$host" != "$line" ] && slots=${line#*:}
+  if ! [[ "$slots" =~ ^[0-9]+$ ]] || [ "$slots" -lt 1 ]; then
+    echo "launch.sh: $hosts_file:$line_no: slots must be a positive integer, got '$slots'" >&2; exit 2
+  fi
+  for i in $(seq 1 "$slots"); do
+    cmd="nohup $cohort worker --connect $endpoint --threads $threads${config:+ --config $config} > cohort-worker-$i.log 2>&1 &"
+    if [ "$dry_run" = 1 ]; then echo "ssh $host '$cmd'"; else ssh -o BatchMode=yes "$host" "$cmd"; fi
+  done
+  echo "launch.sh: $slots worker(s) on $host" >&2
+done < "$hosts_file"
