@@ -41,7 +41,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        .executableTarget(name: "cohort-bench", dependencies: ["CBLAS", "CohortTensor", "CohortNN", "CohortData"]),
+        .executableTarget(name: "cohort-bench", dependencies: ["CBLAS", "CohortTensor", "CohortNN", "CohortData", "CohortExperiment"]),
         // Helpers shared by the test targets (finite-difference checks, paths to data).
         .target(name: "CohortTestSupport", dependencies: ["CohortTensor"], path: "Tests/CohortTestSupport"),
         .testTarget(name: "CohortTensorTests", dependencies: ["CohortTensor", "CohortTestSupport"]),

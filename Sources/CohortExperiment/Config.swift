@@ -43,6 +43,8 @@ public struct ExperimentConfig: Sendable {
         public var batchSize: Int
         public var microBatches: Int
         public var clipNorm: Float?
+        public var clipValue: Float?
+        public var regularization: Regularization
         public var shuffle: Bool
         public var dropLast: Bool
         public var logEvery: Int
@@ -69,15 +71,29 @@ public struct ExperimentConfig: Sendable {
     }
 
     public struct OptimizerConfig: Sendable {
-        public enum Name: String, Sendable, CaseIterable { case sgd }
+        public enum Name: String, Sendable, CaseIterable { case sgd, adam, adamw, rmsprop }
         public var name: Name
         public var lr: Float
-        public var momentum: Float
+        public var momentum: Float = 0
+        public var nesterov = false
+        public var beta1: Float = 0.9, beta2: Float = 0.999
+        public var epsilon: Float = 1e-8
+        /// AdamW's decoupled weight decay.
+        public var weightDecay: Float = 0.01
+        public var alpha: Float = 0.99
+        public var schedule = LearningRateSchedule()
+
+        public var rule: any OptimizerRule {
+            switch name {
+            case .sgd: SGD(momentum: momentum, nesterov: nesterov)
+            case .adam: Adam(beta1: beta1, beta2: beta2, epsilon: epsilon)
+            case .adamw: Adam(beta1: beta1, beta2: beta2, epsilon: epsilon, decoupledWeightDecay: weightDecay)
+            case .rmsprop: RMSProp(alpha: alpha, epsilon: epsilon)
+            }
+        }
 
         public func make(parameters: [Tensor]) -> Optimizer {
-            switch name {
-            case .sgd: Optimizer(rule: SGD(momentum: momentum), learningRate: lr, parameters: parameters)
-            }
+            Optimizer(rule: rule, learningRate: lr, parameters: parameters)
         }
     }
 }
@@ -265,45 +281,95 @@ extension ExperimentConfig {
         return ModelConfig(inputShape: inputShape, layers: layers, initializer: initializer, initFrom: initFrom)
     }
 
-    /// A layer entry is either a bare name (`relu`) or a one-key mapping (`linear: {out: 10}`).
+    static let layerNames = ["linear", "conv2d", "maxpool2d", "avgpool2d", "flatten", "dropout", "residual",
+                             "rnn", "lstm", "gru", "gru_pytorch", "embedding"] + Activation.allCases.map(\.rawValue)
+
+    /// A layer entry is either a bare name (`relu`, `flatten`) or a one-key mapping with settings
+    /// (`linear: {out: 10}`). `inputShape` is the per-sample shape arriving at the layer.
     static func readLayer(_ entry: ConfigNode, inputShape: [Int]) throws(ConfigError) -> LayerConfig {
         if entry.node.scalar != nil {
             let name = try entry.string()
-            if name == "linear" { throw entry.error("linear needs its settings, e.g. 'linear: {out: 10}'") }
-            return LayerConfig(layer: try entry.choice(Activation.self), values: [:])
+            if name == "flatten" { return LayerConfig(layer: Flatten(), values: [:]) }
+            if let activation = Activation(rawValue: name) { return LayerConfig(layer: activation, values: [:]) }
+            if layerNames.contains(name) { throw entry.error("\(name) needs its settings, e.g. '\(name): {…}' (see configs/README.md)") }
+            throw unknownLayer(name, at: entry)
         }
         guard entry.isMapping, entry.keys.count == 1, let kind = entry.keys.first else {
             throw entry.error("a layer is a name (relu) or one key with settings (linear: {out: 10})")
         }
         let settings = try entry.required(kind)
+        let features = inputShape.reduce(1, *)
         switch kind {
         case "linear":
-            let features = inputShape.reduce(1, *)
             let inFeatures = try settings.optional("in")?.int(min: 1) ?? features
             let out = try settings.required("out").int(min: 1)
             let bias = try settings.optional("bias")?.bool() ?? true
             let layer = Linear(inFeatures: inFeatures, outFeatures: out, bias: bias)
-            var values: [String: Tensor] = [:]
-            if let initNode = try settings.optional("init") {
-                for spec in layer.parameterSpecs {
-                    guard let valueNode = try initNode.optional(spec.name) else { continue }
-                    let (shape, v) = try valueNode.numbers()
-                    guard v.count == spec.shape.reduce(1, *), shape.reduce(1, *) == v.count else {
-                        throw valueNode.error("needs shape \(spec.shape) (PyTorch layout out×in), got \(shape)")
-                    }
-                    values[spec.name] = Tensor(shape: spec.shape, v)
+            return LayerConfig(layer: layer, values: try explicitValues(settings, layer: layer))
+        case "conv2d":
+            guard inputShape.count == 3 else { throw entry.error("conv2d needs [channels, height, width] input, got \(inputShape)") }
+            let layer = Conv2D(inChannels: try settings.optional("in")?.int(min: 1) ?? inputShape[0],
+                               outChannels: try settings.required("out").int(min: 1),
+                               kernel: try settings.required("kernel").int(min: 1),
+                               stride: try settings.optional("stride")?.int(min: 1) ?? 1,
+                               padding: try settings.optional("padding")?.int(min: 0) ?? 0,
+                               bias: try settings.optional("bias")?.bool() ?? true)
+            return LayerConfig(layer: layer, values: try explicitValues(settings, layer: layer))
+        case "maxpool2d", "avgpool2d":
+            let k = try settings.required("kernel").int(min: 1)
+            let layer = Pool2D(kind == "maxpool2d" ? .max : .average, kernel: k, stride: try settings.optional("stride")?.int(min: 1) ?? k)
+            return LayerConfig(layer: layer, values: [:])
+        case "dropout":
+            let rate = settings.isMapping ? try settings.required("p").double(min: 0, max: 0.99) : try settings.double(min: 0, max: 0.99)
+            return LayerConfig(layer: Dropout(rate: Float(rate)), values: [:])
+        case "rnn", "lstm", "gru", "gru_pytorch":
+            guard inputShape.count == 2 else { throw entry.error("\(kind) needs [time, features] input, got \(inputShape)") }
+            let layer = Recurrent(RecurrentCell(rawValue: kind)!, inputSize: inputShape[1],
+                                  hiddenSize: try settings.required("hidden").int(min: 1),
+                                  layers: try settings.optional("layers")?.int(min: 1, max: 16) ?? 1,
+                                  returnSequences: try settings.optional("sequences")?.bool() ?? false)
+            return LayerConfig(layer: layer, values: try explicitValues(settings, layer: layer))
+        case "embedding":
+            let layer = Embedding(count: try settings.required("count").int(min: 1), dimension: try settings.required("dim").int(min: 1))
+            return LayerConfig(layer: layer, values: try explicitValues(settings, layer: layer))
+        case "residual":
+            var shape = inputShape
+            var inner: [any Layer] = []
+            for sub in try settings.required("layers").elements() {
+                let layer = try readLayer(sub, inputShape: shape).layer
+                switch layer.outputShape(for: shape) {
+                case .success(let next): shape = next
+                case .failure(let error): throw sub.error(error.description)
                 }
+                inner.append(layer)
             }
-            return LayerConfig(layer: layer, values: values)
+            do { return LayerConfig(layer: try Residual(inputShape: inputShape, block: inner), values: [:]) } catch {
+                throw settings.error(error.description)
+            }
         default:
-            if let activation = Activation(rawValue: kind) {
-                return LayerConfig(layer: activation, values: [:])
-            }
-            let names = ["linear"] + Activation.allCases.map(\.rawValue)
-            var message = "unknown layer '\(kind)'"
-            if let suggestion = closest(to: kind, among: names) { message += "; did you mean '\(suggestion)'?" }
-            throw entry.error(message + " (known: \(names.joined(separator: ", ")))")
+            throw unknownLayer(kind, at: entry)
         }
+    }
+
+    static func unknownLayer(_ kind: String, at entry: ConfigNode) -> ConfigError {
+        var message = "unknown layer '\(kind)'"
+        if let suggestion = closest(to: kind, among: layerNames) { message += "; did you mean '\(suggestion)'?" }
+        return entry.error(message + " (known: \(layerNames.joined(separator: ", ")))")
+    }
+
+    /// `init: {weight: [[…]], bias: […]}`: explicit initial values in PyTorch's layout.
+    static func explicitValues(_ settings: ConfigNode, layer: any Layer) throws(ConfigError) -> [String: Tensor] {
+        var values: [String: Tensor] = [:]
+        guard let initNode = try settings.optional("init") else { return values }
+        for spec in layer.parameterSpecs {
+            guard let valueNode = try initNode.optional(spec.name) else { continue }
+            let (shape, v) = try valueNode.numbers()
+            guard v.count == spec.shape.reduce(1, *), shape.reduce(1, *) == v.count else {
+                throw valueNode.error("needs shape \(spec.shape) (PyTorch layout), got \(shape)")
+            }
+            values[spec.name] = Tensor(shape: spec.shape, v)
+        }
+        return values
     }
 
     static func readTraining(_ node: ConfigNode) throws(ConfigError) -> TrainingConfig {
@@ -319,11 +385,19 @@ extension ExperimentConfig {
             throw microNode.error("cannot cut a batch of \(batchSize) into \(microBatches) micro-batches")
         }
         let clip = try node.optional("clip_norm")?.double(min: 0, exclusiveMin: true)
+        let clipValue = try node.optional("clip_value")?.double(min: 0, exclusiveMin: true)
+        var regularization = Regularization()
+        if let r = try node.optional("regularization") {
+            regularization.l1 = Float(try r.optional("l1")?.double(min: 0) ?? 0)
+            regularization.l2 = Float(try r.optional("l2")?.double(min: 0) ?? 0)
+            regularization.includeBiases = try r.optional("include_biases")?.bool() ?? false
+        }
         let shuffle = try node.optional("shuffle")?.bool() ?? true
         let dropLast = try node.optional("drop_last")?.bool() ?? false
         let logEvery = try node.optional("log_every")?.int(min: 1) ?? 10
         return TrainingConfig(loss: loss, reduction: reduction, epochs: epochs, steps: steps, batchSize: batchSize,
-                              microBatches: microBatches, clipNorm: clip.map(Float.init), shuffle: shuffle,
+                              microBatches: microBatches, clipNorm: clip.map(Float.init), clipValue: clipValue.map(Float.init),
+                              regularization: regularization, shuffle: shuffle,
                               dropLast: dropLast, logEvery: logEvery, batchSizeLocation: batchNode.error(""))
     }
 
@@ -340,8 +414,28 @@ extension ExperimentConfig {
 
     static func readOptimizer(_ node: ConfigNode) throws(ConfigError) -> OptimizerConfig {
         let name = try node.optional("name")?.choice(OptimizerConfig.Name.self) ?? .sgd
-        let lr = Float(try node.required("lr").double(min: 0, exclusiveMin: true))
-        let momentum = Float(try node.optional("momentum")?.double(min: 0, max: 1) ?? 0)
-        return OptimizerConfig(name: name, lr: lr, momentum: momentum)
+        var o = OptimizerConfig(name: name, lr: Float(try node.required("lr").double(min: 0, exclusiveMin: true)))
+        o.momentum = Float(try node.optional("momentum")?.double(min: 0, max: 1) ?? 0)
+        o.nesterov = try node.optional("nesterov")?.bool() ?? false
+        if let betas = try node.optional("betas") {
+            let items = try betas.elements()
+            guard items.count == 2 else { throw betas.error("needs two numbers [β₁, β₂]") }
+            o.beta1 = Float(try items[0].double(min: 0, max: 0.999999))
+            o.beta2 = Float(try items[1].double(min: 0, max: 0.999999))
+        }
+        o.epsilon = Float(try node.optional("eps")?.double(min: 0, exclusiveMin: true) ?? 1e-8)
+        o.weightDecay = Float(try node.optional("weight_decay")?.double(min: 0) ?? 0.01)
+        o.alpha = Float(try node.optional("alpha")?.double(min: 0, max: 1) ?? 0.99)
+        if o.nesterov && (name != .sgd || o.momentum == 0) {
+            throw try node.required("nesterov").error("Nesterov needs optimizer sgd with momentum > 0")
+        }
+        if let s = try node.optional("schedule") {
+            o.schedule.kind = try s.optional("name")?.choice(LearningRateSchedule.Kind.self) ?? .constant
+            o.schedule.stepSize = try s.optional("step_size")?.int(min: 1) ?? 1
+            o.schedule.gamma = Float(try s.optional("gamma")?.double(min: 0) ?? 0.1)
+            o.schedule.minimum = Float(try s.optional("min_lr")?.double(min: 0) ?? 0)
+            o.schedule.warmupSteps = try s.optional("warmup_steps")?.int(min: 0) ?? 0
+        }
+        return o
     }
 }

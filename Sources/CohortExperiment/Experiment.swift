@@ -23,8 +23,8 @@ public struct Experiment: Sendable {
         } catch {
             throw ConfigError(file: config.sourcePath, line: nil, column: nil, keyPath: "model.layers", message: error.description)
         }
-        guard dataset.sampleShape == config.model.inputShape
-                || (config.model.inputShape.count == 1 && dataset.sampleShape.reduce(1, *) == config.model.inputShape[0]) else {
+        // Samples may be read in another shape with the same size (MNIST's 1×28×28 as 784 or 28×28).
+        guard dataset.sampleShape.reduce(1, *) == config.model.inputShape.reduce(1, *) else {
             throw ConfigError(file: config.sourcePath, line: nil, column: nil, keyPath: "model.input",
                               message: "is \(config.model.inputShape) but the data '\(dataset.name)' has samples of shape \(dataset.sampleShape)")
         }

@@ -85,7 +85,10 @@ public struct Trainer {
         self.experiment = experiment
         parameters = experiment.initialParameters
         optimizer = experiment.config.optimizer.make(parameters: parameters)
-        update = StepUpdate(reduction: experiment.config.training.reduction, clipNorm: experiment.config.training.clipNorm)
+        let training = experiment.config.training
+        update = StepUpdate(reduction: training.reduction, clipNorm: training.clipNorm, clipValue: training.clipValue,
+                            regularization: training.regularization,
+                            isBias: experiment.model.parameterSpecs.map(\.spec.isBias))
     }
 
     public var isFinished: Bool { step >= experiment.totalSteps }
@@ -112,6 +115,8 @@ public struct Trainer {
         let reduceSeconds = seconds(since: reduceStart)
         let batchSize = task.microBatches.reduce(0) { $0 + $1.count }
         let correct = sum.correct
+        let optimizerConfig = experiment.config.optimizer
+        optimizer.learningRate = optimizerConfig.schedule.rate(base: optimizerConfig.lr, step: step, totalSteps: experiment.totalSteps)
         let updateStart = DispatchTime.now()
         let report = update.apply(sum, batchSize: batchSize, parameters: &parameters, optimizer: &optimizer)
         let updateSeconds = seconds(since: updateStart)

@@ -8,9 +8,18 @@ public struct ForwardContext: Sendable {
     public var step: Int
     /// Global dataset index of each row of the batch, so random masks follow the sample, not the worker.
     public var sampleIndices: [Int]
+    /// Which layer is running (its index, nested layers below it), to key its random numbers.
+    public var layerPath: UInt32 = 0
 
     public init(training: Bool, seed: UInt64 = 0, step: Int = 0, sampleIndices: [Int] = []) {
         self.training = training; self.seed = seed; self.step = step; self.sampleIndices = sampleIndices
+    }
+
+    /// The context of the `index`-th layer inside the current one.
+    public func nested(_ index: Int) -> ForwardContext {
+        var c = self
+        c.layerPath = layerPath << 6 | UInt32(index + 1)
+        return c
     }
 
     public static let evaluation = ForwardContext(training: false)
@@ -48,6 +57,15 @@ extension Layer {
 public struct LayerShapeError: Error, CustomStringConvertible, Sendable {
     public var description: String
     public init(_ description: String) { self.description = description }
+}
+
+extension ParameterSpec {
+    /// The same parameter inside a container: "weight" → "block.0.weight".
+    public func prefixed(_ prefix: String) -> ParameterSpec {
+        var s = self
+        s.name = "\(prefix).\(name)"
+        return s
+    }
 }
 
 /// y = x·Wᵀ + b with W of shape out×in, as torch.nn.Linear.

@@ -14,11 +14,12 @@ public protocol OptimizerRule: Sendable {
 
 /// Gradient descent: θ ← θ − η·g (lecture 003 §3.1). Whether it is full-batch GD, single-example
 /// SGD or mini-batch GD is only the batch size. With momentum μ it keeps v ← μv + g and steps
-/// θ ← θ − η·v, as torch.optim.SGD.
+/// θ ← θ − η·v (Nesterov: θ ← θ − η·(g + μv)), as torch.optim.SGD.
 public struct SGD: OptimizerRule {
     public var momentum: Float
+    public var nesterov: Bool
 
-    public init(momentum: Float = 0) { self.momentum = momentum }
+    public init(momentum: Float = 0, nesterov: Bool = false) { self.momentum = momentum; self.nesterov = nesterov }
 
     public var stateNames: [String] { momentum == 0 ? [] : ["momentum_buffer"] }
 
@@ -34,9 +35,17 @@ public struct SGD: OptimizerRule {
                     return
                 }
                 state[0].withUnsafeMutableBufferPointer { v in
-                    for i in 0..<n {
-                        v[i] = decay * v[i] + scale * g[i]
-                        p[i] -= lr * v[i]
+                    if nesterov {
+                        for i in 0..<n {
+                            let gi = scale * g[i]
+                            v[i] = decay * v[i] + gi
+                            p[i] -= lr * (gi + mu * v[i])
+                        }
+                    } else {
+                        for i in 0..<n {
+                            v[i] = decay * v[i] + scale * g[i]
+                            p[i] -= lr * v[i]
+                        }
                     }
                 }
             }

@@ -45,10 +45,12 @@ public struct Sequential: Sendable, CustomStringConvertible {
         // Samples may arrive in their file's shape (MNIST: 1×28×28) for a model that reads them
         // flat (input 784): the element counts were checked when the config was validated.
         var h = Array(x.shape.dropFirst()) == inputShape ? x : x.reshaped([x.shape.first ?? 1] + inputShape)
+        var context = context
+        context.layerPath = 0
         var offset = 0
         for (index, layer) in layers.enumerated() {
             let n = layer.parameterSpecs.count
-            h = layer(h, parameters: Array(parameters[offset..<offset + n]), context: context)
+            h = layer(h, parameters: Array(parameters[offset..<offset + n]), context: context.nested(index))
             offset += n
             observe?(index, h)
         }

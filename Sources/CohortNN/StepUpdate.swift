@@ -6,9 +6,16 @@ public struct StepUpdate: Sendable {
     public var reduction: Reduction
     /// Clip the averaged gradient to this global L2 norm (lecture 001 §2.2); nil for no clipping.
     public var clipNorm: Float?
+    /// Clamp every averaged gradient element to [−c, c] (after norm clipping).
+    public var clipValue: Float?
+    public var regularization: Regularization
+    /// Which parameters are biases (spared by the regularization unless it says otherwise).
+    public var isBias: [Bool]
 
-    public init(reduction: Reduction, clipNorm: Float?) {
-        self.reduction = reduction; self.clipNorm = clipNorm
+    public init(reduction: Reduction, clipNorm: Float?, clipValue: Float? = nil,
+                regularization: Regularization = Regularization(), isBias: [Bool] = []) {
+        self.reduction = reduction; self.clipNorm = clipNorm; self.clipValue = clipValue
+        self.regularization = regularization; self.isBias = isBias
     }
 
     public struct Report: Sendable {
@@ -21,7 +28,7 @@ public struct StepUpdate: Sendable {
 
     /// Turns the step's gradient sum into an update of `parameters`. `batchSize` is B, the number
     /// of samples in the global batch.
-    public func apply(_ sum: GradientSum, batchSize: Int, parameters: inout [Tensor],
+    public func apply(_ sum: consuming GradientSum, batchSize: Int, parameters: inout [Tensor],
                       optimizer: inout Optimizer) -> Report {
         // g = sum ÷ B (for the mean), then g ← τ/‖g‖ · g when ‖g‖ > τ. Both are one factor on the
         // sum, applied as the optimizer reads it.
@@ -33,8 +40,29 @@ public struct StepUpdate: Sendable {
             factor *= Double(clipNorm) / norm
             clipped = true
         }
-        optimizer.apply(to: &parameters, gradients: sum.gradients, scale: Float(factor))
         let loss = reduction == .mean ? sum.lossSum / Double(batchSize) : sum.lossSum
+        guard clipValue != nil || regularization.isActive else {
+            optimizer.apply(to: &parameters, gradients: sum.gradients, scale: Float(factor))
+            return Report(loss: loss, gradientNorm: norm, clipped: clipped)
+        }
+        // Clamping and the penalty's gradient need the gradient itself: one pass in place.
+        var gradients: [Tensor] = []
+        swap(&gradients, &sum.gradients)  // own them, so the pass below writes in place
+        let f = Float(factor), c = clipValue ?? .infinity
+        let (l1, l2) = (regularization.l1, regularization.l2)
+        for k in gradients.indices {
+            let penalized = regularization.includeBiases || !(k < isBias.count && isBias[k])
+            let g = gradients[k].mutablePointer, w = parameters[k].pointer
+            for i in 0..<gradients[k].count {
+                var v = Swift.min(Swift.max(f * g[i], -c), c)
+                if penalized {
+                    // d/dw λ₁|w| = λ₁ sign(w) (0 at 0), d/dw λ₂w² = 2λ₂w.
+                    v += l1 * (w[i] > 0 ? 1 : (w[i] < 0 ? -1 : 0)) + 2 * l2 * w[i]
+                }
+                g[i] = v
+            }
+        }
+        optimizer.apply(to: &parameters, gradients: gradients, scale: 1)
         return Report(loss: loss, gradientNorm: norm, clipped: clipped)
     }
 

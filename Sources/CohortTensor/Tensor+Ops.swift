@@ -81,6 +81,21 @@ extension Tensor {
         outShape.remove(at: axis)
         var out = Tensor.zeros(outShape)
         let src = storage.pointer
+        if inner == 1 {
+            // Sums of contiguous rows: eight lanes, then the lanes added up.
+            out.withUnsafeMutableBufferPointer { dst in
+                let raw = UnsafeRawPointer(src)
+                for o in 0..<outer {
+                    var lanes = SIMD8<Float>(repeating: 0)
+                    var k = 0
+                    while k + 8 <= n { lanes += raw.loadUnaligned(fromByteOffset: 4 * (o * n + k), as: SIMD8<Float>.self); k += 8 }
+                    var total = lanes.sum()
+                    while k < n { total += src[o * n + k]; k += 1 }
+                    dst[o] = total
+                }
+            }
+            return out
+        }
         out.withUnsafeMutableBufferPointer { dst in
             for o in 0..<outer {
                 for k in 0..<n {

@@ -142,6 +142,18 @@ public struct Tensor: @unchecked Sendable {
         return try body(UnsafeMutableBufferPointer(start: storage.pointer, count: storage.count))
     }
 
+    /// The element memory, for kernels. Valid while this tensor value lives unchanged: it is the
+    /// storage's own heap block, which never moves. The pointer does not keep the tensor alive:
+    /// Swift may release a value after its last use, so kernels that only touch a tensor through
+    /// its pointer end with `withExtendedLifetime(tensor) {}`.
+    @inlinable public var pointer: UnsafePointer<Float> { UnsafePointer(storage.pointer) }
+
+    /// Writable element memory (copies first if the storage is shared). Valid while this tensor
+    /// value lives and is not copied.
+    @inlinable public var mutablePointer: UnsafeMutablePointer<Float> {
+        mutating get { makeUnique(); return storage.pointer }
+    }
+
     /// The same elements under a new shape with the same count. One dimension may be -1.
     public func reshaped(_ newShape: [Int]) -> Tensor {
         var resolved = newShape

@@ -1,5 +1,6 @@
 import CBLAS
 import CohortData
+import CohortExperiment
 import CohortNN
 import CohortTensor
 import Foundation
@@ -123,3 +124,35 @@ if selected("data") { do {
 } catch {
     print("{\"bench\":\"data\",\"error\":\"\(error)\"}")
 } }
+
+// MARK: LeNet and LSTM training steps in one process, two BLAS threads, batch 128
+
+/// Samples/s of forward + backward + update for a config's model on random data of its shape.
+func trainStepBench(name: String, config path: String, threads: Int) {
+    guard selected(name) else { return }
+    do {
+        BLAS.setThreads(threads)
+        defer { BLAS.setThreads(1) }
+        let config = try ExperimentConfig.load(path: path, overrides: ["data.name=xor"])
+        let model = try Sequential(inputShape: config.model.inputShape, layers: config.model.layers.map(\.layer))
+        var parameters = model.initialParameters(.pytorch, seed: 1)
+        var optimizer = config.optimizer.make(parameters: parameters)
+        let batch = 128
+        let x = Tensor.uniform([batch] + config.model.inputShape, seed: 3, stream: .init(purpose: 9))
+        let y = Tensor(shape: [batch], (0..<batch).map { Float($0 % 10) })
+        let gradient = MicroBatchGradient(model: model, loss: config.training.loss, reduction: .mean)
+        let update = StepUpdate(reduction: .mean, clipNorm: config.training.clipNorm)
+        let seconds = measure(trials: 3, minimum: 1) {
+            let sum = gradient(parameters: parameters, inputs: x, targets: y, context: .init(training: true, sampleIndices: Array(0..<batch)))
+            _ = update.apply(sum, batchSize: batch, parameters: &parameters, optimizer: &optimizer)
+        }
+        emit(["bench": name, "batch": batch, "threads": threads, "step_ms": seconds * 1e3, "samples_per_s": Double(batch) / seconds])
+    } catch {
+        print("{\"bench\":\"\(name)\",\"error\":\"\(error)\"}")
+    }
+}
+
+trainStepBench(name: "lenet_train_step", config: "configs/mnist-lenet.yaml", threads: 2)
+trainStepBench(name: "lenet_train_step_1thread", config: "configs/mnist-lenet.yaml", threads: 1)
+trainStepBench(name: "lstm_train_step", config: "configs/mnist-lstm.yaml", threads: 2)
+trainStepBench(name: "lstm_train_step_1thread", config: "configs/mnist-lstm.yaml", threads: 1)

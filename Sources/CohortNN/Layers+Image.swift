@@ -1,0 +1,75 @@
+import CohortTensor
+
+/// 2-D convolution as torch.nn.Conv2d: weight [out, in, kh, kw], bias [out], zero padding.
+public struct Conv2D: Layer {
+    public var inChannels, outChannels, kernel, stride, padding: Int
+    public var hasBias: Bool
+
+    public init(inChannels: Int, outChannels: Int, kernel: Int, stride: Int = 1, padding: Int = 0, bias: Bool = true) {
+        self.inChannels = inChannels; self.outChannels = outChannels; self.kernel = kernel
+        self.stride = stride; self.padding = padding; self.hasBias = bias
+    }
+
+    public var parameterSpecs: [ParameterSpec] {
+        let fanIn = inChannels * kernel * kernel, fanOut = outChannels * kernel * kernel
+        let weight = ParameterSpec(name: "weight", shape: [outChannels, inChannels, kernel, kernel], fanIn: fanIn, fanOut: fanOut, isBias: false)
+        return hasBias ? [weight, ParameterSpec(name: "bias", shape: [outChannels], fanIn: fanIn, fanOut: fanOut, isBias: true)] : [weight]
+    }
+
+    public func outputShape(for input: [Int]) -> Result<[Int], LayerShapeError> {
+        guard input.count == 3, input[0] == inChannels else {
+            return .failure(LayerShapeError("\(description) needs input [\(inChannels), height, width], got \(input)"))
+        }
+        let h = ConvGeometry.outputSize(input[1], kernel: kernel, stride: stride, padding: padding)
+        let w = ConvGeometry.outputSize(input[2], kernel: kernel, stride: stride, padding: padding)
+        guard h > 0, w > 0 else { return .failure(LayerShapeError("\(description) leaves no output from \(input)")) }
+        return .success([outChannels, h, w])
+    }
+
+    public func callAsFunction(_ x: Variable, parameters p: [Variable], context: ForwardContext) -> Variable {
+        x.conv2d(weight: p[0], bias: hasBias ? p[1] : nil, stride: stride, padding: padding)
+    }
+
+    public var description: String {
+        "Conv2d(\(inChannels), \(outChannels), kernel_size=(\(kernel), \(kernel)), stride=(\(stride), \(stride)), padding=(\(padding), \(padding)))"
+    }
+}
+
+/// Max or average pooling over square windows (torch.nn.MaxPool2d / AvgPool2d, no padding).
+public struct Pool2D: Layer {
+    public enum Kind: String, Sendable { case max, average }
+    public var kind: Kind
+    public var kernel, stride: Int
+
+    public init(_ kind: Kind, kernel: Int, stride: Int? = nil) {
+        self.kind = kind; self.kernel = kernel; self.stride = stride ?? kernel
+    }
+
+    public func outputShape(for input: [Int]) -> Result<[Int], LayerShapeError> {
+        guard input.count == 3, input[1] >= kernel, input[2] >= kernel else {
+            return .failure(LayerShapeError("\(description) needs [channels, height, width] of at least \(kernel)×\(kernel), got \(input)"))
+        }
+        return .success([input[0], (input[1] - kernel) / stride + 1, (input[2] - kernel) / stride + 1])
+    }
+
+    public func callAsFunction(_ x: Variable, parameters: [Variable], context: ForwardContext) -> Variable {
+        kind == .max ? x.maxPool2d(kernel: kernel, stride: stride) : x.avgPool2d(kernel: kernel, stride: stride)
+    }
+
+    public var description: String {
+        "\(kind == .max ? "MaxPool2d" : "AvgPool2d")(kernel_size=\(kernel), stride=\(stride))"
+    }
+}
+
+/// [B, ...] → [B, features], as torch.nn.Flatten.
+public struct Flatten: Layer {
+    public init() {}
+
+    public func outputShape(for input: [Int]) -> Result<[Int], LayerShapeError> { .success([input.reduce(1, *)]) }
+
+    public func callAsFunction(_ x: Variable, parameters: [Variable], context: ForwardContext) -> Variable {
+        x.reshaped([x.shape.first ?? 1, x.value.count / max(x.shape.first ?? 1, 1)])
+    }
+
+    public var description: String { "Flatten(start_dim=1, end_dim=-1)" }
+}

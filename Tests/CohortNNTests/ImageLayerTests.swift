@@ -1,0 +1,124 @@
+import CohortNN
+import CohortTensor
+import CohortTestSupport
+import Foundation
+import Testing
+
+func conv(_ input: [[Float]], _ kernel: [[Float]], stride: Int = 1, padding: Int = 0) -> Tensor {
+    let tape = Tape.noGradient()
+    let x = Tensor(shape: [1, 1, input.count, input[0].count], input.flatMap { $0 })
+    let w = Tensor(shape: [1, 1, kernel.count, kernel[0].count], kernel.flatMap { $0 })
+    let y = tape.constant(x).conv2d(weight: tape.constant(w), bias: nil, stride: stride, padding: padding).value
+    return y.reshaped([y.shape[2], y.shape[3]])
+}
+
+@Suite struct ImageLayerTests {
+    @Test func lectureConvolutionExamples() {
+        // Lecture 000: vertical edge detector on rows [1, 5, 5, 5].
+        let m1: [[Float]] = Array(repeating: [1, 5, 5, 5], count: 4)
+        #expect(conv(m1, [[1, -1], [1, -1]]) == Tensor([[-8, 0, 0], [-8, 0, 0], [-8, 0, 0]]))
+        // Lecture 001 (ERRATA.md): f ⋆ g with g = [1, 0, −1] in each row.
+        let f: [[Float]] = [[1, 20, 20, 20, 1], [20, 1, 1, 1, 20], [20, 1, 1, 1, 20], [1, 20, 1, 20, 1], [1, 1, 20, 1, 1]]
+        #expect(conv(f, Array(repeating: [1, 0, -1], count: 3)) == Tensor([[19, 0, -19], [38, 0, -38], [0, 0, 0]]))
+    }
+
+    @Test func outputSizeRule() {
+        // (n − f + 2p)/s + 1: 5×5 with 3×3 stride 2 → 2×2; 7×7 with 3×3 → 5×5; 32×32, 5×5, p = 2 → 32×32.
+        let five = [[Float]](repeating: [Float](repeating: 1, count: 5), count: 5)
+        #expect(conv(five, [[Float]](repeating: [1, 1, 1], count: 3), stride: 2).shape == [2, 2])
+        #expect(conv([[Float]](repeating: [Float](repeating: 1, count: 7), count: 7), [[Float]](repeating: [1, 1, 1], count: 3)).shape == [5, 5])
+        let big = conv([[Float]](repeating: [Float](repeating: 1, count: 32), count: 32),
+                       [[Float]](repeating: [Float](repeating: 1, count: 5), count: 5), padding: 2)
+        #expect(big.shape == [32, 32] && big[0, 0] == 9 && big[16, 16] == 25)
+        #expect(ConvGeometry.outputSize(28, kernel: 5, stride: 1, padding: 2) == 28)
+    }
+
+    @Test func maxPoolingStrideTwoAndOne() {
+        let x = Tensor(shape: [1, 1, 4, 4], [1, 3, 2, 4,
+                                             5, 6, 1, 2,
+                                             7, 2, 9, 0,
+                                             1, 8, 3, 4])
+        let tape = Tape.noGradient()
+        #expect(tape.constant(x).maxPool2d(kernel: 2, stride: 2).value.scalars == [6, 4, 8, 9])
+        #expect(tape.constant(x).maxPool2d(kernel: 2, stride: 1).value.scalars == [6, 6, 4, 7, 9, 9, 8, 9, 9])
+        #expect(tape.constant(x).avgPool2d(kernel: 2, stride: 2).value.scalars == [3.75, 2.25, 4.5, 4])
+    }
+
+    /// Lecture 001's LeNet table, layer by layer: every output shape and every weight shape.
+    @Test func leNetTable() throws {
+        let layers: [any Layer] = [
+            Conv2D(inChannels: 1, outChannels: 20, kernel: 5, padding: 2), Activation.relu, Pool2D(.max, kernel: 2),
+            Conv2D(inChannels: 20, outChannels: 50, kernel: 5, padding: 2), Activation.relu, Pool2D(.max, kernel: 2),
+            Flatten(), Linear(inFeatures: 2450, outFeatures: 500), Activation.relu, Linear(inFeatures: 500, outFeatures: 10),
+        ]
+        let model = try Sequential(inputShape: [1, 28, 28], layers: layers)
+        var shape = [1, 28, 28]
+        var shapes: [[Int]] = []
+        for layer in layers { shape = try layer.outputShape(for: shape).get(); shapes.append(shape) }
+        #expect(shapes == [[20, 28, 28], [20, 28, 28], [20, 14, 14], [50, 14, 14], [50, 14, 14], [50, 7, 7], [2450], [500], [500], [10]])
+        #expect(model.parameterNames == ["0.weight", "0.bias", "3.weight", "3.bias", "7.weight", "7.bias", "9.weight", "9.bias"])
+        #expect(model.parameterSpecs.map(\.spec.shape) == [[20, 1, 5, 5], [20], [50, 20, 5, 5], [50], [500, 2450], [500], [10, 500], [10]])
+        // And a real forward pass produces [B, 10].
+        let params = model.initialParameters(.pytorch, seed: 1)
+        #expect(model.predict(Tensor.uniform([2, 1, 28, 28], seed: 1, stream: .init(purpose: 1)), parameters: params).shape == [2, 10])
+    }
+
+    @Test func gradientChecks() {
+        let x = smoothRandom([2, 3, 7, 6], seed: 1)
+        for (stride, padding) in [(1, 0), (2, 1), (1, 2), (3, 1)] {
+            let w = smoothRandom([4, 3, 3, 3], seed: 2, low: -0.5, high: 0.5), b = smoothRandom([4], seed: 3)
+            #expect(gradientMismatches([x, w, b]) { $0[0].conv2d(weight: $0[1], bias: $0[2], stride: stride, padding: padding) } == [])
+        }
+        // Pooling: distinct values so the max is unique in every window.
+        let distinct = Tensor(shape: [2, 2, 6, 6], (0..<144).map { Float(($0 * 37) % 144) / 20 })
+        #expect(gradientMismatches([distinct], step: 1e-3) { $0[0].maxPool2d(kernel: 2, stride: 2) } == [])
+        #expect(gradientMismatches([distinct], step: 1e-3) { $0[0].maxPool2d(kernel: 3, stride: 1) } == [])
+        #expect(gradientMismatches([x]) { $0[0].avgPool2d(kernel: 2, stride: 1) } == [])
+        #expect(gradientMismatches([x]) { v in Flatten()(v[0], parameters: [], context: .evaluation) } == [])
+    }
+
+    @Test func residualBlocksWithAndWithoutProjection() throws {
+        let same = try Residual(inputShape: [4], block: [Linear(inFeatures: 4, outFeatures: 4), Activation.tanh])
+        #expect(same.shortcut == nil && same.parameterSpecs.map(\.name) == ["block.0.weight", "block.0.bias"])
+        let projected = try Residual(inputShape: [4], block: [Linear(inFeatures: 4, outFeatures: 3), Activation.tanh])
+        #expect(projected.parameterSpecs.map(\.name) == ["block.0.weight", "block.0.bias", "shortcut.weight"])
+        let x = smoothRandom([3, 4], seed: 5)
+        for block in [same, projected] {
+            let params = block.parameterSpecs.enumerated().map { smoothRandom($0.element.shape, seed: UInt64(10 + $0.offset), low: -1, high: 1) }
+            #expect(gradientMismatches([x] + params) { v in block(v[0], parameters: Array(v.dropFirst()), context: .evaluation) } == [])
+        }
+        // y = F(x) + x exactly when the shapes agree.
+        let tape = Tape.noGradient()
+        let w = Tensor.zeros([4, 4]), b = Tensor([1, 1, 1, 1])
+        let y = try Residual(inputShape: [4], block: [Linear(inFeatures: 4, outFeatures: 4)])(
+            tape.constant(x), parameters: [tape.constant(w), tape.constant(b)], context: .evaluation)
+        #expect(y.value == x + Tensor(shape: [3, 4], repeating: 1))
+        let conv = try Residual(inputShape: [2, 8, 8], block: [Conv2D(inChannels: 2, outChannels: 4, kernel: 3, stride: 2, padding: 1)])
+        #expect(try conv.outputShape(for: [2, 8, 8]).get() == [4, 4, 4] && conv.parameterSpecs.last?.shape == [4, 2, 1, 1])
+    }
+
+    @Test func dropoutFollowsTheSampleNotTheBatch() {
+        let tape = Tape.noGradient()
+        let ones = Tensor.ones([3, 2000])
+        let a = tape.constant(ones).dropout(rate: 0.3, seed: 7, step: 4, layer: 2, sampleIndices: [10, 11, 12]).value
+        let b = tape.constant(ones.rows(0..<2)).dropout(rate: 0.3, seed: 7, step: 4, layer: 2, sampleIndices: [12, 10]).value
+        #expect(a.rows(2..<3).scalars == b.rows(0..<1).scalars && a.rows(0..<1).scalars == b.rows(1..<2).scalars)
+        let kept = a.scalars.filter { $0 != 0 }
+        #expect(kept.allSatisfy { abs($0 - 1 / 0.7) < 1e-6 })
+        #expect(abs(Double(kept.count) / 6000 - 0.7) < 0.03)
+        let other = tape.constant(ones).dropout(rate: 0.3, seed: 7, step: 5, layer: 2, sampleIndices: [10, 11, 12]).value
+        #expect(other != a, "another step, another mask")
+        #expect(Dropout(rate: 0.5)(tape.constant(ones), parameters: [], context: .evaluation).value == ones)
+        let x = smoothRandom([3, 5], seed: 8)
+        #expect(gradientMismatches([x]) { $0[0].dropout(rate: 0.4, seed: 1, step: 0, layer: 1, sampleIndices: [0, 1, 2]) } == [])
+    }
+
+    @Test func embedding() {
+        let table = smoothRandom([5, 3], seed: 9)
+        let ids = Tensor([[0, 4, 4], [2, 1, 0]])
+        let tape = Tape.noGradient()
+        let y = tape.constant(table).embeddingLookup(ids).value
+        #expect(y.shape == [2, 3, 3] && y.rows(0..<1).reshaped([3, 3]).rows(1..<2).scalars == table.rows(4..<5).scalars)
+        #expect(gradientMismatches([table]) { $0[0].embeddingLookup(ids) } == [])
+    }
+}

@@ -1,0 +1,95 @@
+import CohortNN
+import CohortTensor
+import Foundation
+import Testing
+
+/// Each optimizer's first two steps on θ = [1, −2] with gradients g₁ = [0.5, −1], g₂ = [0.2, 0.4],
+/// against the closed forms of the papers / torch.optim.
+@Suite struct OptimizerTests {
+    let g1: [Double] = [0.5, -1], g2: [Double] = [0.2, 0.4], theta: [Double] = [1, -2]
+
+    func run(_ rule: any OptimizerRule, lr: Float) -> [[Float]] {
+        var p = [Tensor(theta.map(Float.init))]
+        var o = Optimizer(rule: rule, learningRate: lr, parameters: p)
+        o.apply(to: &p, gradients: [Tensor(g1.map(Float.init))])
+        let first = p[0].scalars
+        o.apply(to: &p, gradients: [Tensor(g2.map(Float.init))])
+        return [first, p[0].scalars]
+    }
+
+    func expectClose(_ a: [Float], _ b: [Double], sourceLocation: SourceLocation = #_sourceLocation) {
+        for (x, y) in zip(a, b) { #expect(abs(Double(x) - y) < 1e-6, "\(a) vs \(b)", sourceLocation: sourceLocation) }
+    }
+
+    @Test func nesterov() {
+        // v₁ = g₁, θ₁ = θ − η(g₁ + μv₁); v₂ = μv₁ + g₂, θ₂ = θ₁ − η(g₂ + μv₂).
+        let (lr, mu) = (0.1, 0.9)
+        let steps = run(SGD(momentum: Float(mu), nesterov: true), lr: Float(lr))
+        let t1 = (0..<2).map { theta[$0] - lr * (g1[$0] + mu * g1[$0]) }
+        let v2 = (0..<2).map { mu * g1[$0] + g2[$0] }
+        expectClose(steps[0], t1)
+        expectClose(steps[1], (0..<2).map { t1[$0] - lr * (g2[$0] + mu * v2[$0]) })
+    }
+
+    @Test func adamAndAdamW() {
+        let (lr, b1, b2, eps, wd) = (0.01, 0.9, 0.999, 1e-8, 0.1)
+        for decay in [0.0, wd] {
+            let steps = run(Adam(beta1: Float(b1), beta2: Float(b2), epsilon: Float(eps), decoupledWeightDecay: Float(decay)), lr: Float(lr))
+            var m = [0.0, 0.0], v = [0.0, 0.0], p = theta
+            for (t, g) in [g1, g2].enumerated() {
+                for i in 0..<2 {
+                    p[i] *= 1 - lr * decay
+                    m[i] = b1 * m[i] + (1 - b1) * g[i]
+                    v[i] = b2 * v[i] + (1 - b2) * g[i] * g[i]
+                    let mHat = m[i] / (1 - pow(b1, Double(t + 1))), vHat = v[i] / (1 - pow(b2, Double(t + 1)))
+                    p[i] -= lr * mHat / (vHat.squareRoot() + eps)
+                }
+                expectClose(steps[t], p)
+            }
+        }
+        // Adam's first step is ±η whatever the gradient's size.
+        let first = run(Adam(), lr: 0.01)[0]
+        expectClose(first, [1 - 0.01, -2 + 0.01])
+    }
+
+    @Test func rmsprop() {
+        let (lr, alpha, eps) = (0.01, 0.99, 1e-8)
+        let steps = run(RMSProp(alpha: Float(alpha), epsilon: Float(eps)), lr: Float(lr))
+        var v = [0.0, 0.0], p = theta
+        for (t, g) in [g1, g2].enumerated() {
+            for i in 0..<2 {
+                v[i] = alpha * v[i] + (1 - alpha) * g[i] * g[i]
+                p[i] -= lr * g[i] / (v[i].squareRoot() + eps)
+            }
+            expectClose(steps[t], p)
+        }
+    }
+
+    @Test func schedules() {
+        var s = LearningRateSchedule()
+        #expect(s.rate(base: 0.1, step: 50, totalSteps: 100) == 0.1)
+        s.kind = .step; s.stepSize = 10; s.gamma = 0.5
+        #expect(abs(s.rate(base: 0.1, step: 25, totalSteps: 100) - 0.025) < 1e-7)
+        s = LearningRateSchedule(); s.kind = .cosine; s.warmupSteps = 10; s.minimum = 0.01
+        #expect(abs(s.rate(base: 0.1, step: 0, totalSteps: 110) - 0.01) < 1e-7)      // warm-up: 1/10 of the base
+        #expect(abs(s.rate(base: 0.1, step: 9, totalSteps: 110) - 0.1) < 1e-7)
+        #expect(abs(s.rate(base: 0.1, step: 60, totalSteps: 110) - 0.055) < 1e-6)    // half way down the cosine
+        #expect(abs(s.rate(base: 0.1, step: 110, totalSteps: 110) - 0.01) < 1e-7)
+    }
+
+    @Test func regularizationAndValueClipping() {
+        // One parameter w = [0.5, −2] (a weight) and a bias b = [3]; gradient sums over B = 2.
+        var p = [Tensor([0.5, -2]), Tensor([3])]
+        var o = Optimizer(rule: SGD(), learningRate: 1, parameters: p)
+        let sum = GradientSum(gradients: [Tensor([2, -8]), Tensor([4])], lossSum: 0, samples: 2, correct: 0)
+        let update = StepUpdate(reduction: .mean, clipNorm: nil, clipValue: 3,
+                                regularization: Regularization(l1: 0.1, l2: 0.05), isBias: [false, true])
+        _ = update.apply(sum, batchSize: 2, parameters: &p, optimizer: &o)
+        // g = clamp(sum/2, ±3) + λ₁ sign(w) + 2λ₂w; the bias gets no penalty.
+        let gw = [min(1, 3) + 0.1 + 2 * 0.05 * 0.5, max(-4, -3) - 0.1 + 2 * 0.05 * -2]
+        #expect(abs(Double(p[0][flat: 0]) - (0.5 - gw[0])) < 1e-6 && abs(Double(p[0][flat: 1]) - (-2 - gw[1])) < 1e-6)
+        #expect(p[1].scalars == [1])
+        #expect(abs(Regularization(l1: 0.1, l2: 0.05).penalty([Tensor([0.5, -2]), Tensor([3])], isBias: [false, true])
+                    - (0.1 * 2.5 + 0.05 * 4.25)) < 1e-6)
+    }
+}
