@@ -31,7 +31,10 @@ test: deps
 	$(SWIFT) build $(TEST_FLAGS) --build-tests
 	$(SWIFT) test $(TEST_FLAGS) --skip-build
 
+# JSON lines: sgemm, training steps, data pipeline, and the distributed trainer (which runs the
+# cohort executable, so both are built).
 bench: deps
+	$(SWIFT) build -c release --product cohort
 	$(SWIFT) build -c release --product cohort-bench
 	.build/release/cohort-bench
 

@@ -14,6 +14,8 @@ public final class Coordinator: GradientExecutor {
         public var heartbeatTimeout: Double = 10
         public var heartbeatInterval: Double = 1
         public var maxMessageBytes: Int64 = 1 << 30
+        /// Offer /dev/shm to workers on this machine.
+        public var sharedMemory = true
         public init(endpoint: String) { self.endpoint = endpoint }
     }
 
@@ -28,6 +30,11 @@ public final class Coordinator: GradientExecutor {
         var computeSeconds = 0.0
         var stepComputeSeconds = 0.0
         var tasks = 0
+        /// Gradient slots in shared memory, for a worker on this machine.
+        var results: SharedMemory?
+        var usesSharedWeights: Bool { results != nil }
+        /// Result slots handed out in the current step.
+        var slotsUsed = 0
 
         init(id: UInt32, identity: [UInt8], hello: Hello, sendsSamples: Bool) {
             self.id = id; self.identity = identity; self.hello = hello; self.sendsSamples = sendsSamples
@@ -37,6 +44,7 @@ public final class Coordinator: GradientExecutor {
     struct Outstanding {
         let worker: UInt32
         let range: Range<Int>
+        let sharedSlot: Int
     }
 
     let experiment: Experiment
@@ -57,6 +65,11 @@ public final class Coordinator: GradientExecutor {
     var lastHeartbeatSent = Date.distantPast
     /// Local worker processes, watched so a crash is noticed at once.
     public var localProcesses: LocalWorkers?
+    /// Weights for workers on this machine, written once per step (nil until one joins).
+    var sharedWeights: SharedMemory?
+    var sharedWeightsVersion: UInt64 = .max
+    let machineID = SharedMemory.machineID
+    static let resultSlots = 4
 
     public init(experiment: Experiment, options: Options, log: @escaping (String) -> Void) throws {
         self.experiment = experiment
@@ -108,9 +121,26 @@ public final class Coordinator: GradientExecutor {
         let worker = WorkerState(id: nextWorkerID, identity: identity, hello: hello, sendsSamples: !sameData)
         nextWorkerID += 1
         workers[worker.id] = worker
-        let welcome = Welcome(workerID: worker.id, modelSpec: experiment.config.workerSpec, seed: experiment.config.seed,
+        var welcome = Welcome(workerID: worker.id, modelSpec: experiment.config.workerSpec, seed: experiment.config.seed,
                               datasetFingerprint: experiment.dataset.fingerprint, sendsSamples: !sameData,
                               weightsVersion: weightsVersion, shapes: weights.shapes)
+        if options.sharedMemory && !machineID.isEmpty && hello.machineID == machineID {
+            // Same machine: weights and gradients go through /dev/shm, the messages stay small.
+            let floats = weights.buffer.count
+            do {
+                if sharedWeights == nil {
+                    sharedWeights = try SharedMemory(path: "/dev/shm/cohort-\(runID)-weights", floats: floats, create: true)
+                }
+                worker.results = try SharedMemory(path: "/dev/shm/cohort-\(runID)-worker-\(worker.id)",
+                                                  floats: floats * Self.resultSlots, create: true)
+                welcome.sharedWeights = sharedWeights!.path
+                welcome.sharedResults = worker.results!.path
+                welcome.resultSlots = Self.resultSlots
+            } catch {
+                log("no shared memory for worker \(worker.id) (\(error)); it gets frames")
+                worker.results = nil
+            }
+        }
         try send(to: identity, .welcome, step: 0, body: welcome.encode(), tensors: [.zeroCopy(weights.bytes, owner: weights)])
         worker.weightsVersion = weightsVersion
         log("worker \(worker.id) joined from \(hello.host) pid \(hello.pid), \(hello.threads) BLAS thread(s), " +
@@ -220,7 +250,7 @@ public final class Coordinator: GradientExecutor {
         let computeStart = Date()
         defer { stepExchangeSeconds = Date().timeIntervalSince(computeStart) }
         stepBytesSent = 0; stepBytesReceived = 0
-        for worker in workers.values { worker.stepComputeSeconds = 0 }
+        for worker in workers.values { worker.stepComputeSeconds = 0; worker.slotsUsed = 0 }
         let version = UInt64(task.step)
         if version != weightsVersion || task.step == 0 {
             weights = PackedTensors(task.parameters)
@@ -242,9 +272,19 @@ public final class Coordinator: GradientExecutor {
                 if pool.isEmpty { throw ClusterError("all workers are gone") }
             }
             let broadcastStart = Date()
-            for worker in pool where worker.weightsVersion != weightsVersion {
-                trySend(worker, .weights, step: version, body: WeightsMessage(version: weightsVersion).encode(),
-                        tensors: [.zeroCopy(weights.bytes, owner: weights)])
+            let stale = pool.filter { $0.weightsVersion != weightsVersion }
+            if let shm = sharedWeights, sharedWeightsVersion != weightsVersion, stale.contains(where: \.usesSharedWeights) {
+                // Workers are idle now (all results are in), so the shared weights can change.
+                shm.write([weights.buffer], at: 0)
+                sharedWeightsVersion = weightsVersion
+            }
+            for worker in stale {
+                if worker.usesSharedWeights {
+                    trySend(worker, .weights, step: version, body: WeightsMessage(version: weightsVersion, shared: true).encode())
+                } else {
+                    trySend(worker, .weights, step: version, body: WeightsMessage(version: weightsVersion).encode(),
+                            tensors: [.zeroCopy(weights.bytes, owner: weights)])
+                }
                 worker.weightsVersion = weightsVersion
             }
             stepBroadcastSeconds += Date().timeIntervalSince(broadcastStart)
@@ -265,7 +305,14 @@ public final class Coordinator: GradientExecutor {
                         frames += [.zeroCopy(px.bytes, owner: px), .zeroCopy(py.bytes, owner: py)]
                     }
                 }
-                outstanding[id] = Outstanding(worker: worker.id, range: part)
+                // Distinct shared slots for every task of this step (a worker may get a dead
+                // worker's share too); frames when its slots run out.
+                let blockCount = tree.blocks(covering: part).count
+                if worker.results != nil && worker.slotsUsed + blockCount <= Self.resultSlots {
+                    message.sharedSlot = worker.slotsUsed
+                    worker.slotsUsed += blockCount
+                }
+                outstanding[id] = Outstanding(worker: worker.id, range: part, sharedSlot: message.sharedSlot)
                 worker.tasks += 1
                 trySend(worker, .task, step: version, body: message.encode(), tensors: frames)
             }
@@ -285,14 +332,21 @@ public final class Coordinator: GradientExecutor {
                 guard from.result.blocks.map(\.range) == expected else {
                     throw ProtocolError("blocks \(from.result.blocks.map(\.range)) do not cover \(job.range) as the tree requires")
                 }
-                guard from.message.tensors.count == expected.count * shapes.count else {
+                if from.result.shared {
+                    guard from.worker.results != nil, job.sharedSlot >= 0 else {
+                        throw ProtocolError("gradients in shared memory that was not assigned to this task")
+                    }
+                } else if from.message.tensors.count != expected.count * shapes.count {
                     throw ProtocolError("\(from.message.tensors.count) tensor frames for \(expected.count) blocks of \(shapes.count) parameters")
                 }
+                let floats = weights.buffer.count
                 for (b, block) in from.result.blocks.enumerated() {
-                    // Borrow the frames' memory: the tree sum then adds into it in place.
-                    let gradients = try shapes.indices.map { p in
-                        try PackedTensors.unpack(from.message.tensors[b * shapes.count + p], shapes: [shapes[p]])[0]
-                    }
+                    // Borrow the frames' (or the shared slots') memory: the tree sum adds into it in place.
+                    let gradients = try from.result.shared
+                        ? from.worker.results!.tensors(at: (job.sharedSlot + b) * floats, shapes: shapes)
+                        : shapes.indices.map { p in
+                            try PackedTensors.unpack(from.message.tensors[b * shapes.count + p], shapes: [shapes[p]])[0]
+                        }
                     known[block.range] = GradientSum(gradients: gradients, lossSum: block.lossSum, samples: block.samples, correct: block.correct)
                 }
                 outstanding[from.result.taskID] = nil

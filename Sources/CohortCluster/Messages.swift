@@ -90,11 +90,14 @@ public struct Hello: Sendable, Equatable {
     public var host: String
     public var pid: Int
     public var fingerprints: [String]
+    /// Host and boot id: equal to the coordinator's when both can share /dev/shm.
+    public var machineID: String = ""
 
     func encode() -> [UInt8] {
         var w = WireWriter()
         w.int(threads); w.string(host); w.int(pid); w.u32(UInt32(fingerprints.count))
         for f in fingerprints { w.string(f) }
+        w.string(machineID)
         return w.bytes
     }
 
@@ -105,7 +108,7 @@ public struct Hello: Sendable, Equatable {
             guard n <= 64 else { throw ProtocolError("\(n) fingerprints") }
             var prints: [String] = []
             for _ in 0..<n { prints.append(try r.string(limit: 128)) }
-            return Hello(threads: threads, host: host, pid: pid, fingerprints: prints)
+            return Hello(threads: threads, host: host, pid: pid, fingerprints: prints, machineID: try r.string(limit: 512))
         }
     }
 }
@@ -121,11 +124,17 @@ public struct Welcome: Sendable {
     public var sendsSamples: Bool
     public var weightsVersion: UInt64
     public var shapes: [[Int]]
+    /// Shared-memory files for a worker on the coordinator's machine ("" when not offered):
+    /// the weights of every step, and `resultSlots` gradient blocks written by this worker.
+    public var sharedWeights: String = ""
+    public var sharedResults: String = ""
+    public var resultSlots: Int = 0
 
     func encode() -> [UInt8] {
         var w = WireWriter()
         w.u32(workerID); w.string(modelSpec); w.u64(seed); w.string(datasetFingerprint); w.bool(sendsSamples)
         w.u64(weightsVersion); w.u32(UInt32(shapes.count)); for s in shapes { w.shape(s) }
+        w.string(sharedWeights); w.string(sharedResults); w.u32(UInt32(resultSlots))
         return w.bytes
     }
 
@@ -137,8 +146,12 @@ public struct Welcome: Sendable {
             guard n <= 4096 else { throw ProtocolError("\(n) parameters") }
             var shapes: [[Int]] = []
             for _ in 0..<n { shapes.append(try r.shape()) }
-            return Welcome(workerID: id, modelSpec: spec, seed: seed, datasetFingerprint: print, sendsSamples: samples,
-                           weightsVersion: version, shapes: shapes)
+            var welcome = Welcome(workerID: id, modelSpec: spec, seed: seed, datasetFingerprint: print, sendsSamples: samples,
+                                  weightsVersion: version, shapes: shapes)
+            welcome.sharedWeights = try r.string(limit: 4096)
+            welcome.sharedResults = try r.string(limit: 4096)
+            welcome.resultSlots = Int(try r.u32())
+            return welcome
         }
     }
 }
@@ -153,12 +166,16 @@ public struct TaskMessage: Sendable {
     public var first: Int
     public var leaves: [[Int]]
     public var sampleShapes: [(inputs: [Int], targets: [Int])]
+    /// The first shared-memory slot for this task's blocks, or −1 to send them as frames. Tasks
+    /// of one step get distinct slots, so a result is never overwritten before it is summed.
+    public var sharedSlot: Int = -1
 
     public var range: Range<Int> { first..<(first + leaves.count) }
 
     func encode() -> [UInt8] {
         var w = WireWriter()
-        w.u64(taskID); w.u64(weightsVersion); w.u32(UInt32(leafCount)); w.u32(UInt32(first)); w.u32(UInt32(leaves.count))
+        w.u64(taskID); w.u64(weightsVersion); w.int(sharedSlot)
+        w.u32(UInt32(leafCount)); w.u32(UInt32(first)); w.u32(UInt32(leaves.count))
         for leaf in leaves { w.u32(UInt32(leaf.count)); for i in leaf { w.u32(UInt32(i)) } }
         w.u32(UInt32(sampleShapes.count))
         for s in sampleShapes { w.shape(s.inputs); w.shape(s.targets) }
@@ -167,7 +184,7 @@ public struct TaskMessage: Sendable {
 
     static func decode(_ m: Message) throws -> TaskMessage {
         try m.read { r in
-            let id = try r.u64(), version = try r.u64()
+            let id = try r.u64(), version = try r.u64(), slot = try r.int()
             let leafCount = Int(try r.u32()), first = Int(try r.u32()), n = Int(try r.u32())
             guard leafCount > 0, leafCount <= 1 << 16, first + n <= leafCount, n > 0 else {
                 throw ProtocolError("leaves \(first)..<\(first + n) of \(leafCount)")
@@ -185,7 +202,8 @@ public struct TaskMessage: Sendable {
             guard shapeCount == 0 || shapeCount == n else { throw ProtocolError("\(shapeCount) sample shapes for \(n) leaves") }
             var shapes: [(inputs: [Int], targets: [Int])] = []
             for _ in 0..<shapeCount { shapes.append((try r.shape(), try r.shape())) }
-            return TaskMessage(taskID: id, weightsVersion: version, leafCount: leafCount, first: first, leaves: leaves, sampleShapes: shapes)
+            return TaskMessage(taskID: id, weightsVersion: version, leafCount: leafCount, first: first, leaves: leaves,
+                               sampleShapes: shapes, sharedSlot: slot)
         }
     }
 }
@@ -202,10 +220,12 @@ public struct ResultMessage: Sendable {
     public var taskID: UInt64
     public var blocks: [Block]
     public var computeSeconds: Double
+    /// The gradients are in the worker's shared-memory slots 0, 1, … instead of frames.
+    public var shared: Bool = false
 
     func encode() -> [UInt8] {
         var w = WireWriter()
-        w.u64(taskID); w.f64(computeSeconds); w.u32(UInt32(blocks.count))
+        w.u64(taskID); w.f64(computeSeconds); w.bool(shared); w.u32(UInt32(blocks.count))
         for b in blocks {
             w.u32(UInt32(b.range.lowerBound)); w.u32(UInt32(b.range.upperBound)); w.f64(b.lossSum)
             w.u32(UInt32(b.samples)); w.u32(UInt32(b.correct))
@@ -215,28 +235,33 @@ public struct ResultMessage: Sendable {
 
     static func decode(_ m: Message) throws -> ResultMessage {
         try m.read { r in
-            let id = try r.u64(), seconds = try r.f64(), n = Int(try r.u32())
-            guard n > 0, n <= 64, m.tensors.count % n == 0 else { throw ProtocolError("\(n) blocks with \(m.tensors.count) tensor frames") }
+            let id = try r.u64(), seconds = try r.f64(), shared = try r.bool(), n = Int(try r.u32())
+            guard n > 0, n <= 64, shared ? m.tensors.isEmpty : m.tensors.count % n == 0 else {
+                throw ProtocolError("\(n) blocks with \(m.tensors.count) tensor frames")
+            }
             var blocks: [Block] = []
             for _ in 0..<n {
                 let lo = Int(try r.u32()), hi = Int(try r.u32())
                 guard lo < hi else { throw ProtocolError("empty block \(lo)..<\(hi)") }
                 blocks.append(Block(range: lo..<hi, lossSum: try r.f64(), samples: Int(try r.u32()), correct: Int(try r.u32())))
             }
-            return ResultMessage(taskID: id, blocks: blocks, computeSeconds: seconds)
+            return ResultMessage(taskID: id, blocks: blocks, computeSeconds: seconds, shared: shared)
         }
     }
 }
 
-/// WEIGHTS, coordinator → workers: the new weights as one packed frame.
+/// WEIGHTS, coordinator → workers: the new weights as one packed frame, or (for workers on the
+/// coordinator's machine) a note that they are in the shared weights file.
 public struct WeightsMessage: Sendable {
     public var version: UInt64
+    public var shared: Bool = false
 
-    func encode() -> [UInt8] { var w = WireWriter(); w.u64(version); return w.bytes }
+    func encode() -> [UInt8] { var w = WireWriter(); w.u64(version); w.bool(shared); return w.bytes }
 
     static func decode(_ m: Message) throws -> WeightsMessage {
-        guard m.tensors.count == 1 else { throw ProtocolError("weights need exactly one tensor frame") }
-        return try m.read { r in WeightsMessage(version: try r.u64()) }
+        let message = try m.read { r in WeightsMessage(version: try r.u64(), shared: try r.bool()) }
+        guard m.tensors.count == (message.shared ? 0 : 1) else { throw ProtocolError("weights with \(m.tensors.count) tensor frames") }
+        return message
     }
 }
 

@@ -45,6 +45,9 @@ public final class Worker {
     var localData: Dataset?
     var assembler = BatchAssembler()
     var droppedMessages = 0
+    var sharedWeights: SharedMemory?
+    var sharedResults: SharedMemory?
+    var resultSlots = 0
     var lastHeard = Date()
     var lastSent = Date.distantPast
 
@@ -66,7 +69,7 @@ public final class Worker {
         try socket.setMaximumMessageSize(options.maxMessageBytes)
         try socket.connect(options.endpoint)
         let hello = Hello(threads: options.threads, host: ProcessInfo.processInfo.hostName, pid: Int(getpid()),
-                          fingerprints: localData.map { [$0.fingerprint] } ?? [])
+                          fingerprints: localData.map { [$0.fingerprint] } ?? [], machineID: SharedMemory.machineID)
         try send(socket, .hello, step: 0, body: hello.encode())
         log("connected to \(options.endpoint), said hello")
         while true {
@@ -122,7 +125,12 @@ public final class Worker {
             switch header.kind {
             case .weights:
                 let weights = try WeightsMessage.decode(message)
-                parameters = try PackedTensors.unpack(message.tensors[0], shapes: shapes)
+                if weights.shared {
+                    guard let shm = sharedWeights else { throw ProtocolError("shared weights, but no shared memory was set up") }
+                    parameters = shm.tensors(at: 0, shapes: shapes)  // read in place, never written here
+                } else {
+                    parameters = try PackedTensors.unpack(message.tensors[0], shapes: shapes)
+                }
                 weightsVersion = weights.version
             case .task:
                 try runTask(try TaskMessage.decode(message), message: message, step: header.step, socket: socket)
@@ -151,11 +159,17 @@ public final class Worker {
         weightsVersion = w.weightsVersion
         runID = message.header.runID
         usesLocalData = !w.sendsSamples
+        if !w.sharedWeights.isEmpty {
+            let floats = w.shapes.reduce(0) { $0 + $1.reduce(1, *) }
+            sharedWeights = try SharedMemory(path: w.sharedWeights, floats: floats, create: false)
+            sharedResults = try SharedMemory(path: w.sharedResults, floats: floats * w.resultSlots, create: false)
+            resultSlots = w.resultSlots
+        }
         if usesLocalData && localData?.fingerprint != w.datasetFingerprint {
             throw ProtocolError("told to use local data, but ours differs from the coordinator's")
         }
         log("welcome: worker \(w.workerID), run \(message.header.runID), \(parameters.count) parameter tensors, " +
-            (usesLocalData ? "local data" : "samples sent with each task"))
+            (usesLocalData ? "local data" : "samples sent with each task") + (sharedResults != nil ? ", shared memory" : ""))
     }
 
     func runTask(_ task: TaskMessage, message: Message, step: UInt64, socket: ZMQSocket) throws {
@@ -184,7 +198,10 @@ public final class Worker {
         let tree = GradientTree(leafCount: task.leafCount)
         var blocks: [ResultMessage.Block] = []
         var frames: [OutgoingFrame] = []
-        for block in tree.blocks(covering: task.range) {
+        let ranges = tree.blocks(covering: task.range)
+        let shared = sharedResults != nil && task.sharedSlot >= 0 && task.sharedSlot + ranges.count <= resultSlots
+        let floats = shapes.reduce(0) { $0 + $1.reduce(1, *) }
+        for block in ranges {
             let sum = try tree.sum(block) { leaf in
                 try heartbeatIfDue(socket)
                 let k = leaf - task.first
@@ -193,11 +210,15 @@ public final class Worker {
                 let context = ForwardContext(training: true, seed: seed, step: Int(step), sampleIndices: indices)
                 return gradient(parameters: parameters, inputs: x, targets: y, context: context)
             }
+            if shared {
+                sharedResults!.write(sum.gradients, at: (task.sharedSlot + blocks.count) * floats)
+            } else {
+                // One frame per parameter, straight from the gradient tensors: no packing copy.
+                frames += sum.gradients.map { TensorBox($0).frame }
+            }
             blocks.append(.init(range: block, lossSum: sum.lossSum, samples: sum.samples, correct: sum.correct))
-            // One frame per parameter, straight from the gradient tensors: no packing copy.
-            frames += sum.gradients.map { TensorBox($0).frame }
         }
-        let result = ResultMessage(taskID: task.taskID, blocks: blocks, computeSeconds: Date().timeIntervalSince(start))
+        let result = ResultMessage(taskID: task.taskID, blocks: blocks, computeSeconds: Date().timeIntervalSince(start), shared: shared)
         try send(socket, .result, step: step, body: result.encode(), tensors: frames)
     }
 }

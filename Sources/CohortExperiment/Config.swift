@@ -13,6 +13,7 @@ public struct ExperimentConfig: Sendable {
     public var training: TrainingConfig
     public var optimizer: OptimizerConfig
     public var cluster: ClusterConfig
+    public var evaluation: EvaluationConfig
     /// The resolved config as YAML (overrides applied), written to the run directory.
     public var resolvedYAML: String
     /// What a worker needs to rebuild the model and loss: the `model` section (without
@@ -52,6 +53,14 @@ public struct ExperimentConfig: Sendable {
         public var batchSizeLocation: ConfigError
     }
 
+    /// Evaluation on the held-out set (the test set, or the validation split).
+    public struct EvaluationConfig: Sendable {
+        /// Evaluate when training ends (written to summary.json).
+        public var atEnd: Bool
+        /// Evaluate at most this many samples (the first ones).
+        public var limit: Int?
+    }
+
     /// How the coordinator runs: local workers, an endpoint for external ones, liveness.
     public struct ClusterConfig: Sendable {
         /// Local worker processes to spawn (default: the number of cores).
@@ -68,6 +77,8 @@ public struct ExperimentConfig: Sendable {
         public var maxMessageMB: Int
         /// Seconds to wait for the first `min_workers` workers.
         public var startTimeout: Double
+        /// Exchange weights and gradients with workers on this machine through /dev/shm.
+        public var sharedMemory: Bool
     }
 
     public struct OptimizerConfig: Sendable {
@@ -194,8 +205,12 @@ extension ExperimentConfig {
         let training = try readTraining(try top.required("training"))
         let optimizer = try readOptimizer(try top.required("optimizer"))
         let cluster = try readCluster(try top.optional("cluster"))
+        let evaluationNode = try top.optional("evaluation")
+        let evaluation = EvaluationConfig(atEnd: try evaluationNode?.optional("at_end")?.bool() ?? true,
+                                          limit: try evaluationNode?.optional("limit")?.int(min: 1))
         return ExperimentConfig(name: name, seed: seed, data: data, model: model, training: training,
-                                optimizer: optimizer, cluster: cluster, resolvedYAML: resolved, workerSpec: "", sourcePath: file)
+                                optimizer: optimizer, cluster: cluster, evaluation: evaluation,
+                                resolvedYAML: resolved, workerSpec: "", sourcePath: file)
     }
 
     static let dataSources = ["xor", "spirals", "circles", "blobs", "sequence", "inline", "mnist", "fashion_mnist", "csv", "npy"]
@@ -409,7 +424,8 @@ extension ExperimentConfig {
             bind: try node?.optional("bind")?.string(),
             heartbeatTimeout: try node?.optional("heartbeat_timeout")?.double(min: 0.1) ?? 10,
             maxMessageMB: try node?.optional("max_message_mb")?.int(min: 1) ?? 1024,
-            startTimeout: try node?.optional("start_timeout")?.double(min: 0.1) ?? 120)
+            startTimeout: try node?.optional("start_timeout")?.double(min: 0.1) ?? 120,
+            sharedMemory: try node?.optional("shared_memory")?.bool() ?? true)
     }
 
     static func readOptimizer(_ node: ConfigNode) throws(ConfigError) -> OptimizerConfig {

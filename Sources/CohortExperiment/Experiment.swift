@@ -16,7 +16,13 @@ public struct Experiment: Sendable {
 
     public init(config: ExperimentConfig) throws {
         self.config = config
-        (dataset, evaluation) = try config.data.load(seed: config.seed)
+        let (train, heldOut) = try config.data.load(seed: config.seed)
+        dataset = train
+        if let heldOut, let limit = config.evaluation.limit, limit < heldOut.count {
+            evaluation = heldOut.subset(Array(0..<limit), name: heldOut.name)
+        } else {
+            evaluation = heldOut
+        }
         let layers = config.model.layers.map(\.layer)
         do {
             model = try Sequential(inputShape: config.model.inputShape, layers: layers)

@@ -129,7 +129,7 @@ public struct Trainer {
     }
 
     /// Loss and accuracy of the current weights on a whole dataset, without recording a graph.
-    public func evaluate(on dataset: Dataset, batchSize: Int = 1024) -> (loss: Double, accuracy: Double?) {
+    public func evaluate(on dataset: Dataset, batchSize: Int = 256) -> (loss: Double, accuracy: Double?) {
         let loss = experiment.config.training.loss
         let reduction = experiment.config.training.reduction
         var lossSum = 0.0, correct = 0

@@ -27,6 +27,10 @@ public struct TrainingRun {
         let start = DispatchTime.now()
         var samples = 0
         var last: StepRecord?
+        // The training loss and accuracy reported at the end: the mean over the last epoch's steps
+        // (a full pass over the training set would cost as much as an epoch of forward passes).
+        var recent: [StepRecord] = []
+        let window = min(experiment.plan.stepsPerEpoch, total)
         log("training \(experiment.config.name): \(experiment.model.parameterNames.count) parameter tensors, " +
             "\(experiment.dataset.count) samples, \(total) steps, batch \(experiment.plan.batchSize) in \(experiment.plan.microBatches) micro-batches")
         while !trainer.isFinished {
@@ -34,6 +38,8 @@ public struct TrainingRun {
             runDirectory.appendMetrics(record.json)
             samples += record.samples
             last = record
+            recent.append(record)
+            if recent.count > window { recent.removeFirst() }
             if record.step % logEvery == 0 || record.step == total || record.step == 1 {
                 let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
                 var line = "step \(record.step)/\(total) epoch \(record.epoch + 1) loss \(String(format: "%.6f", record.loss))"
@@ -44,7 +50,10 @@ public struct TrainingRun {
         }
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
         beforeEvaluation()
-        let (trainLoss, trainAccuracy) = trainer.evaluate(on: experiment.dataset)
+        let recentSamples = Double(max(recent.reduce(0) { $0 + $1.samples }, 1))
+        let trainLoss = recent.reduce(0.0) { $0 + $1.loss * Double($1.samples) } / recentSamples
+        let trainAccuracy = experiment.config.training.loss.isClassification
+            ? recent.reduce(0.0) { $0 + ($1.accuracy ?? 0) * Double($1.samples) } / recentSamples : nil
         let metadata = ["format": "pt", "producer": "cohort", "step": "\(trainer.step)", "config": experiment.config.name]
         try runDirectory.writeWeights(experiment.model, trainer.parameters, metadata: metadata)
         var summary: [(String, JSON)] = [
@@ -54,7 +63,7 @@ public struct TrainingRun {
         ]
         if let trainAccuracy { summary.append(("train_accuracy", .number(trainAccuracy))) }
         var evaluationLine = ""
-        if let evaluation = experiment.evaluation {
+        if let evaluation = experiment.evaluation, experiment.config.evaluation.atEnd {
             let (loss, accuracy) = trainer.evaluate(on: evaluation)
             summary.append(("eval_set", .string(evaluation.name)))
             summary.append(("eval_loss", .number(loss)))
@@ -69,7 +78,7 @@ public struct TrainingRun {
         ]
         summary += executor.summaryMetrics(wallSeconds: seconds)
         try runDirectory.writeSummary(.object(summary))
-        log("final training-set loss \(String(format: "%.6f", trainLoss))" +
+        log("training loss over the last \(recent.count) steps \(String(format: "%.6f", trainLoss))" +
             (trainAccuracy.map { " accuracy \(String(format: "%.4f", $0))" } ?? "") + evaluationLine + "; results in \(runDirectory.path)")
         return Result(parameters: trainer.parameters, steps: trainer.step, finalLoss: last?.loss ?? .nan,
                       trainLoss: trainLoss, trainAccuracy: trainAccuracy, seconds: seconds, runDirectory: runDirectory.path)

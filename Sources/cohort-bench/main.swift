@@ -156,3 +156,50 @@ trainStepBench(name: "lenet_train_step", config: "configs/mnist-lenet.yaml", thr
 trainStepBench(name: "lenet_train_step_1thread", config: "configs/mnist-lenet.yaml", threads: 1)
 trainStepBench(name: "lstm_train_step", config: "configs/mnist-lstm.yaml", threads: 2)
 trainStepBench(name: "lstm_train_step_1thread", config: "configs/mnist-lstm.yaml", threads: 1)
+
+// MARK: the distributed trainer: samples/s with 1 and 2 local worker processes
+
+/// Runs `cohort train` and reads its summary and metrics.
+func distributedBench(name: String, config: String, workers: Int, overrides: [String]) {
+    guard selected("distributed") || selected(name) else { return }
+    let cohort = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("cohort").path
+    let run = NSTemporaryDirectory() + "cohort-bench-\(name)-\(workers)-\(getpid())"
+    defer { try? FileManager.default.removeItem(atPath: run) }
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: cohort)
+    process.arguments = ["train", config, "--workers", "\(workers)", "--run-dir", run, "--quiet",
+                         "--set", "cluster.threads_per_worker=1"] + overrides.flatMap { ["--set", $0] }
+    do {
+        try process.run()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0,
+              let summary = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(run)/summary.json"))) as? [String: Any]
+        else { throw DataError(file: run, "cohort train failed (exit \(process.terminationStatus))") }
+        // Per step: the time not covered by the slowest worker's compute is the coordinator's
+        // overhead (exchange, reduce, update, broadcast). The first 10 steps warm up.
+        let lines = try String(contentsOfFile: "\(run)/metrics.jsonl", encoding: .utf8).split(separator: "\n").dropFirst(10)
+        var stepTotal = 0.0, overhead = 0.0
+        for line in lines {
+            guard let m = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+                  let step = m["step_time_s"] as? Double, let ws = m["workers"] as? [[String: Any]] else { continue }
+            let compute = ws.compactMap { $0["compute_s"] as? Double }.max() ?? 0
+            stepTotal += step; overhead += max(0, step - compute)
+        }
+        let steps = Double(max(lines.count, 1))
+        emit(["bench": "distributed_train", "config": name, "workers": workers, "threads_per_worker": 1,
+              "samples_per_s": summary["samples_per_s"] as? Double ?? 0,
+              "step_ms": stepTotal / steps * 1e3, "coordinator_overhead_ms": overhead / steps * 1e3,
+              "coordinator_overhead_share": overhead / max(stepTotal, 1e-12)])
+    } catch {
+        print("{\"bench\":\"distributed_train\",\"config\":\"\(name)\",\"error\":\"\(error)\"}")
+    }
+}
+
+for workers in [1, 2] {
+    distributedBench(name: "mnist-mlp", config: "configs/mnist-mlp.yaml", workers: workers,
+                     overrides: ["training.batch_size=512", "training.micro_batches=4", "training.steps=150"])
+}
+for workers in [1, 2] {
+    distributedBench(name: "mnist-lenet", config: "configs/mnist-lenet.yaml", workers: workers,
+                     overrides: ["training.batch_size=128", "training.micro_batches=4", "training.steps=40"])
+}

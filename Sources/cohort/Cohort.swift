@@ -122,6 +122,7 @@ struct Train: ParsableCommand {
         var options = Coordinator.Options(endpoint: endpoint)
         options.heartbeatTimeout = config.cluster.heartbeatTimeout
         options.maxMessageBytes = Int64(config.cluster.maxMessageMB) << 20
+        options.sharedMemory = config.cluster.sharedMemory
         BLAS.setThreads(1)
         do {
             let coordinator = try Coordinator(experiment: experiment, options: options, log: say)

@@ -10,10 +10,12 @@ import ZeroMQ
     @Test func mnistMLPIsBitwiseIdenticalFor1And2And4Workers() throws {
         let dir = temporaryDirectory()
         var weights: [[String: Data]] = []
-        for workers in [1, 2, 4] {
-            let run = dir.appendingPathComponent("w\(workers)").path
+        // 1, 2 and 4 workers through shared memory, and 2 through message frames only.
+        for (workers, shm) in [(1, true), (2, true), (4, true), (2, false)] {
+            let run = dir.appendingPathComponent("w\(workers)-\(shm)").path
             let result = try runCohort(["train", "configs/mnist-mlp.yaml", "--workers", "\(workers)", "--run-dir", run, "--quiet",
-                                        "--set", "training.steps=30", "--set", "cluster.threads_per_worker=1"])
+                                        "--set", "training.steps=30", "--set", "cluster.threads_per_worker=1",
+                                        "--set", "cluster.shared_memory=\(shm)"])
             #expect(result.status == 0, "\(result.stderr)")
             weights.append(try tensorBytes("\(run)/final.safetensors"))
             let summary = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(run)/summary.json"))) as! [String: Any]
@@ -23,7 +25,22 @@ import ZeroMQ
             #expect((metrics["workers"] as! [Any]).count == workers && (metrics["bytes_received"] as! Int) > 0)
         }
         #expect(weights[0].count == 4)
-        #expect(weights[0] == weights[1] && weights[0] == weights[2])
+        #expect(weights[0] == weights[1] && weights[0] == weights[2] && weights[0] == weights[3])
+    }
+
+    /// The same for the lecture's LeNet: convolution, pooling and all, across processes.
+    @Test func leNetIsBitwiseIdenticalFor1And2Workers() throws {
+        let dir = temporaryDirectory()
+        var weights: [[String: Data]] = []
+        for workers in [1, 2] {
+            let run = dir.appendingPathComponent("w\(workers)").path
+            let result = try runCohort(["train", "configs/mnist-lenet.yaml", "--workers", "\(workers)", "--run-dir", run, "--quiet",
+                                        "--set", "training.steps=6", "--set", "training.batch_size=32", "--set", "cluster.threads_per_worker=1",
+                                        "--set", "evaluation.at_end=false"])
+            #expect(result.status == 0, "\(result.stderr)")
+            weights.append(try tensorBytes("\(run)/final.safetensors"))
+        }
+        #expect(weights[0].count == 8 && weights[0] == weights[1])
     }
 
     /// A worker killed with SIGKILL mid-run: its micro-batches go to the survivor and the final

@@ -21,7 +21,8 @@ struct PartitionedExecutor: GradientExecutor {
                 known[block] = tree.sum(block) { leaf in
                     let (x, y) = experiment.dataset.batch(task.microBatches[leaf])
                     return experiment.gradient(parameters: task.parameters, inputs: x, targets: y,
-                                               context: .init(training: true, step: task.step, sampleIndices: task.microBatches[leaf]))
+                                               context: .init(training: true, seed: experiment.config.seed, step: task.step,
+                                                              sampleIndices: task.microBatches[leaf]))
                 }
             }
         }
@@ -45,6 +46,49 @@ struct PartitionedExecutor: GradientExecutor {
             #expect(zip(results[0], other).allSatisfy { $0.bitwiseEqual($1) })
         }
         // And they did train: the weights moved from their initial values.
+        #expect(!results[0][0].bitwiseEqual(experiment.initialParameters[0]))
+    }
+
+    /// Convolution, pooling, dropout and an LSTM inside the same guarantee: dropout masks follow
+    /// the sample, so regrouping micro-batches over workers changes nothing.
+    @Test(arguments: [
+        """
+        layers:
+            - conv2d: {out: 4, kernel: 3, padding: 1}
+            - relu
+            - maxpool2d: {kernel: 2}
+            - dropout: {p: 0.3}
+            - flatten
+            - linear: {out: 2}
+        """,
+        """
+        layers:
+            - lstm: {hidden: 6, sequences: true}
+            - dropout: {p: 0.25}
+            - gru: {hidden: 5}
+            - linear: {out: 2}
+        """,
+    ])
+    func convolutionalAndRecurrentModelsToo(layers: String) throws {
+        let image = layers.contains("conv2d")
+        let text = """
+        seed: 3
+        data: {name: sequence, samples: 96, length: 8}
+        model:
+          input: \(image ? "[1, 4, 4]" : "[8, 2]")
+          \(layers)
+        training: {loss: cross_entropy, batch_size: 24, micro_batches: 6, steps: 8}
+        optimizer: {name: adam, lr: 0.01}
+        """
+        let experiment = try Experiment(config: try ExperimentConfig.parse(text, file: "inline.yaml"))
+        var results: [[Tensor]] = []
+        for workers in [1, 2, 4] {
+            var trainer = Trainer(experiment: experiment)
+            var executor = PartitionedExecutor(local: LocalExecutor(experiment: experiment), workers: workers, experiment: experiment)
+            while !trainer.isFinished { _ = try trainer.runStep(with: &executor) }
+            results.append(trainer.parameters)
+        }
+        for other in results.dropFirst() { #expect(zip(results[0], other).allSatisfy { $0.bitwiseEqual($1) }) }
         #expect(!results[0][0].bitwiseEqual(experiment.initialParameters[0]))
     }
 

@@ -1,0 +1,69 @@
+import CohortTensor
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A file in /dev/shm mapped into memory. Workers on the coordinator's own machine exchange
+/// weights and gradients through these instead of copying megabytes through sockets on every
+/// step; the ZeroMQ messages then only say what is where. (Workers elsewhere get the frames.)
+public final class SharedMemory: @unchecked Sendable {
+    public let path: String
+    public let floats: Int
+    let base: UnsafeMutableRawPointer
+    let owner: Bool
+
+    /// Creates (owner) or opens a mapping of `floats` Float32 values.
+    public init(path: String, floats: Int, create: Bool) throws {
+        let bytes = max(floats, 1) * 4
+        let fd = create ? open(path, O_RDWR | O_CREAT | O_EXCL, 0o600) : open(path, O_RDWR)
+        guard fd >= 0 else { throw ClusterError("cannot \(create ? "create" : "open") \(path): \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        if create {
+            guard ftruncate(fd, off_t(bytes)) == 0 else {
+                unlink(path)
+                throw ClusterError("cannot size \(path): \(String(cString: strerror(errno)))")
+            }
+        } else {
+            var info = stat()
+            guard fstat(fd, &info) == 0, Int(info.st_size) >= bytes else { throw ClusterError("\(path) is smaller than \(bytes) bytes") }
+        }
+        guard let p = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0), p != MAP_FAILED else {
+            if create { unlink(path) }
+            throw ClusterError("cannot map \(path): \(String(cString: strerror(errno)))")
+        }
+        self.path = path; self.floats = floats; base = p; owner = create
+    }
+
+    deinit {
+        munmap(base, max(floats, 1) * 4)
+        if owner { unlink(path) }
+    }
+
+    /// Tensors of `shapes` laid end to end from float offset `offset`, borrowing the mapping.
+    public func tensors(at offset: Int, shapes: [[Int]]) -> [Tensor] {
+        var at = offset
+        return shapes.map { shape in
+            defer { at += shape.reduce(1, *) }
+            return Tensor(borrowing: base + 4 * at, shape: shape, owner: self)
+        }
+    }
+
+    /// Copies tensors in end to end from float offset `offset`.
+    public func write(_ tensors: [Tensor], at offset: Int) {
+        var at = offset
+        for t in tensors {
+            t.withUnsafeBufferPointer { src in
+                if let s = src.baseAddress { (base + 4 * at).copyMemory(from: s, byteCount: src.count * 4) }
+            }
+            at += t.count
+        }
+    }
+
+    /// Identifies this machine (and boot), so coordinator and worker can tell they share /dev/shm.
+    public static var machineID: String {
+        let boot = (try? String(contentsOfFile: "/proc/sys/kernel/random/boot_id", encoding: .utf8))?
+            .trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
+        return boot.isEmpty ? "" : "\(ProcessInfo.processInfo.hostName)/\(boot)"
+    }
+}
