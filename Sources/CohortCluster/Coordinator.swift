@@ -57,7 +57,18 @@ public final class Coordinator: GradientExecutor {
     var workers: [UInt32: WorkerState] = [:]
     var nextWorkerID: UInt32 = 1
     var nextTaskID: UInt64 = 1
-    var weights: PackedTensors
+    /// The current weights, and their packed single-buffer form, made only when a worker needs
+    /// frames (workers on this machine read the shared file instead).
+    var parameters: [Tensor]
+    var packedCache: PackedTensors?
+    var weights: PackedTensors {
+        if let packedCache { return packedCache }
+        let packed = PackedTensors(parameters)
+        packedCache = packed
+        return packed
+    }
+    let shapes: [[Int]]
+    let parameterFloats: Int
     var weightsVersion: UInt64 = 0
     public private(set) var droppedMessages = 0
     var bytesSent = 0, bytesReceived = 0
@@ -84,7 +95,9 @@ public final class Coordinator: GradientExecutor {
         endpoint = try socket.lastEndpoint
         var random = SystemRandomNumberGenerator()
         runID = random.next()
-        weights = PackedTensors(experiment.initialParameters)
+        parameters = experiment.initialParameters
+        shapes = parameters.map(\.shape)
+        parameterFloats = parameters.reduce(0) { $0 + $1.count }
     }
 
     deinit { socket.close() }
@@ -123,10 +136,10 @@ public final class Coordinator: GradientExecutor {
         workers[worker.id] = worker
         var welcome = Welcome(workerID: worker.id, modelSpec: experiment.config.workerSpec, seed: experiment.config.seed,
                               datasetFingerprint: experiment.dataset.fingerprint, sendsSamples: !sameData,
-                              weightsVersion: weightsVersion, shapes: weights.shapes)
+                              weightsVersion: weightsVersion, shapes: shapes)
         if options.sharedMemory && !machineID.isEmpty && hello.machineID == machineID {
             // Same machine: weights and gradients go through /dev/shm, the messages stay small.
-            let floats = weights.buffer.count
+            let floats = parameterFloats
             do {
                 if sharedWeights == nil {
                     sharedWeights = try SharedMemory(path: "/dev/shm/cohort-\(runID)-weights", floats: floats, create: true)
@@ -253,13 +266,13 @@ public final class Coordinator: GradientExecutor {
         for worker in workers.values { worker.stepComputeSeconds = 0; worker.slotsUsed = 0 }
         let version = UInt64(task.step)
         if version != weightsVersion || task.step == 0 {
-            weights = PackedTensors(task.parameters)
+            parameters = task.parameters
+            packedCache = nil
             weightsVersion = version
         }
         var known: [Range<Int>: GradientSum] = [:]
         var outstanding: [UInt64: Outstanding] = [:]
         var covered = 0
-        let shapes = weights.shapes
 
         func assign(_ range: Range<Int>) throws {
             var pool = liveWorkers
@@ -275,7 +288,7 @@ public final class Coordinator: GradientExecutor {
             let stale = pool.filter { $0.weightsVersion != weightsVersion }
             if let shm = sharedWeights, sharedWeightsVersion != weightsVersion, stale.contains(where: \.usesSharedWeights) {
                 // Workers are idle now (all results are in), so the shared weights can change.
-                shm.write([weights.buffer], at: 0)
+                shm.write(parameters, at: 0)
                 sharedWeightsVersion = weightsVersion
             }
             for worker in stale {
@@ -339,7 +352,7 @@ public final class Coordinator: GradientExecutor {
                 } else if from.message.tensors.count != expected.count * shapes.count {
                     throw ProtocolError("\(from.message.tensors.count) tensor frames for \(expected.count) blocks of \(shapes.count) parameters")
                 }
-                let floats = weights.buffer.count
+                let floats = parameterFloats
                 for (b, block) in from.result.blocks.enumerated() {
                     // Borrow the frames' (or the shared slots') memory: the tree sum adds into it in place.
                     let gradients = try from.result.shared
