@@ -24,7 +24,8 @@ public enum RecurrentCell: String, Sendable, CaseIterable {
     }
 }
 
-@inline(__always) func σ(_ x: Float) -> Float { Sigmoid.value(x) }
+/// σ without branches (e^−x overflowing to ∞ gives exactly 0), so the gate loops pipeline.
+@inline(__always) func σ(_ x: Float) -> Float { 1 / (1 + Foundation.exp(-x)) }
 /// tanh through one exp: 1 − 2/(e^{2x} + 1). glibc's tanhf goes through expm1f and was a fifth
 /// of an LSTM step; this is within 2·10⁻⁷ of it and saturates cleanly at ±1.
 @inline(__always) func th(_ x: Float) -> Float { 1 - 2 / (Foundation.exp(2 * x) + 1) }
@@ -45,7 +46,9 @@ extension Variable {
         let W_hh = whh.value, W_ih = wih.value, b_hh = bhh.value
         // Input part of every gate at every step: rows b·T + t.
         let xf = x.reshaped([batch * steps, inputs])
-        let xw = xf.matmul(W_ih, transposeOther: true).addingRow(bih.value)
+        // The bias is preloaded into C, so the sgemm adds the product to it (beta = 1).
+        var xw = Tensor(shape: [batch * steps, gh], repeating: 0).addingRow(bih.value)
+        xw.matmulAccumulate(xf, W_ih, transposeB: true, beta: 1)
         // Per step, time-major: gate activations, hidden and cell states, the hidden products.
         var acts = [Tensor](), hs = [Tensor.zeros([batch, hidden])], cs = [Tensor.zeros([batch, hidden])]
         var tanhCs = [Tensor]()   // lstm: tanh(C) of each step, reused by backward
@@ -74,10 +77,9 @@ extension Variable {
             case .lstm:
                 for b in 0..<batch {
                     let xrow = px + (b * steps + t) * gh, hrow = phw + b * hwWidth, arow = pa + b * gh
-                    for k in 0..<gh {
-                        let pre = xrow[k] + hrow[k] + pb[k]
-                        arow[k] = (k >= 2 * H && k < 3 * H) ? th(pre) : σ(pre)
-                    }
+                    for k in 0..<(2 * H) { arow[k] = σ(xrow[k] + hrow[k] + pb[k]) }
+                    for k in (2 * H)..<(3 * H) { arow[k] = th(xrow[k] + hrow[k] + pb[k]) }
+                    for k in (3 * H)..<gh { arow[k] = σ(xrow[k] + hrow[k] + pb[k]) }
                     for j in 0..<H {
                         let cell = arow[H + j] * cp[b * H + j] + arow[j] * arow[2 * H + j]
                         pc[b * H + j] = cell
