@@ -207,7 +207,15 @@ public final class Coordinator: GradientExecutor {
             do { try welcome(identity: identity, message: message) } catch { drop("bad hello: \(error)") }
             return
         }
-        guard let worker, worker.alive else { drop("\(message.header.kind) from an unknown or dead worker"); return }
+        guard let worker else { drop("\(message.header.kind) from an unknown worker"); return }
+        if !worker.alive && message.header.runID == runID {
+            // Declared dead for silence but talking again (a long pause, a loaded machine): take it
+            // back. Its old tasks went to others and their late results are dropped; it gets the
+            // current weights before its next task.
+            worker.alive = true
+            worker.weightsVersion = .max
+            log("worker \(worker.id) is back")
+        }
         guard message.header.runID == runID, message.header.version == Wire.version else {
             drop("\(message.header.kind) for another run or protocol version"); return
         }
@@ -402,7 +410,11 @@ public final class Coordinator: GradientExecutor {
 
     /// Tells every worker to stop and waits briefly for local ones to exit.
     public func shutdown(reason: String) {
-        for worker in liveWorkers { trySend(worker, .shutdown, step: 0, body: ShutdownMessage(reason: reason, refused: false).encode()) }
+        // Dead ones too: a worker taken for dead may only have been paused, and would otherwise
+        // wait for its own timeout.
+        for worker in workers.values {
+            _ = try? send(to: worker.identity, .shutdown, step: 0, body: ShutdownMessage(reason: reason, refused: false).encode())
+        }
         localProcesses?.waitForExit(timeout: 5)
     }
 }

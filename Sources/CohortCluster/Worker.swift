@@ -15,7 +15,8 @@ public final class Worker {
         public var dataConfig: String?
         /// Exit when this process (the coordinator that spawned us) is gone.
         public var parentPID: Int32?
-        public var heartbeatInterval: Double = 1
+        /// Well below the coordinator's heartbeat timeout, so a busy machine is not taken for dead.
+        public var heartbeatInterval: Double = 0.25
         /// Exit after this long without a word from the coordinator.
         public var coordinatorTimeout: Double = 60
         public var maxMessageBytes: Int64 = 1 << 30

@@ -59,6 +59,8 @@ public struct ExperimentConfig: Sendable {
         public var atEnd: Bool
         /// Evaluate at most this many samples (the first ones).
         public var limit: Int?
+        /// Also evaluate every this many steps (metrics.jsonl and curves.svg).
+        public var everySteps: Int?
     }
 
     /// How the coordinator runs: local workers, an endpoint for external ones, liveness.
@@ -207,7 +209,8 @@ extension ExperimentConfig {
         let cluster = try readCluster(try top.optional("cluster"))
         let evaluationNode = try top.optional("evaluation")
         let evaluation = EvaluationConfig(atEnd: try evaluationNode?.optional("at_end")?.bool() ?? true,
-                                          limit: try evaluationNode?.optional("limit")?.int(min: 1))
+                                          limit: try evaluationNode?.optional("limit")?.int(min: 1),
+                                          everySteps: try evaluationNode?.optional("every_steps")?.int(min: 1))
         return ExperimentConfig(name: name, seed: seed, data: data, model: model, training: training,
                                 optimizer: optimizer, cluster: cluster, evaluation: evaluation,
                                 resolvedYAML: resolved, workerSpec: "", sourcePath: file)

@@ -53,6 +53,21 @@ public struct Experiment: Sendable {
         MicroBatchGradient(model: model, loss: config.training.loss, reduction: config.training.reduction)
     }
 
+    /// Weights from a safetensors file, checked against the model's names and shapes.
+    public static func loadWeights(_ path: String, for model: Sequential) throws -> [Tensor] {
+        let file = try Safetensors.read(path: path).entries
+        let byName = Dictionary(file.map { ($0.name, $0.tensor) }, uniquingKeysWith: { a, _ in a })
+        return try model.parameterSpecs.map { entry in
+            guard let tensor = byName[entry.name] else {
+                throw Safetensors.FormatError(path: path, problem: "no tensor '\(entry.name)' (it has \(byName.keys.sorted().joined(separator: ", ")))")
+            }
+            guard tensor.shape == entry.spec.shape else {
+                throw Safetensors.FormatError(path: path, problem: "'\(entry.name)' has shape \(tensor.shape), the model needs \(entry.spec.shape)")
+            }
+            return tensor
+        }
+    }
+
     /// Initial weights: the initializer, then explicit values from the config, or a checkpoint.
     static func makeParameters(_ config: ExperimentConfig, model: Sequential) throws -> [Tensor] {
         var parameters = model.initialParameters(config.model.initializer, seed: config.seed)

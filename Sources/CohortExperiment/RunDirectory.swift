@@ -82,6 +82,20 @@ public final class RunDirectory {
         try Safetensors.write(entries, metadata: metadata, to: "\(path)/\(file)")
     }
 
+    /// Rewrites curves.svg from the step records so far and any evaluation points.
+    public func writeCurves(title: String, steps: [StepRecord], evaluations: [(step: Int, loss: Double, accuracy: Double?)]) throws {
+        let loss = Curves.thin(steps.map { (Double($0.step), $0.loss) })
+        let accuracy = Curves.thin(steps.compactMap { r in r.accuracy.map { (Double(r.step), $0) } })
+        let svg = Curves.svg(
+            title: title,
+            loss: [Curves.Series(name: "training loss", color: "#1f77b4", points: loss),
+                   Curves.Series(name: "evaluation loss", color: "#d62728", points: evaluations.map { (Double($0.step), $0.loss) }, dashed: true)],
+            accuracy: [Curves.Series(name: "training accuracy", color: "#1f77b4", points: accuracy),
+                       Curves.Series(name: "evaluation accuracy", color: "#d62728",
+                                     points: evaluations.compactMap { e in e.accuracy.map { (Double(e.step), $0) } }, dashed: true)])
+        try AtomicFile.write(svg, to: "\(path)/curves.svg")
+    }
+
     public func writeSummary(_ summary: JSON) throws {
         try AtomicFile.write(summary.text + "\n", to: "\(path)/summary.json")
     }

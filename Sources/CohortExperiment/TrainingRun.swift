@@ -30,6 +30,10 @@ public struct TrainingRun {
         // The training loss and accuracy reported at the end: the mean over the last epoch's steps
         // (a full pass over the training set would cost as much as an epoch of forward passes).
         var recent: [StepRecord] = []
+        var history: [StepRecord] = []
+        var evaluations: [(step: Int, loss: Double, accuracy: Double?)] = []
+        // curves.svg is refreshed about twenty times over the run, and at the end.
+        let curveEvery = max(total / 20, 1)
         let window = min(experiment.plan.stepsPerEpoch, total)
         log("training \(experiment.config.name): \(experiment.model.parameterNames.count) parameter tensors, " +
             "\(experiment.dataset.count) samples, \(total) steps, batch \(experiment.plan.batchSize) in \(experiment.plan.microBatches) micro-batches")
@@ -40,6 +44,19 @@ public struct TrainingRun {
             last = record
             recent.append(record)
             if recent.count > window { recent.removeFirst() }
+            history.append(record)
+            if let every = experiment.config.evaluation.everySteps, record.step % every == 0, record.step < total,
+               let evaluation = experiment.evaluation {
+                let (loss, accuracy) = trainer.evaluate(on: evaluation)
+                evaluations.append((record.step, loss, accuracy))
+                runDirectory.appendMetrics(.object([("step", .int(record.step)), ("eval_set", .string(evaluation.name)),
+                                                    ("eval_loss", .number(loss))] + (accuracy.map { [("eval_accuracy", JSON.number($0))] } ?? [])))
+                log("step \(record.step): \(evaluation.name) loss \(String(format: "%.6f", loss))" +
+                    (accuracy.map { " accuracy \(String(format: "%.4f", $0))" } ?? ""))
+            }
+            if record.step % curveEvery == 0 {
+                try? runDirectory.writeCurves(title: experiment.config.name, steps: history, evaluations: evaluations)
+            }
             if record.step % logEvery == 0 || record.step == total || record.step == 1 {
                 let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
                 var line = "step \(record.step)/\(total) epoch \(record.epoch + 1) loss \(String(format: "%.6f", record.loss))"
@@ -68,6 +85,9 @@ public struct TrainingRun {
             summary.append(("eval_set", .string(evaluation.name)))
             summary.append(("eval_loss", .number(loss)))
             if let accuracy { summary.append(("eval_accuracy", .number(accuracy))) }
+            evaluations.append((trainer.step, loss, accuracy))
+            runDirectory.appendMetrics(.object([("step", .int(trainer.step)), ("eval_set", .string(evaluation.name)),
+                                                ("eval_loss", .number(loss))] + (accuracy.map { [("eval_accuracy", JSON.number($0))] } ?? [])))
             evaluationLine = "; \(evaluation.name) loss \(String(format: "%.6f", loss))" +
                 (accuracy.map { " accuracy \(String(format: "%.4f", $0))" } ?? "")
         }
@@ -78,6 +98,7 @@ public struct TrainingRun {
         ]
         summary += executor.summaryMetrics(wallSeconds: seconds)
         try runDirectory.writeSummary(.object(summary))
+        try runDirectory.writeCurves(title: experiment.config.name, steps: history, evaluations: evaluations)
         log("training loss over the last \(recent.count) steps \(String(format: "%.6f", trainLoss))" +
             (trainAccuracy.map { " accuracy \(String(format: "%.4f", $0))" } ?? "") + evaluationLine + "; results in \(runDirectory.path)")
         return Result(parameters: trainer.parameters, steps: trainer.step, finalLoss: last?.loss ?? .nan,

@@ -26,7 +26,7 @@ struct Cohort: ParsableCommand {
           cohort trace configs/lecture-2-2-1.yaml
           cohort config configs/quickstart.yaml --set training.epochs=3
         """,
-        subcommands: [Train.self, WorkerCommand.self, Trace.self, ShowConfig.self, DataCommand.self]
+        subcommands: [Train.self, WorkerCommand.self, Evaluate.self, Inspect.self, Trace.self, ShowConfig.self, DataCommand.self]
     )
 
     /// ArgumentParser exits 64 on usage errors; Cohort promises 2, so parse and exit by hand.
@@ -266,5 +266,75 @@ struct FetchMNIST: ParsableCommand {
                                 checksums: fashion ? MNISTDownload.fashionChecksums : MNISTDownload.mnistChecksums,
                                 log: stdoutLine)
         stdoutLine("done: \(to)")
+    }
+}
+
+struct Evaluate: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "eval",
+        abstract: "Loss, accuracy and the confusion matrix of trained weights.",
+        discussion: """
+        Examples:
+          cohort eval runs/mnist-mlp/final.safetensors --config configs/mnist-mlp.yaml
+          cohort eval runs/mnist-lenet/final.safetensors --config configs/mnist-lenet.yaml --split train
+        """
+    )
+
+    @Argument(help: "A safetensors file written by cohort train.")
+    var checkpoint: String
+
+    @Option(help: "The config that describes the model and the data.")
+    var config: String
+
+    @Option(help: "test (the held-out set: test set or validation split) or train.")
+    var split = "test"
+
+    func run() throws {
+        let config = try ExperimentConfig.load(path: config)
+        let experiment = try Experiment(config: config)
+        guard ["test", "train"].contains(split) else { throw ValidationError("--split is test or train") }
+        guard let dataset = split == "train" ? experiment.dataset : experiment.evaluation else {
+            throw ValidationError("the config's data has no held-out set: use --split train or set data.validation")
+        }
+        let parameters: [Tensor]
+        do { parameters = try Experiment.loadWeights(checkpoint, for: experiment.model) } catch {
+            stderrLine("cohort eval: \(error)")
+            throw ExitCode(ExitStatus.usage)
+        }
+        BLAS.setThreads(ProcessInfo.processInfo.activeProcessorCount)
+        let report = EvaluationReport.run(model: experiment.model, parameters: parameters, loss: config.training.loss,
+                                          reduction: config.training.reduction, on: dataset)
+        print(report.text)
+    }
+}
+
+struct Inspect: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "List the tensors of a safetensors file: names, shapes, statistics and metadata.",
+        discussion: "Example: cohort inspect runs/mnist-lenet/final.safetensors"
+    )
+
+    @Argument(help: "A safetensors file.")
+    var checkpoint: String
+
+    func run() throws {
+        let file: (entries: [Safetensors.Entry], metadata: [String: String])
+        do { file = try Safetensors.read(path: checkpoint) } catch {
+            stderrLine("cohort inspect: \(error)")
+            throw ExitCode(ExitStatus.usage)
+        }
+        print("\(checkpoint): \(file.entries.count) tensors, \(file.entries.reduce(0) { $0 + $1.tensor.count }) values")
+        for (key, value) in file.metadata.sorted(by: { $0.key < $1.key }) { print("  metadata \(key) = \(value)") }
+        let nameWidth = file.entries.map(\.name.count).max() ?? 4
+        for entry in file.entries {
+            let t = entry.tensor
+            let values = t.scalars
+            let mean = values.isEmpty ? 0 : Double(t.sum()) / Double(values.count)
+            let std = values.isEmpty ? 0 : (t.squaredNorm() / Double(values.count) - mean * mean).squareRoot()
+            let shape = "[" + t.shape.map(String.init).joined(separator: ", ") + "]"
+            print("  " + entry.name.padding(toLength: nameWidth, withPad: " ", startingAt: 0) + "  F32 " +
+                  shape.padding(toLength: 20, withPad: " ", startingAt: 0) +
+                  String(format: "min %9.4f  max %9.4f  mean %9.4f  std %8.4f", values.min() ?? 0, values.max() ?? 0, mean, std))
+        }
     }
 }

@@ -20,9 +20,11 @@ import ZeroMQ
             weights.append(try tensorBytes("\(run)/final.safetensors"))
             let summary = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(run)/summary.json"))) as! [String: Any]
             #expect((summary["workers"] as! [Any]).count == workers)
-            let line = try String(contentsOfFile: "\(run)/metrics.jsonl", encoding: .utf8).split(separator: "\n").last!
-            let metrics = try JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: Any]
-            #expect((metrics["workers"] as! [Any]).count == workers && (metrics["bytes_received"] as! Int) > 0)
+            // The last step record (evaluation records follow it).
+            let records = try String(contentsOfFile: "\(run)/metrics.jsonl", encoding: .utf8).split(separator: "\n")
+                .compactMap { try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+            let metrics = try #require(records.last { $0["workers"] != nil })
+            #expect((metrics["workers"] as? [Any])?.count == workers && (metrics["bytes_received"] as? Int ?? 0) > 0)
         }
         #expect(weights[0].count == 4)
         #expect(weights[0] == weights[1] && weights[0] == weights[2] && weights[0] == weights[3])
@@ -83,6 +85,39 @@ import ZeroMQ
         let workers = summary["workers"] as! [[String: Any]]
         #expect(workers.filter { $0["alive_at_end"] as? Bool == false }.count == 1)
         #expect(workers.contains { $0["samples_sent_with_tasks"] as? Bool == true })
+    }
+
+    /// A worker paused (SIGSTOP) past the heartbeat timeout is declared dead, its work moves on,
+    /// and when it wakes up it is taken back; the weights are still those of an undisturbed run.
+    @Test func aPausedWorkerIsTakenBack() throws {
+        let dir = temporaryDirectory()
+        let settings = ["--set", "training.steps=400", "--set", "cluster.threads_per_worker=1", "--set", "cluster.heartbeat_timeout=1",
+                        "--set", "evaluation.at_end=false"]
+        let reference = dir.appendingPathComponent("reference").path
+        #expect(try runCohort(["train", "configs/mnist-mlp.yaml", "--workers", "1", "--run-dir", reference, "--quiet"] + settings).status == 0)
+        let run = dir.appendingPathComponent("paused").path
+        let endpoint = "ipc://\(dir.path)/coordinator.ipc"
+        let coordinator = try startCohort(["train", "configs/mnist-mlp.yaml", "--workers", "0", "--bind", endpoint,
+                                           "--run-dir", run, "--set", "cluster.min_workers=2"] + settings,
+                                          log: dir.appendingPathComponent("coordinator.log"))
+        let sleeper = try startCohort(["worker", "--connect", endpoint, "--config", "configs/mnist-mlp.yaml", "--timeout", "30"],
+                                      log: dir.appendingPathComponent("sleeper.log"))
+        let other = try startCohort(["worker", "--connect", endpoint, "--config", "configs/mnist-mlp.yaml", "--timeout", "30"],
+                                    log: dir.appendingPathComponent("other.log"))
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline, ((try? String(contentsOfFile: "\(run)/metrics.jsonl", encoding: .utf8)) ?? "").split(separator: "\n").count < 10 {
+            usleep(5_000)
+        }
+        kill(sleeper.processIdentifier, SIGSTOP)
+        usleep(2_000_000)
+        kill(sleeper.processIdentifier, SIGCONT)
+        let resumedAt = ((try? String(contentsOfFile: "\(run)/metrics.jsonl", encoding: .utf8)) ?? "").split(separator: "\n").count
+        coordinator.waitUntilExit(); sleeper.waitUntilExit(); other.waitUntilExit()
+        let log = (try? String(contentsOf: dir.appendingPathComponent("coordinator.log"), encoding: .utf8)) ?? ""
+        #expect(coordinator.terminationStatus == 0, "\(log)")
+        #expect(resumedAt < 400, "the run ended before the paused worker woke up")
+        #expect(log.contains("is dead") && log.contains("is back"), "\(log)")
+        #expect(try tensorBytes("\(run)/final.safetensors") == tensorBytes("\(reference)/final.safetensors"))
     }
 
     /// A worker of another protocol version is refused with a reason; garbage is dropped and

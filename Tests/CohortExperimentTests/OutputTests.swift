@@ -2,6 +2,9 @@ import CohortExperiment
 import CohortTensor
 import CohortTestSupport
 import Foundation
+#if canImport(FoundationXML)
+import FoundationXML
+#endif
 import Testing
 
 @Suite struct SafetensorsTests {
@@ -88,6 +91,34 @@ import Testing
         #expect(weights.entries.map(\.tensor.shape) == [[4, 2], [4], [1, 4], [1]])
         let config = try String(contentsOf: dir.appendingPathComponent("config.yaml"), encoding: .utf8)
         #expect(config.contains("steps: 300"))
+    }
+
+    @Test func curvesEvaluationsInspectAndEval() throws {
+        let dir = temporaryDirectory().appendingPathComponent("run")
+        let result = try runCohort(["train", "configs/quickstart.yaml", "--run-dir", dir.path, "--quiet", "--workers", "1",
+                                    "--set", "training.epochs=4", "--set", "data.validation=0.25", "--set", "evaluation.every_steps=20"])
+        #expect(result.status == 0, "\(result.stderr)")
+        let lines = try String(contentsOf: dir.appendingPathComponent("metrics.jsonl"), encoding: .utf8).split(separator: "\n")
+        let evaluations = try lines.map { try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any] }.filter { $0["eval_loss"] != nil }
+        // 1,500 training samples in batches of 64: 94 steps; evaluations at 20, 40, 60, 80 and the end.
+        #expect(evaluations.count == 5 && evaluations.allSatisfy { $0["eval_set"] as? String == "spirals-validation" })
+        // curves.svg: well-formed XML with both panels, their axes labels and legends.
+        let svg = try Data(contentsOf: dir.appendingPathComponent("curves.svg"))
+        let text = String(decoding: svg, as: UTF8.self)
+        #expect(XMLParser(data: svg).parse())
+        for label in ["training loss", "evaluation loss", "training accuracy", "evaluation accuracy", ">step<", ">loss<", ">accuracy<"] {
+            #expect(text.contains(label), "curves.svg lacks \(label)")
+        }
+        #expect(text.components(separatedBy: "<polyline").count - 1 == 4)
+
+        let weights = dir.appendingPathComponent("final.safetensors").path
+        let eval = try runCohort(["eval", weights, "--config", "configs/quickstart.yaml", "--split", "train"])
+        #expect(eval.status == 0, "\(eval.stderr)")
+        #expect(eval.stdout.contains("accuracy") && eval.stdout.contains("confusion matrix") && eval.stdout.contains("recall"))
+        let inspect = try runCohort(["inspect", weights])
+        #expect(inspect.status == 0 && inspect.stdout.contains("4.weight") && inspect.stdout.contains("[2, 64]"))
+        #expect(try runCohort(["inspect", "configs/xor.yaml"]).status == 2)
+        #expect(try runCohort(["eval", weights, "--config", "configs/xor.yaml"]).status == 2, "weights of another model")
     }
 
     @Test func traceCommandPrintsTheLectureTable() throws {
