@@ -45,7 +45,7 @@ let package = Package(
         // Helpers shared by the test targets (finite-difference checks, paths to data).
         .target(name: "CohortTestSupport", dependencies: ["CohortTensor"], path: "Tests/CohortTestSupport"),
         .testTarget(name: "CohortTensorTests", dependencies: ["CohortTensor", "CohortTestSupport"]),
-        .testTarget(name: "CohortClusterTests", dependencies: ["CohortCluster", "ZeroMQ", "CohortTensor", "CohortTestSupport"]),
+        .testTarget(name: "CohortClusterTests", dependencies: ["CohortCluster", "CohortExperiment", "ZeroMQ", "CohortTensor", "CohortTestSupport"]),
         .testTarget(name: "CohortDataTests", dependencies: ["CohortData", "CohortTensor", "CohortTestSupport"]),
         .testTarget(name: "CohortNNTests", dependencies: ["CohortNN", "CohortTensor", "CohortTestSupport"]),
         .testTarget(

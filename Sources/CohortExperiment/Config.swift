@@ -14,6 +14,7 @@ public struct ExperimentConfig: Sendable {
     public var optimizer: OptimizerConfig
     public var cluster: ClusterConfig
     public var evaluation: EvaluationConfig
+    public var checkpoint: CheckpointConfig
     /// The resolved config as YAML (overrides applied), written to the run directory.
     public var resolvedYAML: String
     /// What a worker needs to rebuild the model and loss: the `model` section (without
@@ -51,6 +52,13 @@ public struct ExperimentConfig: Sendable {
         public var logEvery: Int
         /// Where batch_size was set, for errors that need the dataset size to detect.
         public var batchSizeLocation: ConfigError
+    }
+
+    /// Checkpoints under the run directory's checkpoints/.
+    public struct CheckpointConfig: Sendable {
+        /// Save every this many steps (nil: only when asked to resume-proof the run).
+        public var everySteps: Int?
+        public var keepLast: Int
     }
 
     /// Evaluation on the held-out set (the test set, or the validation split).
@@ -211,8 +219,11 @@ extension ExperimentConfig {
         let evaluation = EvaluationConfig(atEnd: try evaluationNode?.optional("at_end")?.bool() ?? true,
                                           limit: try evaluationNode?.optional("limit")?.int(min: 1),
                                           everySteps: try evaluationNode?.optional("every_steps")?.int(min: 1))
+        let checkpointNode = try top.optional("checkpoint")
+        let checkpoint = CheckpointConfig(everySteps: try checkpointNode?.optional("every_steps")?.int(min: 1),
+                                          keepLast: try checkpointNode?.optional("keep_last")?.int(min: 1) ?? 3)
         return ExperimentConfig(name: name, seed: seed, data: data, model: model, training: training,
-                                optimizer: optimizer, cluster: cluster, evaluation: evaluation,
+                                optimizer: optimizer, cluster: cluster, evaluation: evaluation, checkpoint: checkpoint,
                                 resolvedYAML: resolved, workerSpec: "", sourcePath: file)
     }
 

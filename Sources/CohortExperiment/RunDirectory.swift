@@ -69,6 +69,23 @@ public final class RunDirectory {
         metrics = handle
     }
 
+    /// Reopens an existing run directory to continue it: metrics.jsonl keeps the records up to
+    /// and including `step` (later ones belong to the interrupted attempt) and grows from there.
+    public init(resuming path: String, atStep step: Int) throws {
+        self.path = path
+        let metricsPath = "\(path)/metrics.jsonl"
+        let lines = ((try? String(contentsOfFile: metricsPath, encoding: .utf8)) ?? "").split(separator: "\n")
+        let kept = lines.filter { line in
+            guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+                  let s = object["step"] as? Int else { return false }
+            return s <= step && object["eval_loss"] == nil
+        }
+        try AtomicFile.write(kept.map { $0 + "\n" }.joined(), to: metricsPath)
+        guard let handle = FileHandle(forWritingAtPath: metricsPath) else { throw POSIXFailure(call: "open", path: metricsPath) }
+        handle.seekToEndOfFile()
+        metrics = handle
+    }
+
     deinit { try? metrics.close() }
 
     /// Appends one JSON object as a line of metrics.jsonl.

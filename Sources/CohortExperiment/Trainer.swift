@@ -93,6 +93,21 @@ public struct Trainer {
 
     public var isFinished: Bool { step >= experiment.totalSteps }
 
+    /// The state to save: continuing from it reproduces the run bit for bit.
+    public var checkpoint: Checkpoint {
+        Checkpoint(step: step, optimizerStep: optimizer.step, parameters: parameters, optimizerState: optimizer.state,
+                   configHash: Checkpoint.configHash(experiment.config))
+    }
+
+    /// Continues from a checkpoint of the same experiment.
+    public mutating func restore(_ checkpoint: Checkpoint) {
+        parameters = checkpoint.parameters
+        optimizer.state = checkpoint.optimizerState
+        optimizer.step = checkpoint.optimizerStep
+        step = checkpoint.step
+        permutation = nil
+    }
+
     /// The micro-batches of the current step.
     public mutating func nextTask() -> StepTask {
         let plan = experiment.plan

@@ -19,9 +19,14 @@ public struct TrainingRun {
     /// `log` receives one human-readable line every `training.log_every` steps.
     public static func run<E: GradientExecutor>(
         _ experiment: Experiment, executor: inout E, runDirectory: RunDirectory,
-        beforeEvaluation: () -> Void = {}, log: (String) -> Void
+        resumeFrom: Checkpoint? = nil, beforeEvaluation: () -> Void = {}, log: (String) -> Void
     ) throws -> Result {
         var trainer = Trainer(experiment: experiment)
+        if let resumeFrom {
+            trainer.restore(resumeFrom)
+            log("resuming at step \(resumeFrom.step)")
+        }
+        let checkpoints = CheckpointDirectory(runDirectory: runDirectory.path)
         let total = experiment.totalSteps
         let logEvery = experiment.config.training.logEvery
         let start = DispatchTime.now()
@@ -53,6 +58,10 @@ public struct TrainingRun {
                                                     ("eval_loss", .number(loss))] + (accuracy.map { [("eval_accuracy", JSON.number($0))] } ?? [])))
                 log("step \(record.step): \(evaluation.name) loss \(String(format: "%.6f", loss))" +
                     (accuracy.map { " accuracy \(String(format: "%.4f", $0))" } ?? ""))
+            }
+            if let every = experiment.config.checkpoint.everySteps, record.step % every == 0 || record.step == total {
+                try checkpoints.save(trainer.checkpoint, model: experiment.model, optimizer: trainer.optimizer,
+                                     config: experiment.config, keepLast: experiment.config.checkpoint.keepLast)
             }
             if record.step % curveEvery == 0 {
                 try? runDirectory.writeCurves(title: experiment.config.name, steps: history, evaluations: evaluations)

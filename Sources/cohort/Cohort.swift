@@ -87,16 +87,24 @@ struct Train: ParsableCommand {
 
         Examples:
           cohort train configs/quickstart.yaml                    # one worker per core
-          cohort train configs/mnist-mlp.yaml --workers 2
+          cohort train configs/mnist-mlp.yaml --workers 2 --set checkpoint.every_steps=100
+          cohort train --resume runs/mnist-mlp                     # after a crash: continue exactly
           cohort train configs/mnist-mlp.yaml --bind tcp://0.0.0.0:5555 --workers 0
               # then on each machine: cohort worker --connect tcp://HOST:5555
         """
     )
 
-    @OptionGroup var options: ConfigOptions
+    @Argument(help: "The experiment's YAML config (see configs/README.md); not needed with --resume.")
+    var config: String?
+
+    @Option(name: .customLong("set"), help: ArgumentHelp("Override a config key, e.g. --set optimizer.lr=0.1 (repeatable).", valueName: "dotted.key=value"))
+    var overrides: [String] = []
 
     @Option(help: "Directory for the run's outputs (default: runs/<config name>, never overwriting).")
     var runDir: String?
+
+    @Option(help: "Continue the run in this directory from its newest valid checkpoint, bit for bit.")
+    var resume: String?
 
     @Option(help: "Local worker processes to start (default: cluster.workers, else the number of cores).")
     var workers: Int?
@@ -108,8 +116,23 @@ struct Train: ParsableCommand {
     var quiet = false
 
     func run() throws {
-        let config = try options.load()
+        guard (config == nil) != (resume == nil) else {
+            throw ValidationError(resume == nil ? "give a config, or --resume RUN_DIR" : "--resume takes the config from the run directory; give no config")
+        }
+        let configPath = resume.map { "\($0)/config.yaml" } ?? config!
+        let config = try ExperimentConfig.load(path: configPath, overrides: overrides)
         let experiment = try Experiment(config: config)
+        var checkpoint: Checkpoint?
+        if let resume {
+            let probe = experiment.config.optimizer.make(parameters: experiment.initialParameters)
+            let (found, skipped) = CheckpointDirectory(runDirectory: resume).newestValid(model: experiment.model, optimizer: probe)
+            for reason in skipped { stderrLine("cohort: skipping a damaged checkpoint: \(reason)") }
+            guard let found else { throw ValidationError("no valid checkpoint in \(resume)/checkpoints") }
+            guard found.configHash == Checkpoint.configHash(config) else {
+                throw ValidationError("the checkpoint was made with another config than \(configPath); refusing to mix them")
+            }
+            checkpoint = found
+        }
         let cores = ProcessInfo.processInfo.activeProcessorCount
         let localCount = workers ?? config.cluster.workers ?? cores
         guard localCount >= 0 else { throw ValidationError("--workers must be 0 or more") }
@@ -117,7 +140,8 @@ struct Train: ParsableCommand {
         if localCount == 0 && bind == nil && config.cluster.bind == nil {
             throw ValidationError("--workers 0 needs --bind (or cluster.bind) so external workers can connect")
         }
-        let directory = try RunDirectory(explicit: runDir, name: config.name, resolvedConfig: config.resolvedYAML)
+        let directory = try checkpoint.map { try RunDirectory(resuming: resume!, atStep: $0.step) }
+            ?? RunDirectory(explicit: runDir, name: config.name, resolvedConfig: config.resolvedYAML)
         let say: (String) -> Void = { line in if !quiet { stdoutLine(line) } }
         var options = Coordinator.Options(endpoint: endpoint)
         options.heartbeatTimeout = config.cluster.heartbeatTimeout
@@ -141,7 +165,7 @@ struct Train: ParsableCommand {
             }
             try coordinator.waitForWorkers(max(config.cluster.minWorkers, localCount), timeout: config.cluster.startTimeout)
             var executor = coordinator
-            _ = try TrainingRun.run(experiment, executor: &executor, runDirectory: directory,
+            _ = try TrainingRun.run(experiment, executor: &executor, runDirectory: directory, resumeFrom: checkpoint,
                                     beforeEvaluation: { BLAS.setThreads(cores) }, log: say)
         } catch let error as ConfigError {
             throw error

@@ -1,4 +1,5 @@
 @testable import CohortCluster
+import CohortExperiment
 import CohortTestSupport
 import Foundation
 import Testing
@@ -118,6 +119,54 @@ import ZeroMQ
         #expect(resumedAt < 400, "the run ended before the paused worker woke up")
         #expect(log.contains("is dead") && log.contains("is back"), "\(log)")
         #expect(try tensorBytes("\(run)/final.safetensors") == tensorBytes("\(reference)/final.safetensors"))
+    }
+
+    /// The coordinator killed with SIGKILL mid-run; `--resume` continues from the newest valid
+    /// checkpoint (a damaged newer one and a half-written temp file are passed over) and the final
+    /// weights are byte-identical to an uninterrupted run.
+    @Test func resumeAfterTheCoordinatorIsKilledIsBitwiseIdentical() throws {
+        let dir = temporaryDirectory()
+        let settings = ["--set", "training.steps=160", "--set", "checkpoint.every_steps=40", "--set", "checkpoint.keep_last=2",
+                        "--set", "cluster.threads_per_worker=1", "--set", "evaluation.at_end=false",
+                        "--set", "optimizer.name=adam", "--set", "optimizer.lr=0.001", "--set", "optimizer.nesterov=false"]
+        let reference = dir.appendingPathComponent("reference").path
+        #expect(try runCohort(["train", "configs/mnist-mlp.yaml", "--workers", "2", "--run-dir", reference, "--quiet"] + settings).status == 0)
+
+        let run = dir.appendingPathComponent("crashed").path
+        let coordinator = try startCohort(["train", "configs/mnist-mlp.yaml", "--workers", "2", "--run-dir", run] + settings,
+                                          log: dir.appendingPathComponent("first.log"))
+        let deadline = Date().addingTimeInterval(60)
+        var stepsAtKill = 0
+        while Date() < deadline {
+            stepsAtKill = ((try? String(contentsOfFile: "\(run)/metrics.jsonl", encoding: .utf8)) ?? "").split(separator: "\n").count
+            if stepsAtKill >= 125 { break }
+            usleep(2_000)
+        }
+        kill(coordinator.processIdentifier, SIGKILL)
+        coordinator.waitUntilExit()
+        #expect(stepsAtKill >= 125 && stepsAtKill < 160, "the kill did not land mid-run (step \(stepsAtKill))")
+        let checkpoints = "\(run)/checkpoints"
+        let kept = try FileManager.default.contentsOfDirectory(atPath: checkpoints).sorted()
+        #expect(kept == ["step-120.safetensors", "step-80.safetensors"], "keep_last 2: \(kept)")
+        // What a crash in the middle of writing step 160 would leave: a partial temp file, and
+        // (were the rename not atomic) a damaged newest file. Both must be passed over.
+        let good = try Data(contentsOf: URL(fileURLWithPath: "\(checkpoints)/step-120.safetensors"))
+        try good.prefix(good.count / 2).write(to: URL(fileURLWithPath: "\(checkpoints)/.step-160.safetensors.tmp-999"))
+        try good.prefix(good.count - 100).write(to: URL(fileURLWithPath: "\(checkpoints)/step-150.safetensors"))
+
+        let metadata = try Safetensors.read(path: "\(checkpoints)/step-120.safetensors")
+        #expect(metadata.metadata["step"] == "120" && metadata.metadata["config_hash"]?.count == 64)
+        #expect(metadata.entries.map(\.name).contains("optimizer.0.weight.exp_avg_sq"))
+
+        let refused = try runCohort(["train", "--resume", run, "--set", "optimizer.lr=0.5"])
+        #expect(refused.status == 2 && refused.stderr.contains("another config"))
+        let resumed = try runCohort(["train", "--resume", run])
+        #expect(resumed.status == 0, "\(resumed.stderr)")
+        #expect(resumed.stdout.contains("resuming at step 120") && resumed.stderr.contains("skipping a damaged checkpoint"))
+        #expect(try tensorBytes("\(run)/final.safetensors") == tensorBytes("\(reference)/final.safetensors"))
+        let lines = try String(contentsOfFile: "\(run)/metrics.jsonl", encoding: .utf8).split(separator: "\n")
+        let steps = lines.compactMap { (try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])?["step"] as? Int }
+        #expect(steps == Array(1...160), "metrics.jsonl holds each step once")
     }
 
     /// A worker of another protocol version is refused with a reason; garbage is dropped and

@@ -1,0 +1,106 @@
+import CohortData
+import CohortNN
+import CohortTensor
+import Foundation
+
+/// A checkpoint: everything needed to continue a run bit for bit, in one safetensors file.
+/// Weights keep their PyTorch names (so the file also loads into PyTorch); the optimizer state is
+/// stored as `optimizer.<parameter>.<state>` (e.g. `optimizer.0.weight.exp_avg`); the step,
+/// the optimizer's update count, the seed and the config's hash go in `__metadata__`. The data
+/// order needs no cursor of its own: it follows from the seed and the step.
+public struct Checkpoint: Sendable {
+    public static let formatVersion = "1"
+
+    public var step: Int
+    public var optimizerStep: Int
+    public var parameters: [Tensor]
+    public var optimizerState: [[Tensor]]
+    public var configHash: String
+
+    /// SHA-256 of the resolved config without the sections that may change on resume
+    /// (cluster: where and how many workers; checkpoint: how often to save).
+    public static func configHash(_ config: ExperimentConfig) -> String {
+        var hash = SHA256()
+        let kept = config.resolvedYAML.split(separator: "\n", omittingEmptySubsequences: false)
+        var skipping = false
+        for line in kept {
+            if let first = line.first, first != " " && first != "-" && first != "#" {
+                skipping = line.hasPrefix("cluster:") || line.hasPrefix("checkpoint:")
+            }
+            if !skipping { hash.update(Data((line + "\n").utf8)) }
+        }
+        return hash.hexDigest()
+    }
+
+    public func write(to path: String, model: Sequential, optimizer: Optimizer, config: ExperimentConfig) throws {
+        var entries = zip(model.parameterNames, parameters).map { Safetensors.Entry($0, $1) }
+        for (name, states) in zip(model.parameterNames, optimizerState) {
+            for (stateName, tensor) in zip(optimizer.rule.stateNames, states) {
+                entries.append(Safetensors.Entry("optimizer.\(name).\(stateName)", tensor))
+            }
+        }
+        let metadata = ["format": "pt", "producer": "cohort", "cohort_checkpoint": Self.formatVersion,
+                        "step": "\(step)", "optimizer_step": "\(optimizerStep)", "seed": "\(config.seed)",
+                        "config_hash": configHash, "config": config.name, "optimizer": config.optimizer.name.rawValue]
+        try Safetensors.write(entries, metadata: metadata, to: path)
+    }
+
+    /// Reads and checks a checkpoint against the model and optimizer it must continue.
+    public static func read(_ path: String, model: Sequential, optimizer: Optimizer) throws -> Checkpoint {
+        let (entries, metadata) = try Safetensors.read(path: path)
+        func fail(_ problem: String) -> Safetensors.FormatError { Safetensors.FormatError(path: path, problem: problem) }
+        guard metadata["cohort_checkpoint"] == formatVersion, let step = Int(metadata["step"] ?? ""),
+              let optimizerStep = Int(metadata["optimizer_step"] ?? ""), let hash = metadata["config_hash"] else {
+            throw fail("not a Cohort checkpoint (no step, optimizer_step or config_hash in its metadata)")
+        }
+        let byName = Dictionary(entries.map { ($0.name, $0.tensor) }, uniquingKeysWith: { a, _ in a })
+        var parameters: [Tensor] = [], state: [[Tensor]] = []
+        for (index, entry) in model.parameterSpecs.enumerated() {
+            guard let p = byName[entry.name], p.shape == entry.spec.shape else { throw fail("'\(entry.name)' is missing or has the wrong shape") }
+            parameters.append(p)
+            state.append(try optimizer.rule.stateNames.map { stateName in
+                guard let t = byName["optimizer.\(entry.name).\(stateName)"], t.shape == optimizer.state[index].first?.shape ?? t.shape else {
+                    throw fail("optimizer state 'optimizer.\(entry.name).\(stateName)' is missing or has the wrong shape")
+                }
+                return t
+            })
+        }
+        return Checkpoint(step: step, optimizerStep: optimizerStep, parameters: parameters, optimizerState: state, configHash: hash)
+    }
+}
+
+/// checkpoints/step-N.safetensors in a run directory: written every `every` steps, the newest
+/// `keepLast` kept.
+public struct CheckpointDirectory {
+    public let path: String
+
+    public init(runDirectory: String) { path = "\(runDirectory)/checkpoints" }
+
+    public func file(step: Int) -> String { "\(path)/step-\(step).safetensors" }
+
+    /// Checkpoint steps present, newest first (temp files of an interrupted write are ignored).
+    public func steps() -> [Int] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []
+        return names.compactMap { name -> Int? in
+            guard name.hasPrefix("step-"), name.hasSuffix(".safetensors") else { return nil }
+            return Int(name.dropFirst(5).dropLast(12))
+        }.sorted(by: >)
+    }
+
+    public func save(_ checkpoint: Checkpoint, model: Sequential, optimizer: Optimizer, config: ExperimentConfig, keepLast: Int) throws {
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        try checkpoint.write(to: file(step: checkpoint.step), model: model, optimizer: optimizer, config: config)
+        for old in steps().dropFirst(keepLast) { try? FileManager.default.removeItem(atPath: file(step: old)) }
+    }
+
+    /// The newest checkpoint that reads back whole, with the reasons older ones were passed over.
+    public func newestValid(model: Sequential, optimizer: Optimizer) -> (checkpoint: Checkpoint?, skipped: [String]) {
+        var skipped: [String] = []
+        for step in steps() {
+            do { return (try Checkpoint.read(file(step: step), model: model, optimizer: optimizer), skipped) } catch {
+                skipped.append("\(error)")
+            }
+        }
+        return (nil, skipped)
+    }
+}
