@@ -27,9 +27,14 @@ build: deps
 run: build
 	.build/release/cohort train $(CONFIG)
 
+PYTHON ?= python3
+
 test: deps
 	$(SWIFT) build $(TEST_FLAGS) --build-tests
 	$(SWIFT) test $(TEST_FLAGS) --skip-build
+	@# Checkpoints must load in Python without PyTorch: safetensors and numpy from PyPI.
+	@$(PYTHON) -c "import safetensors, numpy" 2>/dev/null || $(PYTHON) -m pip install -q --disable-pip-version-check safetensors numpy
+	$(PYTHON) Tests/python/check_checkpoints.py
 
 # JSON lines: sgemm, training steps, data pipeline, and the distributed trainer (which runs the
 # cohort executable, so both are built).

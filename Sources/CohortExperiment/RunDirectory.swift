@@ -88,9 +88,28 @@ public final class RunDirectory {
 
     deinit { try? metrics.close() }
 
-    /// Appends one JSON object as a line of metrics.jsonl.
+    /// TensorBoard event file, opened on first use.
+    private var tensorBoard: TensorBoardWriter?
+
+    /// Appends one JSON object as a line of metrics.jsonl, and its numbers to the TensorBoard
+    /// events (train/<key> for step records, eval/<key> for evaluations).
     public func appendMetrics(_ record: JSON) {
         metrics.write(Data((record.text + "\n").utf8))
+        guard case .object(let pairs) = record, let step = pairs.first(where: { $0.0 == "step" }).flatMap({ pair -> Int? in
+            if case .int(let s) = pair.1 { return s } else { return nil }
+        }) else { return }
+        let isEvaluation = pairs.contains { $0.0 == "eval_loss" }
+        let scalars: [(tag: String, value: Double)] = pairs.compactMap { key, value in
+            guard ["loss", "accuracy", "lr", "grad_norm", "samples_per_s", "eval_loss", "eval_accuracy"].contains(key) else { return nil }
+            let name = isEvaluation ? "eval/" + key.replacingOccurrences(of: "eval_", with: "") : "train/" + key
+            switch value {
+            case .number(let v): return (name, v)
+            case .int(let v): return (name, Double(v))
+            default: return nil
+            }
+        }
+        if tensorBoard == nil { tensorBoard = try? TensorBoardWriter(directory: path) }
+        tensorBoard?.scalars(scalars, step: step)
     }
 
     public func writeWeights(_ model: Sequential, _ parameters: [Tensor], file: String = "final.safetensors",
