@@ -19,7 +19,8 @@ public struct TrainingRun {
     /// `log` receives one human-readable line every `training.log_every` steps.
     public static func run<E: GradientExecutor>(
         _ experiment: Experiment, executor: inout E, runDirectory: RunDirectory,
-        resumeFrom: Checkpoint? = nil, beforeEvaluation: () -> Void = {}, log: (String) -> Void
+        resumeFrom: Checkpoint? = nil, beforeEvaluation: () -> Void = {},
+        onStep: ((StepRecord, _ total: Int) -> Void)? = nil, log: (String) -> Void
     ) throws -> Result {
         var trainer = Trainer(experiment: experiment)
         if let resumeFrom {
@@ -47,6 +48,7 @@ public struct TrainingRun {
             runDirectory.appendMetrics(record.json)
             samples += record.samples
             last = record
+            onStep?(record, total)
             recent.append(record)
             if recent.count > window { recent.removeFirst() }
             history.append(record)

@@ -142,7 +142,17 @@ struct Train: ParsableCommand {
         }
         let directory = try checkpoint.map { try RunDirectory(resuming: resume!, atStep: $0.step) }
             ?? RunDirectory(explicit: runDir, name: config.name, resolvedConfig: config.resolvedYAML)
-        let say: (String) -> Void = { line in if !quiet { stdoutLine(line) } }
+        let bar = !quiet && ProgressBar.isTerminal ? ProgressBar(stepsPerEpoch: experiment.plan.stepsPerEpoch) : nil
+        let say: (String) -> Void = { line in
+            if quiet { return }
+            // On a terminal the bar shows the steps; other lines go above it.
+            if let bar {
+                if !line.hasPrefix("step ") { bar.print(line) }
+            } else {
+                stdoutLine(line)
+            }
+        }
+        defer { bar?.finish() }
         var options = Coordinator.Options(endpoint: endpoint)
         options.heartbeatTimeout = config.cluster.heartbeatTimeout
         options.maxMessageBytes = Int64(config.cluster.maxMessageMB) << 20
@@ -166,7 +176,8 @@ struct Train: ParsableCommand {
             try coordinator.waitForWorkers(max(config.cluster.minWorkers, localCount), timeout: config.cluster.startTimeout)
             var executor = coordinator
             _ = try TrainingRun.run(experiment, executor: &executor, runDirectory: directory, resumeFrom: checkpoint,
-                                    beforeEvaluation: { BLAS.setThreads(cores) }, log: say)
+                                    beforeEvaluation: { BLAS.setThreads(cores); bar?.finish() },
+                                    onStep: bar.map { bar in { record, total in bar.update(record, total: total) } }, log: say)
         } catch let error as ConfigError {
             throw error
         } catch {
