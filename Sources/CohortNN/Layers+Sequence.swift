@@ -88,13 +88,7 @@ public struct Residual: Layer {
     public var shortcut: (any Layer)?
 
     public init(inputShape: [Int], block: [any Layer]) throws(LayerShapeError) {
-        var shape = inputShape
-        for (i, layer) in block.enumerated() {
-            switch layer.outputShape(for: shape) {
-            case .success(let next): shape = next
-            case .failure(let e): throw LayerShapeError("residual block layer \(i): \(e.description)")
-            }
-        }
+        let shape = try Sequential.outputShape(of: block, for: inputShape, naming: "residual block layer")
         self.block = block
         if shape == inputShape {
             shortcut = nil
@@ -114,15 +108,8 @@ public struct Residual: Layer {
     }
 
     public func outputShape(for input: [Int]) -> Result<[Int], LayerShapeError> {
-        var shape = input
-        for layer in block {
-            switch layer.outputShape(for: shape) {
-            case .success(let next): shape = next
-            case .failure(let e): return .failure(e)
-            }
-        }
         if let shortcut, case .failure(let e) = shortcut.outputShape(for: input) { return .failure(e) }
-        return .success(shape)
+        return Result { () throws(LayerShapeError) in try Sequential.outputShape(of: block, for: input, naming: "residual block layer") }
     }
 
     public func callAsFunction(_ x: Variable, parameters p: [Variable], context: ForwardContext) -> Variable {

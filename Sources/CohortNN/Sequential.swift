@@ -9,15 +9,21 @@ public struct Sequential: Sendable, CustomStringConvertible {
 
     /// Builds the model, checking that every layer accepts the shape the previous one produces.
     public init(inputShape: [Int], layers: [any Layer]) throws(LayerShapeError) {
-        var shape = inputShape
+        _ = try Self.outputShape(of: layers, for: inputShape, naming: "layer")
+        self.inputShape = inputShape
+        self.layers = layers
+    }
+
+    /// The shape after `layers` in order; the error names the first layer that does not fit.
+    public static func outputShape(of layers: [any Layer], for input: [Int], naming: String) throws(LayerShapeError) -> [Int] {
+        var shape = input
         for (index, layer) in layers.enumerated() {
             switch layer.outputShape(for: shape) {
             case .success(let next): shape = next
-            case .failure(let error): throw LayerShapeError("layer \(index): \(error.description)")
+            case .failure(let error): throw LayerShapeError("\(naming) \(index): \(error.description)")
             }
         }
-        self.inputShape = inputShape
-        self.layers = layers
+        return shape
     }
 
     /// Per-sample output shape.
