@@ -57,22 +57,12 @@ import ZeroMQ
         #expect(ref.status == 0, "\(ref.stderr)")
 
         let run = dir.appendingPathComponent("killed").path
-        let endpoint = "ipc://\(dir.path)/coordinator.ipc"
-        let coordinator = try startCohort(["train", "configs/mnist-mlp.yaml", "--workers", "0", "--bind", endpoint,
-                                           "--run-dir", run, "--set", "cluster.min_workers=2"] + settings,
-                                          log: dir.appendingPathComponent("coordinator.log"))
+        let (coordinator, endpoint) = try startExternalRun(dir, run: run, settings: settings)
         let victim = try startCohort(["worker", "--connect", endpoint, "--config", "configs/mnist-mlp.yaml", "--timeout", "20"],
                                      log: dir.appendingPathComponent("victim.log"))
         let survivor = try startCohort(["worker", "--connect", endpoint, "--timeout", "20"], log: dir.appendingPathComponent("survivor.log"))
         // Kill the victim once training is under way.
-        let metrics = "\(run)/metrics.jsonl"
-        let deadline = Date().addingTimeInterval(60)
-        var stepsAtKill = 0
-        while Date() < deadline {
-            stepsAtKill = ((try? String(contentsOfFile: metrics, encoding: .utf8)) ?? "").split(separator: "\n").count
-            if stepsAtKill >= 10 { break }
-            usleep(5_000)
-        }
+        let stepsAtKill = waitForSteps(run, 10)
         kill(victim.processIdentifier, SIGKILL)
         coordinator.waitUntilExit()
         survivor.waitUntilExit()
@@ -97,18 +87,12 @@ import ZeroMQ
         let reference = dir.appendingPathComponent("reference").path
         #expect(try runCohort(["train", "configs/mnist-mlp.yaml", "--workers", "1", "--run-dir", reference, "--quiet"] + settings).status == 0)
         let run = dir.appendingPathComponent("paused").path
-        let endpoint = "ipc://\(dir.path)/coordinator.ipc"
-        let coordinator = try startCohort(["train", "configs/mnist-mlp.yaml", "--workers", "0", "--bind", endpoint,
-                                           "--run-dir", run, "--set", "cluster.min_workers=2"] + settings,
-                                          log: dir.appendingPathComponent("coordinator.log"))
+        let (coordinator, endpoint) = try startExternalRun(dir, run: run, settings: settings)
         let sleeper = try startCohort(["worker", "--connect", endpoint, "--config", "configs/mnist-mlp.yaml", "--timeout", "30"],
                                       log: dir.appendingPathComponent("sleeper.log"))
         let other = try startCohort(["worker", "--connect", endpoint, "--config", "configs/mnist-mlp.yaml", "--timeout", "30"],
                                     log: dir.appendingPathComponent("other.log"))
-        let deadline = Date().addingTimeInterval(60)
-        while Date() < deadline, ((try? String(contentsOfFile: "\(run)/metrics.jsonl", encoding: .utf8)) ?? "").split(separator: "\n").count < 10 {
-            usleep(5_000)
-        }
+        _ = waitForSteps(run, 10)
         kill(sleeper.processIdentifier, SIGSTOP)
         usleep(2_000_000)
         kill(sleeper.processIdentifier, SIGCONT)
@@ -135,13 +119,7 @@ import ZeroMQ
         let run = dir.appendingPathComponent("crashed").path
         let coordinator = try startCohort(["train", "configs/mnist-mlp.yaml", "--workers", "2", "--run-dir", run] + settings,
                                           log: dir.appendingPathComponent("first.log"))
-        let deadline = Date().addingTimeInterval(60)
-        var stepsAtKill = 0
-        while Date() < deadline {
-            stepsAtKill = ((try? String(contentsOfFile: "\(run)/metrics.jsonl", encoding: .utf8)) ?? "").split(separator: "\n").count
-            if stepsAtKill >= 125 { break }
-            usleep(2_000)
-        }
+        let stepsAtKill = waitForSteps(run, 125)
         kill(coordinator.processIdentifier, SIGKILL)
         coordinator.waitUntilExit()
         #expect(stepsAtKill >= 125 && stepsAtKill < 160, "the kill did not land mid-run (step \(stepsAtKill))")
@@ -247,4 +225,25 @@ import ZeroMQ
         bad.waitUntilExit()
         #expect(bad.terminationStatus == 2)
     }
+}
+
+/// Starts a coordinator waiting for two external workers on a private ipc endpoint.
+func startExternalRun(_ dir: URL, run: String, settings: [String]) throws -> (coordinator: Process, endpoint: String) {
+    let endpoint = "ipc://\(dir.path)/coordinator.ipc"
+    let coordinator = try startCohort(["train", "configs/mnist-mlp.yaml", "--workers", "0", "--bind", endpoint,
+                                       "--run-dir", run, "--set", "cluster.min_workers=2"] + settings,
+                                      log: dir.appendingPathComponent("coordinator.log"))
+    return (coordinator, endpoint)
+}
+
+/// Waits until metrics.jsonl has `steps` lines (or a minute passes); returns the count seen.
+func waitForSteps(_ run: String, _ steps: Int) -> Int {
+    let deadline = Date().addingTimeInterval(60)
+    var seen = 0
+    while Date() < deadline {
+        seen = ((try? String(contentsOfFile: "\(run)/metrics.jsonl", encoding: .utf8)) ?? "").split(separator: "\n").count
+        if seen >= steps { break }
+        usleep(2_000)
+    }
+    return seen
 }
