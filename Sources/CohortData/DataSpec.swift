@@ -46,6 +46,15 @@ public struct DataSpec: Sendable {
         return (train, evaluation)
     }
 
+    /// The training set as its source gives it (before normalization), with the same limit and
+    /// validation split as training used: what a normalizer is fitted to.
+    public func loadRawTraining(seed: UInt64) throws(DataError) -> Dataset {
+        var (train, _) = try loadRaw(seed: seed)
+        if let limit, limit < train.count { train = train.subset(Array(0..<limit), name: train.name) }
+        if let fraction = validationFraction, fraction > 0 { train = train.split(validationFraction: fraction, seed: seed).train }
+        return train
+    }
+
     func loadRaw(seed: UInt64) throws(DataError) -> (Dataset, Dataset?) {
         switch source {
         case let .synthetic(kind, samples, noise, classes, length):

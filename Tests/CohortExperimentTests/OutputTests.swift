@@ -1,3 +1,4 @@
+import CohortData
 import CohortExperiment
 import CohortTensor
 import CohortTestSupport
@@ -119,6 +120,28 @@ import Testing
         #expect(inspect.status == 0 && inspect.stdout.contains("4.weight") && inspect.stdout.contains("[2, 64]"))
         #expect(try runCohort(["inspect", "configs/xor.yaml"]).status == 2)
         #expect(try runCohort(["eval", weights, "--config", "configs/xor.yaml"]).status == 2, "weights of another model")
+    }
+
+    @Test func predictWritesClassesAndProbabilities() throws {
+        let dir = temporaryDirectory()
+        let run = dir.appendingPathComponent("run")
+        #expect(try runCohort(["train", "configs/quickstart.yaml", "--run-dir", run.path, "--quiet", "--workers", "1",
+                               "--set", "training.epochs=30", "--set", "evaluation.at_end=false"]).status == 0)
+        // The first 40 training points, as a user would hand them over from NumPy.
+        let data = SyntheticDataset.spirals.generate(samples: 2000, noise: 0.05, seed: 1)
+        let npy = dir.appendingPathComponent("points.npy")
+        try NPY.encode(data.inputs.rows(0..<40)).write(to: npy)
+        let result = try runCohort(["predict", run.appendingPathComponent("final.safetensors").path,
+                                    "--config", "configs/quickstart.yaml", "--input", npy.path])
+        #expect(result.status == 0, "\(result.stderr)")
+        let rows = result.stdout.split(separator: "\n").dropFirst().map { $0.split(separator: ",") }
+        #expect(rows.count == 40)
+        let right = rows.enumerated().filter { Int($1[1]) == Int(data.targets[flat: $0]) }.count
+        #expect(right >= 36, "\(right) of 40 training points classified right")
+        #expect(rows.allSatisfy { abs((Double($0[2]) ?? 0) + (Double($0[3]) ?? 0) - 1) < 1e-5 })
+        try "1,2,3\n".write(to: dir.appendingPathComponent("bad.csv"), atomically: true, encoding: .utf8)
+        #expect(try runCohort(["predict", run.appendingPathComponent("final.safetensors").path, "--config", "configs/quickstart.yaml",
+                               "--input", dir.appendingPathComponent("bad.csv").path]).status == 2)
     }
 
     @Test func traceCommandPrintsTheLectureTable() throws {
