@@ -95,6 +95,7 @@ public final class Coordinator: GradientExecutor {
         endpoint = try socket.lastEndpoint
         var random = SystemRandomNumberGenerator()
         runID = random.next()
+        SharedMemory.removeOrphans()
         parameters = experiment.initialParameters
         shapes = parameters.map(\.shape)
         parameterFloats = parameters.reduce(0) { $0 + $1.count }
@@ -142,9 +143,9 @@ public final class Coordinator: GradientExecutor {
             let floats = parameterFloats
             do {
                 if sharedWeights == nil {
-                    sharedWeights = try SharedMemory(path: "/dev/shm/cohort-\(runID)-weights", floats: floats, create: true)
+                    sharedWeights = try SharedMemory(path: "/dev/shm/cohort-\(getpid())-\(runID)-weights", floats: floats, create: true)
                 }
-                worker.results = try SharedMemory(path: "/dev/shm/cohort-\(runID)-worker-\(worker.id)",
+                worker.results = try SharedMemory(path: "/dev/shm/cohort-\(getpid())-\(runID)-worker-\(worker.id)",
                                                   floats: floats * Self.resultSlots, create: true)
                 welcome.sharedWeights = sharedWeights!.path
                 welcome.sharedResults = worker.results!.path

@@ -60,6 +60,16 @@ public final class SharedMemory: @unchecked Sendable {
         }
     }
 
+    /// Removes /dev/shm/cohort-<pid>-… files whose coordinator process is gone (killed before it
+    /// could clean up). Files of live coordinators are left alone.
+    public static func removeOrphans(directory: String = "/dev/shm") {
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else { return }
+        for name in names where name.hasPrefix("cohort-") {
+            guard let pid = Int32(name.dropFirst(7).prefix { $0.isNumber }), pid > 0 else { continue }
+            if kill(pid, 0) != 0 && errno == ESRCH { unlink("\(directory)/\(name)") }
+        }
+    }
+
     /// Identifies this machine (and boot), so coordinator and worker can tell they share /dev/shm.
     public static var machineID: String {
         let boot = (try? String(contentsOfFile: "/proc/sys/kernel/random/boot_id", encoding: .utf8))?

@@ -122,6 +122,10 @@ import ZeroMQ
         let stepsAtKill = waitForSteps(run, 125)
         kill(coordinator.processIdentifier, SIGKILL)
         coordinator.waitUntilExit()
+        let orphanPrefix = "cohort-\(coordinator.processIdentifier)-"
+        func orphans() -> [String] { ((try? FileManager.default.contentsOfDirectory(atPath: "/dev/shm")) ?? []).filter { $0.hasPrefix(orphanPrefix) } }
+        let hasShm = FileManager.default.fileExists(atPath: "/dev/shm")
+        #expect(!hasShm || !orphans().isEmpty, "a killed coordinator leaves its shared memory behind")
         #expect(stepsAtKill >= 125 && stepsAtKill < 160, "the kill did not land mid-run (step \(stepsAtKill))")
         let checkpoints = "\(run)/checkpoints"
         let kept = try FileManager.default.contentsOfDirectory(atPath: checkpoints).sorted()
@@ -140,6 +144,7 @@ import ZeroMQ
         #expect(refused.status == 2 && refused.stderr.contains("another config"))
         let resumed = try runCohort(["train", "--resume", run])
         #expect(resumed.status == 0, "\(resumed.stderr)")
+        #expect(orphans().isEmpty, "the next coordinator removes the dead one's shared memory")
         #expect(resumed.stdout.contains("resuming at step 120") && resumed.stderr.contains("skipping a damaged checkpoint"))
         #expect(try tensorBytes("\(run)/final.safetensors") == tensorBytes("\(reference)/final.safetensors"))
         let lines = try String(contentsOfFile: "\(run)/metrics.jsonl", encoding: .utf8).split(separator: "\n")
