@@ -86,7 +86,7 @@ public final class Coordinator: GradientExecutor {
         self.experiment = experiment
         self.options = options
         self.log = log
-        context = try ZMQContext(ioThreads: Int(ProcessInfo.processInfo.environment["COHORT_IO_THREADS"] ?? "1") ?? 1)
+        context = try ZMQContext()
         socket = try ZMQSocket(context, .router)
         try socket.setMaximumMessageSize(options.maxMessageBytes)
         // Fail loudly instead of silently dropping a message to a worker that has gone.
@@ -342,8 +342,6 @@ public final class Coordinator: GradientExecutor {
 
         stepBroadcastSeconds = 0
         try assign(tree.root)
-        let debug = ProcessInfo.processInfo.environment["COHORT_DEBUG_TIMING"] != nil
-        let assigned = Date()
         while covered < tree.leafCount {
             try pump(timeout: 0.25) { from in
                 guard let job = outstanding[from.result.taskID], job.worker == from.worker.id else {
@@ -373,7 +371,6 @@ public final class Coordinator: GradientExecutor {
                 }
                 outstanding[from.result.taskID] = nil
                 covered += job.range.count
-                if debug { FileHandle.standardError.write(Data("assign \(String(format: "%.2f", assigned.timeIntervalSince(computeStart) * 1000)) result w\(from.worker.id) at \(String(format: "%.2f", Date().timeIntervalSince(computeStart) * 1000)) compute \(String(format: "%.2f", from.result.computeSeconds * 1000))\n".utf8)) }
                 from.worker.computeSeconds += from.result.computeSeconds
                 from.worker.stepComputeSeconds += from.result.computeSeconds
             }

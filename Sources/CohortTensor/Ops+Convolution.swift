@@ -190,25 +190,3 @@ extension Variable {
         }
     }
 }
-
-import Dispatch
-
-/// Runs body(0..<n) on up to as many threads as BLAS uses (one per worker when workers share
-/// the cores). Callers make each index write its own outputs, so results never depend on it.
-func parallelFor(_ n: Int, _ body: (Int) -> Void) {
-    let threads = min(BLAS.threads, n)
-    guard threads > 1 else { for i in 0..<n { body(i) }; return }
-    withoutActuallyEscaping(body) { body in
-        let shared = UncheckedSendable(body)
-        DispatchQueue.concurrentPerform(iterations: threads) { t in
-            var i = t
-            while i < n { shared.value(i); i += threads }
-        }
-    }
-}
-
-/// Hands a closure over raw buffers to concurrentPerform; the callers partition the writes.
-struct UncheckedSendable<T>: @unchecked Sendable {
-    let value: T
-    init(_ value: T) { self.value = value }
-}
