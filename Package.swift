@@ -14,6 +14,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
         .package(url: "https://github.com/yaslab/CSV.swift", from: "2.5.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.5.0"),
     ],
     targets: [
         .systemLibrary(
@@ -27,25 +28,26 @@ let package = Package(
         .target(name: "CohortTensor", dependencies: ["CBLAS"]),
         .target(name: "CohortNN", dependencies: ["CohortTensor"]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
-        .target(name: "CohortData", dependencies: ["CohortTensor", "CZlib", .product(name: "CSV", package: "CSV.swift")]),
+        .target(name: "CohortData", dependencies: ["CohortTensor", "CZlib", .product(name: "CSV", package: "CSV.swift"), .product(name: "Logging", package: "swift-log")]),
         .target(
             name: "CohortExperiment",
-            dependencies: ["CohortTensor", "CohortNN", "CohortData", .product(name: "Yams", package: "Yams")]
+            dependencies: ["CohortTensor", "CohortNN", "CohortData", .product(name: "Yams", package: "Yams"), .product(name: "Logging", package: "swift-log")]
         ),
         // The coordinator, the workers and their wire protocol.
-        .target(name: "CohortCluster", dependencies: ["ZeroMQ", "CohortExperiment", "CohortNN", "CohortTensor", "CohortData"]),
+        .target(name: "CohortCluster", dependencies: ["ZeroMQ", "CohortExperiment", "CohortNN", "CohortTensor", "CohortData", .product(name: "Logging", package: "swift-log")]),
         .executableTarget(
             name: "cohort",
             dependencies: [
                 "CohortCluster", "CohortExperiment", "CohortNN", "CohortTensor", "CohortData",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .executableTarget(name: "cohort-bench", dependencies: ["CBLAS", "CohortTensor", "CohortNN", "CohortData", "CohortExperiment"]),
         // Helpers shared by the test targets (finite-difference checks, paths to data).
         .target(name: "CohortTestSupport", dependencies: ["CohortTensor"], path: "Tests/CohortTestSupport"),
         .testTarget(name: "CohortTensorTests", dependencies: ["CohortTensor", "CohortTestSupport"]),
-        .testTarget(name: "CohortClusterTests", dependencies: ["CohortCluster", "CohortExperiment", "ZeroMQ", "CohortTensor", "CohortTestSupport"]),
+        .testTarget(name: "CohortClusterTests", dependencies: ["CohortCluster", "CohortExperiment", "ZeroMQ", "CohortTensor", "CohortTestSupport", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "CohortDataTests", dependencies: ["CohortData", "CohortTensor", "CohortTestSupport"]),
         .testTarget(name: "CohortNNTests", dependencies: ["CohortNN", "CohortTensor", "CohortTestSupport"]),
         .testTarget(

@@ -3,6 +3,7 @@ import CohortExperiment
 import CohortNN
 import CohortTensor
 import Foundation
+import Logging
 import ZeroMQ
 
 /// The coordinator's side of the distributed step: a ROUTER socket, the worker pool, and the
@@ -49,7 +50,7 @@ public final class Coordinator: GradientExecutor {
 
     let experiment: Experiment
     let options: Options
-    let log: (String) -> Void
+    let logger: Logger
     let context: ZMQContext
     let socket: ZMQSocket
     public let endpoint: String
@@ -82,10 +83,10 @@ public final class Coordinator: GradientExecutor {
     let machineID = SharedMemory.machineID
     static let resultSlots = 4
 
-    public init(experiment: Experiment, options: Options, log: @escaping (String) -> Void) throws {
+    public init(experiment: Experiment, options: Options, logger: Logger) throws {
         self.experiment = experiment
         self.options = options
-        self.log = log
+        self.logger = logger
         context = try ZMQContext()
         socket = try ZMQSocket(context, .router)
         try socket.setMaximumMessageSize(options.maxMessageBytes)
@@ -126,7 +127,7 @@ public final class Coordinator: GradientExecutor {
     func welcome(identity: [UInt8], message: Message) throws {
         guard message.header.version == Wire.version else {
             let reason = "protocol version \(message.header.version) refused: this coordinator speaks version \(Wire.version)"
-            log("refused a worker: \(reason)")
+            logger.warning("refused a worker: \(reason)")
             try send(to: identity, .shutdown, step: 0, body: ShutdownMessage(reason: reason, refused: true).encode())
             return
         }
@@ -151,14 +152,15 @@ public final class Coordinator: GradientExecutor {
                 welcome.sharedResults = worker.results!.path
                 welcome.resultSlots = Self.resultSlots
             } catch {
-                log("no shared memory for worker \(worker.id) (\(error)); it gets frames")
+                logger.notice("no shared memory for worker \(worker.id) (\(error)); it gets frames")
                 worker.results = nil
             }
         }
         try send(to: identity, .welcome, step: 0, body: welcome.encode(), tensors: [.zeroCopy(weights.bytes, owner: weights)])
         worker.weightsVersion = weightsVersion
-        log("worker \(worker.id) joined from \(hello.host) pid \(hello.pid), \(hello.threads) BLAS thread(s), " +
-            (sameData ? "same dataset: indices only" : "no matching dataset: samples sent with each task"))
+        let text = "worker \(worker.id) joined from \(hello.host) pid \(hello.pid), \(hello.threads) BLAS thread(s), " +
+            (sameData ? "same dataset: indices only" : "no matching dataset: samples sent with each task")
+        logger.info("\(text)")
     }
 
     // MARK: messages
@@ -179,7 +181,7 @@ public final class Coordinator: GradientExecutor {
 
     func drop(_ why: String) {
         droppedMessages += 1
-        log("dropped a message (\(droppedMessages) so far): \(why)")
+        logger.warning("dropped a message (\(droppedMessages) so far): \(why)")
     }
 
     /// Waits up to `timeout` seconds for messages, then handles every message that has arrived:
@@ -215,7 +217,7 @@ public final class Coordinator: GradientExecutor {
             // current weights before its next task.
             worker.alive = true
             worker.weightsVersion = .max
-            log("worker \(worker.id) is back")
+            logger.notice("worker \(worker.id) is back")
         }
         guard message.header.runID == runID, message.header.version == Wire.version else {
             drop("\(message.header.kind) for another run or protocol version"); return
@@ -255,7 +257,7 @@ public final class Coordinator: GradientExecutor {
             if let worker = workers.values.first(where: { $0.hello.pid == Int(pid) && $0.alive }) {
                 markDead(worker, because: "its process \(pid) exited")
             } else {
-                log("local worker process \(pid) exited")
+                logger.warning("local worker process \(pid) exited")
             }
         }
     }
@@ -263,7 +265,7 @@ public final class Coordinator: GradientExecutor {
     func markDead(_ worker: WorkerState, because reason: String) {
         guard worker.alive else { return }
         worker.alive = false
-        log("worker \(worker.id) is dead (\(reason)); its micro-batches go to the others")
+        logger.warning("worker \(worker.id) is dead (\(reason)); its micro-batches go to the others")
     }
 
     // MARK: the step
@@ -287,7 +289,7 @@ public final class Coordinator: GradientExecutor {
             var pool = liveWorkers
             while pool.isEmpty {
                 // Everyone died: wait for a new worker to join, as long as a heartbeat timeout.
-                log("no live workers; waiting for one to join at \(endpoint)")
+                logger.warning("no live workers; waiting for one to join at \(endpoint)")
                 let deadline = Date().addingTimeInterval(max(options.heartbeatTimeout, 5))
                 while liveWorkers.isEmpty && Date() < deadline { try pump(timeout: 0.2) { _ in } }
                 pool = liveWorkers

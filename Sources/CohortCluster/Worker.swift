@@ -3,6 +3,7 @@ import CohortExperiment
 import CohortNN
 import CohortTensor
 import Foundation
+import Logging
 import ZeroMQ
 
 /// A worker process: connects a DEALER to the coordinator's ROUTER, says HELLO, then runs the
@@ -34,7 +35,7 @@ public final class Worker {
     }
 
     let options: Options
-    let log: (String) -> Void
+    let logger: Logger
     var runID: UInt64?
     var model: Sequential?
     var gradient: MicroBatchGradient?
@@ -52,9 +53,9 @@ public final class Worker {
     var lastHeard = Date()
     var lastSent = Date.distantPast
 
-    public init(options: Options, log: @escaping (String) -> Void) {
+    public init(options: Options, logger: Logger) {
         self.options = options
-        self.log = log
+        self.logger = logger
     }
 
     public func run() throws -> Exit {
@@ -62,7 +63,7 @@ public final class Worker {
         if let path = options.dataConfig {
             let config = try ExperimentConfig.load(path: path)
             localData = try config.data.load(seed: config.seed).train
-            log("holds dataset \(localData!.name) (\(localData!.count) samples, fingerprint \(localData!.fingerprint.prefix(12))…)")
+            logger.info("holds dataset \(localData!.name) (\(localData!.count) samples, fingerprint \(localData!.fingerprint.prefix(12))…)")
         }
         let context = try ZMQContext()
         let socket = try ZMQSocket(context, .dealer)
@@ -72,7 +73,7 @@ public final class Worker {
         let hello = Hello(threads: options.threads, host: ProcessInfo.processInfo.hostName, pid: Int(getpid()),
                           fingerprints: localData.map { [$0.fingerprint] } ?? [], machineID: SharedMemory.machineID)
         try send(socket, .hello, step: 0, body: hello.encode())
-        log("connected to \(options.endpoint), said hello")
+        logger.info("connected to \(options.endpoint), said hello")
         while true {
             if let parent = options.parentPID, getppid() != parent {
                 return .coordinatorLost("the coordinator process \(parent) is gone")
@@ -94,7 +95,7 @@ public final class Worker {
 
     func drop(_ why: String) {
         droppedMessages += 1
-        log("dropped a message (\(droppedMessages) so far): \(why)")
+        logger.warning("dropped a message (\(droppedMessages) so far): \(why)")
     }
 
     func send(_ socket: ZMQSocket, _ kind: MessageKind, step: UInt64, body: [UInt8], tensors: [OutgoingFrame] = []) throws {
@@ -113,7 +114,7 @@ public final class Worker {
         if header.kind == .shutdown {
             let shutdown = try? ShutdownMessage.decode(message)
             if shutdown?.refused == true { return .refused(shutdown?.reason ?? "refused") }
-            log("shutdown: \(shutdown?.reason ?? "")")
+            logger.info("shutdown: \(shutdown?.reason ?? "")")
             return .shutdown
         }
         guard header.version == Wire.version else { drop("protocol version \(header.version)"); return nil }
@@ -169,8 +170,9 @@ public final class Worker {
         if usesLocalData && localData?.fingerprint != w.datasetFingerprint {
             throw ProtocolError("told to use local data, but ours differs from the coordinator's")
         }
-        log("welcome: worker \(w.workerID), run \(message.header.runID), \(parameters.count) parameter tensors, " +
-            (usesLocalData ? "local data" : "samples sent with each task") + (sharedResults != nil ? ", shared memory" : ""))
+        let text = "welcome: worker \(w.workerID), run \(message.header.runID), \(parameters.count) parameter tensors, " +
+            (usesLocalData ? "local data" : "samples sent with each task") + (sharedResults != nil ? ", shared memory" : "")
+        logger.info("\(text)")
     }
 
     func runTask(_ task: TaskMessage, message: Message, step: UInt64, socket: ZMQSocket) throws {

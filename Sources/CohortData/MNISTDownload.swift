@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
@@ -29,7 +30,7 @@ public enum MNISTDownload {
     /// Downloads into `directory`, trying each mirror in turn. A file already present with the
     /// right checksum is kept. Nothing is written unless its checksum and contents check out.
     public static func fetch(to directory: String, mirrors: [String], checksums: [String: String],
-                             log: (String) -> Void) throws(DataError) {
+                             logger: Logger = Logger(label: "cohort.data")) throws(DataError) {
         do { try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) } catch {
             throw DataError(file: directory, "cannot create the directory: \(error.localizedDescription)")
         }
@@ -37,14 +38,14 @@ public enum MNISTDownload {
             let target = "\(directory)/\(file)"
             let expected = checksums[file]!
             if let existing = FileManager.default.contents(atPath: target), MD5.hexDigest(existing) == expected {
-                log("\(file): present, checksum ok")
+                logger.info("\(file): present, checksum ok")
                 continue
             }
             var failures: [String] = []
             var stored = false
             for mirror in mirrors {
                 guard let url = URL(string: mirror.hasSuffix("/") ? mirror + file : mirror + "/" + file) else { continue }
-                log("\(file): fetching \(url.absoluteString)")
+                logger.info("\(file): fetching \(url.absoluteString)")
                 let data: Data
                 do { data = try Data(contentsOf: url) } catch {
                     failures.append("\(url.absoluteString): \(error.localizedDescription)")
@@ -60,7 +61,7 @@ public enum MNISTDownload {
                 do { try AtomicFile.write(data, to: target) } catch {
                     throw DataError(file: target, "cannot write: \(error)")
                 }
-                log("\(file): \(data.count) bytes, checksum ok")
+                logger.info("\(file): \(data.count) bytes, checksum ok")
                 stored = true
                 break
             }

@@ -2,9 +2,13 @@ import CohortData
 import CohortNN
 import CohortTensor
 import Foundation
+import Logging
 
 /// A whole `cohort train`: the trainer, its executor and its run directory.
 public struct TrainingRun {
+    /// Metadata key of the periodic step lines.
+    public static let progressMetadataKey = "progress"
+
     public struct Result: Sendable {
         public var parameters: [Tensor]
         public var steps: Int
@@ -16,16 +20,17 @@ public struct TrainingRun {
     }
 
     /// Trains to the end, writing metrics as it goes and the weights and summary at the end.
-    /// `log` receives one human-readable line every `training.log_every` steps.
+    /// `logger` receives one human-readable line every `training.log_every` steps, marked with
+    /// `progressMetadataKey`, and the run's other news.
     public static func run<E: GradientExecutor>(
         _ experiment: Experiment, executor: inout E, runDirectory: RunDirectory,
         resumeFrom: Checkpoint? = nil, beforeEvaluation: () -> Void = {},
-        onStep: ((StepRecord, _ total: Int) -> Void)? = nil, log: (String) -> Void
+        onStep: ((StepRecord, _ total: Int) -> Void)? = nil, logger: Logger
     ) throws -> Result {
         var trainer = Trainer(experiment: experiment)
         if let resumeFrom {
             trainer.restore(resumeFrom)
-            log("resuming at step \(resumeFrom.step)")
+            logger.info("resuming at step \(resumeFrom.step)")
         }
         let checkpoints = CheckpointDirectory(runDirectory: runDirectory.path)
         let total = experiment.totalSteps
@@ -41,8 +46,9 @@ public struct TrainingRun {
         // curves.svg is refreshed about twenty times over the run, and at the end.
         let curveEvery = max(total / 20, 1)
         let window = min(experiment.plan.stepsPerEpoch, total)
-        log("training \(experiment.config.name): \(experiment.model.parameterNames.count) parameter tensors, " +
-            "\(experiment.dataset.count) samples, \(total) steps, batch \(experiment.plan.batchSize) in \(experiment.plan.microBatches) micro-batches")
+        let text = "training \(experiment.config.name): \(experiment.model.parameterNames.count) parameter tensors, " +
+            "\(experiment.dataset.count) samples, \(total) steps, batch \(experiment.plan.batchSize) in \(experiment.plan.microBatches) micro-batches"
+        logger.info("\(text)")
         while !trainer.isFinished {
             let record = try trainer.runStep(with: &executor)
             runDirectory.appendMetrics(record.json)
@@ -58,8 +64,9 @@ public struct TrainingRun {
                 evaluations.append((record.step, loss, accuracy))
                 runDirectory.appendMetrics(.object([("step", .int(record.step)), ("eval_set", .string(evaluation.name)),
                                                     ("eval_loss", .number(loss))] + (accuracy.map { [("eval_accuracy", JSON.number($0))] } ?? [])))
-                log("step \(record.step): \(evaluation.name) loss \(String(format: "%.6f", loss))" +
-                    (accuracy.map { " accuracy \(String(format: "%.4f", $0))" } ?? ""))
+                let text = "step \(record.step): \(evaluation.name) loss \(String(format: "%.6f", loss))" +
+                    (accuracy.map { " accuracy \(String(format: "%.4f", $0))" } ?? "")
+                logger.info("\(text)")
             }
             if let every = experiment.config.checkpoint.everySteps, record.step % every == 0 || record.step == total {
                 try checkpoints.save(trainer.checkpoint, model: experiment.model, optimizer: trainer.optimizer,
@@ -73,7 +80,8 @@ public struct TrainingRun {
                 var line = "step \(record.step)/\(total) epoch \(record.epoch + 1) loss \(String(format: "%.6f", record.loss))"
                 if let accuracy = record.accuracy { line += " acc \(String(format: "%.4f", accuracy))" }
                 line += " |g| \(String(format: "%.4g", record.gradientNorm)) \(String(format: "%.0f", Double(samples) / max(elapsed, 1e-9))) samples/s"
-                log(line)
+                // Marked, so a progress bar that already shows the steps can leave these out.
+                logger.info("\(line)", metadata: [TrainingRun.progressMetadataKey: "step"])
             }
         }
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
@@ -110,8 +118,9 @@ public struct TrainingRun {
         summary += executor.summaryMetrics(wallSeconds: seconds)
         try runDirectory.writeSummary(.object(summary))
         try runDirectory.writeCurves(title: experiment.config.name, steps: history, evaluations: evaluations)
-        log("training loss over the last \(recent.count) steps \(String(format: "%.6f", trainLoss))" +
-            (trainAccuracy.map { " accuracy \(String(format: "%.4f", $0))" } ?? "") + evaluationLine + "; results in \(runDirectory.path)")
+        let closing = "training loss over the last \(recent.count) steps \(String(format: "%.6f", trainLoss))" +
+            (trainAccuracy.map { " accuracy \(String(format: "%.4f", $0))" } ?? "") + evaluationLine + "; results in \(runDirectory.path)"
+        logger.info("\(closing)")
         return Result(parameters: trainer.parameters, steps: trainer.step, finalLoss: last?.loss ?? .nan,
                       trainLoss: trainLoss, trainAccuracy: trainAccuracy, seconds: seconds, runDirectory: runDirectory.path)
     }

@@ -4,6 +4,7 @@ import CohortData
 import CohortExperiment
 import CohortTensor
 import Foundation
+import Logging
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -112,10 +113,14 @@ struct Train: ParsableCommand {
     @Option(help: "Endpoint for workers to connect to, e.g. tcp://0.0.0.0:5555 (default: a private ipc:// socket).")
     var bind: String?
 
-    @Flag(help: "Print nothing but errors.")
+    @Flag(help: "No progress bar and no step lines: print only warnings and errors.")
     var quiet = false
 
+    @Option(help: ArgumentHelp("Least severe messages shown: \(LogSetup.levels) (default info; also COHORT_LOG_LEVEL).", valueName: "level"))
+    var logLevel: String?
+
     func run() throws {
+        LogSetup.bootstrap(try LogSetup.level(logLevel, quiet: quiet))
         guard (config == nil) != (resume == nil) else {
             throw ValidationError(resume == nil ? "give a config, or --resume RUN_DIR" : "--resume takes the config from the run directory; give no config")
         }
@@ -143,23 +148,17 @@ struct Train: ParsableCommand {
         let directory = try checkpoint.map { try RunDirectory(resuming: resume!, atStep: $0.step) }
             ?? RunDirectory(explicit: runDir, name: config.name, resolvedConfig: config.resolvedYAML)
         let bar = !quiet && ProgressBar.isTerminal ? ProgressBar(stepsPerEpoch: experiment.plan.stepsPerEpoch) : nil
-        let say: (String) -> Void = { line in
-            if quiet { return }
-            // On a terminal the bar shows the steps; other lines go above it.
-            if let bar {
-                if !line.hasPrefix("step ") { bar.print(line) }
-            } else {
-                stdoutLine(line)
-            }
-        }
-        defer { bar?.finish() }
+        // On a terminal the bar shows the steps; other lines go above it.
+        LogOutput.shared.attach(bar)
+        defer { bar?.finish(); LogOutput.shared.attach(nil) }
+        let logger = Logger(label: "cohort.train")
         var options = Coordinator.Options(endpoint: endpoint)
         options.heartbeatTimeout = config.cluster.heartbeatTimeout
         options.maxMessageBytes = Int64(config.cluster.maxMessageMB) << 20
         options.sharedMemory = config.cluster.sharedMemory
         BLAS.setThreads(1)
         do {
-            let coordinator = try Coordinator(experiment: experiment, options: options, log: say)
+            let coordinator = try Coordinator(experiment: experiment, options: options, logger: Logger(label: "cohort.coordinator"))
             defer {
                 coordinator.shutdown(reason: "training finished")
                 if coordinator.endpoint.hasPrefix("ipc://") { unlink(String(coordinator.endpoint.dropFirst(6))) }
@@ -169,15 +168,15 @@ struct Train: ParsableCommand {
                 coordinator.localProcesses = try LocalWorkers(
                     count: localCount, executable: LocalWorkers.currentExecutable, endpoint: coordinator.endpoint,
                     threads: threads, dataConfig: "\(directory.path)/config.yaml", logDirectory: "\(directory.path)/workers")
-                say("started \(localCount) local worker(s), \(threads) BLAS thread(s) each, at \(coordinator.endpoint)")
+                logger.info("started \(localCount) local worker(s), \(threads) BLAS thread(s) each, at \(coordinator.endpoint)")
             } else {
-                say("waiting for \(config.cluster.minWorkers) worker(s) at \(coordinator.endpoint)")
+                logger.info("waiting for \(config.cluster.minWorkers) worker(s) at \(coordinator.endpoint)")
             }
             try coordinator.waitForWorkers(max(config.cluster.minWorkers, localCount), timeout: config.cluster.startTimeout)
             var executor = coordinator
             _ = try TrainingRun.run(experiment, executor: &executor, runDirectory: directory, resumeFrom: checkpoint,
                                     beforeEvaluation: { BLAS.setThreads(cores); bar?.finish() },
-                                    onStep: bar.map { bar in { record, total in bar.update(record, total: total) } }, log: say)
+                                    onStep: bar.map { bar in { record, total in bar.update(record, total: total) } }, logger: logger)
         } catch let error as ConfigError {
             throw error
         } catch {
@@ -214,10 +213,16 @@ struct WorkerCommand: ParsableCommand {
     @Option(help: "Exit after this many seconds without a word from the coordinator.")
     var timeout = 60.0
 
+    @Option(help: ArgumentHelp("Least severe messages shown: \(LogSetup.levels) (default info; also COHORT_LOG_LEVEL).", valueName: "level"))
+    var logLevel: String?
+
     func run() throws {
+        LogOutput.shared.prefix = "[worker \(getpid())] "
+        LogOutput.shared.everythingToStandardError = true
+        LogSetup.bootstrap(try LogSetup.level(logLevel))
         var options = Worker.Options(endpoint: connect, threads: threads, dataConfig: config, parentPID: parent)
         options.coordinatorTimeout = timeout
-        let worker = Worker(options: options) { line in stderrLine("[worker \(getpid())] \(line)") }
+        let worker = Worker(options: options, logger: Logger(label: "cohort.worker"))
         switch try worker.run() {
         case .shutdown:
             return
@@ -297,9 +302,9 @@ struct FetchMNIST: ParsableCommand {
 
     func run() throws {
         let mirrors = mirror + (fashion ? MNISTDownload.fashionMirrors : MNISTDownload.mnistMirrors)
+        LogSetup.bootstrap(.info)
         try MNISTDownload.fetch(to: to, mirrors: mirrors,
-                                checksums: fashion ? MNISTDownload.fashionChecksums : MNISTDownload.mnistChecksums,
-                                log: stdoutLine)
+                                checksums: fashion ? MNISTDownload.fashionChecksums : MNISTDownload.mnistChecksums)
         stdoutLine("done: \(to)")
     }
 }

@@ -43,8 +43,9 @@ final class ProgressBar {
     }
 
     /// Prints a line above the bar (the bar is redrawn on the next update).
-    func print(_ text: String) {
-        FileHandle.standardOutput.write(Data(((drawn ? "\r\u{1B}[K" : "") + text + "\n").utf8))
+    func print(_ text: String, toStandardError: Bool = false) {
+        if drawn { FileHandle.standardOutput.write(Data("\r\u{1B}[K".utf8)) }
+        (toStandardError ? FileHandle.standardError : FileHandle.standardOutput).write(Data((text + "\n").utf8))
     }
 
     func finish() { if drawn { FileHandle.standardOutput.write(Data("\n".utf8)); drawn = false } }

@@ -72,7 +72,7 @@ func temporaryDirectory() -> URL {
         let target = temporaryDirectory().appendingPathComponent("mnist")
         #expect(throws: DataError.self) {
             try MNISTDownload.fetch(to: target.path, mirrors: [mnistDirectory.absoluteString],
-                                    checksums: MNISTDownload.mnistChecksums) { _ in }
+                                    checksums: MNISTDownload.mnistChecksums)
         }
         #expect(try FileManager.default.contentsOfDirectory(atPath: target.path).isEmpty)
         // With the checksums those files really have, every file is fetched, checked and decoded.
@@ -80,7 +80,7 @@ func temporaryDirectory() -> URL {
         for file in MNISTDownload.files {
             sums[file] = MD5.hexDigest(try Data(contentsOf: mnistDirectory.appendingPathComponent(file)))
         }
-        try MNISTDownload.fetch(to: target.path, mirrors: ["file:///nonexistent/", mnistDirectory.absoluteString], checksums: sums) { _ in }
+        try MNISTDownload.fetch(to: target.path, mirrors: ["file:///nonexistent/", mnistDirectory.absoluteString], checksums: sums)
         #expect(try MNIST.load(directory: target.path, split: .test).count == 10000)
     }
 }
