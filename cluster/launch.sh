@@ -5,19 +5,22 @@
 #   node1:2
 #   node2:4
 #
-# Usage: cluster/launch.sh HOSTS tcp://COORDINATOR:5555 [--threads N] [--config FILE] [--dry-run]
-# Each host must have `cohort` on its PATH (or set COHORT=/path/to/cohort). Start the coordinator
-# first:  cohort train CONFIG --bind tcp://0.0.0.0:5555 --workers 0
+# Usage: cluster/launch.sh HOSTS tcp://COORDINATOR:5555 [--threads N] [--config FILE]
+#            [--server-key FILE.key --secret-key FILE.key_secret] [--dry-run]
+# Each host must have `cohort` on its PATH (or set COHORT=/path/to/cohort), and the key files at
+# the given paths. Start the coordinator first:
+#   cohort train CONFIG --bind tcp://0.0.0.0:5555 --workers 0 --secret-key K.key_secret --authorized-keys DIR
 set -euo pipefail
 
-usage() { sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+usage() { sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 [ $# -ge 2 ] || usage
 hosts_file=$1; endpoint=$2; shift 2
-threads=1; config=""; dry_run=0
+threads=1; config=""; keys=""; dry_run=0
 while [ $# -gt 0 ]; do
   case $1 in
     --threads) threads=$2; shift 2 ;;
     --config) config=$2; shift 2 ;;
+    --server-key|--secret-key) keys="$keys $1 $2"; shift 2 ;;
     --dry-run) dry_run=1; shift ;;
     *) usage ;;
   esac
@@ -36,7 +39,7 @@ while IFS= read -r line || [ -n "$line" ]; do
     echo "launch.sh: $hosts_file:$line_no: slots must be a positive integer, got '$slots'" >&2; exit 2
   fi
   for i in $(seq 1 "$slots"); do
-    cmd="nohup $cohort worker --connect $endpoint --threads $threads${config:+ --config $config} > cohort-worker-$i.log 2>&1 &"
+    cmd="nohup $cohort worker --connect $endpoint --threads $threads${config:+ --config $config}$keys > cohort-worker-$i.log 2>&1 &"
     if [ "$dry_run" = 1 ]; then echo "ssh $host '$cmd'"; else ssh -o BatchMode=yes "$host" "$cmd"; fi
   done
   echo "launch.sh: $slots worker(s) on $host" >&2

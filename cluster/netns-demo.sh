@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Rehearse a three-machine run on one machine: three network namespaces (coordinator and two
 # workers) joined by veth links, the coordinator binding tcp on its own address and each worker
-# connecting across its link.
+# connecting across its link, encrypted and authenticated with CURVE keys made for the rehearsal.
 #
 # Usage (root, iproute2): cluster/netns-demo.sh CONFIG RUN_DIR [extra cohort train options]
 # Exit codes: 0 trained, 1 failed, 3 namespaces unavailable here (not root, no iproute2, ...).
@@ -35,12 +35,20 @@ for i in 1 2; do
 done
 ip -n "$ns_c" link set lo up
 
+# Keys: the coordinator's pair, and one per worker whose public half the coordinator authorizes.
+keys=$(mktemp -d)
+trap 'cleanup; rm -rf "$keys"' EXIT
+"$cohort" keygen "$keys/coordinator" >/dev/null && "$cohort" keygen "$keys/workers/w1" >/dev/null \
+  && "$cohort" keygen "$keys/workers/w2" >/dev/null || exit 1
+
 ip netns exec "$ns_c" "$cohort" train "$config" --run-dir "$run_dir" --bind tcp://0.0.0.0:5555 --workers 0 \
-  --set cluster.min_workers=2 "$@" &
+  --secret-key "$keys/coordinator.key_secret" --authorized-keys "$keys/workers" --set cluster.min_workers=2 "$@" &
 coordinator=$!
 sleep 0.5
-ip netns exec "$ns_1" "$cohort" worker --connect tcp://10.77.1.1:5555 --config "$config" --timeout 30 &
-ip netns exec "$ns_2" "$cohort" worker --connect tcp://10.77.2.1:5555 --timeout 30 &
+ip netns exec "$ns_1" "$cohort" worker --connect tcp://10.77.1.1:5555 --config "$config" --timeout 30 \
+  --server-key "$keys/coordinator.key" --secret-key "$keys/workers/w1.key_secret" &
+ip netns exec "$ns_2" "$cohort" worker --connect tcp://10.77.2.1:5555 --timeout 30 \
+  --server-key "$keys/coordinator.key" --secret-key "$keys/workers/w2.key_secret" &
 wait "$coordinator"
 status=$?
 wait

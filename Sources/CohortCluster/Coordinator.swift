@@ -17,6 +17,10 @@ public final class Coordinator: GradientExecutor {
         public var maxMessageBytes: Int64 = 1 << 30
         /// Offer /dev/shm to workers on this machine.
         public var sharedMemory = true
+        /// CURVE: the coordinator's key pair, and the public keys of the workers allowed in.
+        /// Without it the transport is plain ZeroMQ (fine for ipc:// and loopback).
+        public var curve: CurveKeyPair?
+        public var authorizedKeys: [String] = []
         public init(endpoint: String) { self.endpoint = endpoint }
     }
 
@@ -53,6 +57,11 @@ public final class Coordinator: GradientExecutor {
     let logger: Logger
     let context: ZMQContext
     let socket: ZMQSocket
+    let authenticator: CurveAuthenticator?
+    /// With CURVE: handshakes that failed before the ZAP handler was asked (a worker without
+    /// CURVE, or with another server key), counted and reported sparingly.
+    let monitor: ZMQMonitor?
+    var failedHandshakes = 0
     public let endpoint: String
     public let runID: UInt64
     var workers: [UInt32: WorkerState] = [:]
@@ -92,6 +101,15 @@ public final class Coordinator: GradientExecutor {
         try socket.setMaximumMessageSize(options.maxMessageBytes)
         // Fail loudly instead of silently dropping a message to a worker that has gone.
         try socket.setRouterMandatory()
+        if let curve = options.curve {
+            // The ZAP handler must be in place before the first handshake.
+            authenticator = try CurveAuthenticator(context: context, authorized: options.authorizedKeys)
+            try socket.makeCurveServer(curve)
+            monitor = try ZMQMonitor(socket)
+        } else {
+            authenticator = nil
+            monitor = nil
+        }
         try socket.bind(options.endpoint)
         endpoint = try socket.lastEndpoint
         var random = SystemRandomNumberGenerator()
@@ -102,7 +120,11 @@ public final class Coordinator: GradientExecutor {
         parameterFloats = parameters.reduce(0) { $0 + $1.count }
     }
 
-    deinit { socket.close() }
+    deinit {
+        monitor?.close()
+        socket.close()
+        authenticator?.stop()
+    }
 
     var liveWorkers: [WorkerState] { workers.values.filter(\.alive).sorted { $0.id < $1.id } }
     public var liveWorkerCount: Int { liveWorkers.count }
@@ -195,6 +217,31 @@ public final class Coordinator: GradientExecutor {
         try heartbeatIfDue()
         try checkLocalProcesses()
         checkHeartbeats()
+        reportHandshakes()
+    }
+
+    /// Adds a public key to the CURVE allow-list (for the local workers of this run).
+    public func authorize(_ publicKey: String) { authenticator?.authorize(publicKey) }
+
+    /// Logs the CURVE handshakes the ZAP handler refused (and, at debug level, those it accepted).
+    func reportHandshakes() {
+        for event in monitor?.poll() ?? [] where event.isHandshakeFailure && !event.isAuthenticationFailure {
+            failedHandshakes += 1
+            // A peer retries every fraction of a second; say it the first time and then rarely.
+            if failedHandshakes == 1 || failedHandshakes % 100 == 0 {
+                logger.warning("a connection failed the CURVE handshake (\(failedHandshakes) so far): a worker without --server-key, or with another coordinator's key")
+            }
+        }
+        guard let authenticator else { return }
+        for decision in authenticator.takeDecisions() {
+            if decision.accepted {
+                logger.debug("CURVE key \(decision.publicKey) from \(decision.address) accepted")
+            } else if decision.publicKey.isEmpty {
+                logger.warning("refused a connection from \(decision.address): it does not speak CURVE")
+            } else {
+                logger.warning("refused a connection from \(decision.address): its CURVE key \(decision.publicKey) is not authorized")
+            }
+        }
     }
 
     func handle(_ frames: [ZMQFrame], results: (ResultFrom) throws -> Void) throws {
@@ -422,4 +469,20 @@ public final class Coordinator: GradientExecutor {
 public struct ClusterError: Error, CustomStringConvertible {
     public var description: String
     public init(_ description: String) { self.description = description }
+}
+
+/// Endpoints whose traffic cannot leave this machine, where plain ZeroMQ is acceptable.
+public enum Endpoints {
+    public static func isLoopback(_ endpoint: String) -> Bool {
+        if endpoint.hasPrefix("ipc://") || endpoint.hasPrefix("inproc://") { return true }
+        guard endpoint.hasPrefix("tcp://") else { return false }
+        var host = String(endpoint.dropFirst(6))
+        if host.hasPrefix("["), let close = host.firstIndex(of: "]") {
+            host = String(host[host.index(after: host.startIndex)..<close])
+        } else if let colon = host.lastIndex(of: ":") {
+            host = String(host[..<colon])
+        }
+        // A "tcp://eth0;…" source form or an interface name is not loopback unless it is "lo".
+        return host == "localhost" || host == "::1" || host == "lo" || host.hasPrefix("127.")
+    }
 }

@@ -14,12 +14,14 @@ public final class LocalWorkers {
     public var running: Int { pids.count - exited.count }
 
     /// Spawns `count` workers: `executable worker --connect endpoint --threads t --config c --parent pid`.
-    public init(count: Int, executable: String, endpoint: String, threads: Int, dataConfig: String?, logDirectory: String) throws {
+    public init(count: Int, executable: String, endpoint: String, threads: Int, dataConfig: String?, logDirectory: String,
+                extraArguments: [String] = []) throws {
         self.logDirectory = logDirectory
         try FileManager.default.createDirectory(atPath: logDirectory, withIntermediateDirectories: true)
         for i in 0..<count {
             var arguments = [executable, "worker", "--connect", endpoint, "--threads", "\(threads)", "--parent", "\(getpid())"]
             if let dataConfig { arguments += ["--config", dataConfig] }
+            arguments += extraArguments
             pids.append(try Self.spawn(arguments, log: "\(logDirectory)/worker-\(i + 1).log"))
         }
     }

@@ -21,6 +21,10 @@ public final class Worker {
         /// Exit after this long without a word from the coordinator.
         public var coordinatorTimeout: Double = 60
         public var maxMessageBytes: Int64 = 1 << 30
+        /// CURVE: the coordinator's public key, and this worker's key pair (an ephemeral one
+        /// when nil; a coordinator with an allow-list refuses it).
+        public var serverKey: String?
+        public var curve: CurveKeyPair?
 
         public init(endpoint: String, threads: Int, dataConfig: String? = nil, parentPID: Int32? = nil) {
             self.endpoint = endpoint; self.threads = threads; self.dataConfig = dataConfig; self.parentPID = parentPID
@@ -69,6 +73,13 @@ public final class Worker {
         let socket = try ZMQSocket(context, .dealer)
         defer { socket.close() }
         try socket.setMaximumMessageSize(options.maxMessageBytes)
+        var monitor: ZMQMonitor?
+        if let serverKey = options.serverKey {
+            try socket.makeCurveClient(try options.curve ?? CurveKeyPair.generate(), serverKey: serverKey)
+            monitor = try ZMQMonitor(socket)
+        }
+        defer { monitor = nil }
+        var reportedHandshakeFailure = false
         try socket.connect(options.endpoint)
         let hello = Hello(threads: options.threads, host: ProcessInfo.processInfo.hostName, pid: Int(getpid()),
                           fingerprints: localData.map { [$0.fingerprint] } ?? [], machineID: SharedMemory.machineID)
@@ -80,6 +91,16 @@ public final class Worker {
             }
             if Date().timeIntervalSince(lastHeard) > options.coordinatorTimeout {
                 return .coordinatorLost("no word from the coordinator for \(Int(options.coordinatorTimeout)) s")
+            }
+            for event in monitor?.poll() ?? [] where event.isHandshakeFailure {
+                // ZAP's 400: the coordinator does not know our key. Retrying will not help.
+                if event.isAuthenticationFailure {
+                    return .refused("the coordinator refused this worker's CURVE key (ZAP status \(event.value))")
+                }
+                if !reportedHandshakeFailure {
+                    logger.warning("the CURVE handshake with \(event.endpoint) failed; is --server-key the coordinator's public key?")
+                    reportedHandshakeFailure = true
+                }
             }
             try heartbeatIfDue(socket)
             guard let frames = try socket.receive(timeout: options.heartbeatInterval) else { continue }

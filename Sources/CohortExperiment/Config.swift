@@ -89,6 +89,12 @@ public struct ExperimentConfig: Sendable {
         public var startTimeout: Double
         /// Exchange weights and gradients with workers on this machine through /dev/shm.
         public var sharedMemory: Bool
+        /// CURVE: the coordinator's .key_secret file and the workers' public keys (a .key file or
+        /// a directory of them). Both or neither.
+        public var secretKey: String?
+        public var authorizedKeys: String?
+        /// Allow a non-loopback bind without CURVE.
+        public var insecure: Bool
     }
 
     public struct OptimizerConfig: Sendable {
@@ -431,7 +437,18 @@ extension ExperimentConfig {
     }
 
     static func readCluster(_ node: ConfigNode?) throws(ConfigError) -> ClusterConfig {
-        ClusterConfig(
+        let secretKey = try node?.optional("secret_key")?.string()
+        let authorizedKeys = try node?.optional("authorized_keys")?.string()
+        if let node, (secretKey == nil) != (authorizedKeys == nil) {
+            let given = secretKey == nil ? "authorized_keys" : "secret_key"
+            throw try node.required(given).error("CURVE needs both cluster.secret_key and cluster.authorized_keys")
+        }
+        for key in ["secret_key", "authorized_keys"] {
+            if let item = try node?.optional(key), !FileManager.default.fileExists(atPath: try item.string()) {
+                throw item.error("no such file or directory: \(try item.string())")
+            }
+        }
+        return ClusterConfig(
             workers: try node?.optional("workers")?.int(min: 0, max: 256),
             minWorkers: try node?.optional("min_workers")?.int(min: 1, max: 256) ?? 1,
             threadsPerWorker: try node?.optional("threads_per_worker")?.int(min: 1, max: 256),
@@ -439,7 +456,9 @@ extension ExperimentConfig {
             heartbeatTimeout: try node?.optional("heartbeat_timeout")?.double(min: 0.1) ?? 10,
             maxMessageMB: try node?.optional("max_message_mb")?.int(min: 1) ?? 1024,
             startTimeout: try node?.optional("start_timeout")?.double(min: 0.1) ?? 120,
-            sharedMemory: try node?.optional("shared_memory")?.bool() ?? true)
+            sharedMemory: try node?.optional("shared_memory")?.bool() ?? true,
+            secretKey: secretKey, authorizedKeys: authorizedKeys,
+            insecure: try node?.optional("insecure")?.bool() ?? false)
     }
 
     static func readOptimizer(_ node: ConfigNode) throws(ConfigError) -> OptimizerConfig {

@@ -44,13 +44,14 @@ public final class ZMQContext: @unchecked Sendable {
 }
 
 public enum SocketType: Int32, Sendable {
-    case router, dealer, pair
+    case router, dealer, pair, rep
 
     var raw: Int32 {
         switch self {
         case .router: ZMQ_ROUTER
         case .dealer: ZMQ_DEALER
         case .pair: ZMQ_PAIR
+        case .rep: ZMQ_REP
         }
     }
 }

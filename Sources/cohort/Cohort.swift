@@ -4,6 +4,7 @@ import CohortData
 import CohortExperiment
 import CohortTensor
 import Foundation
+import ZeroMQ
 import Logging
 #if canImport(Glibc)
 import Glibc
@@ -27,7 +28,7 @@ struct Cohort: ParsableCommand {
           cohort trace configs/lecture-2-2-1.yaml
           cohort config configs/quickstart.yaml --set training.epochs=3
         """,
-        subcommands: [Train.self, WorkerCommand.self, Evaluate.self, Predict.self, Inspect.self, Trace.self, ShowConfig.self, DataCommand.self]
+        subcommands: [Train.self, WorkerCommand.self, Evaluate.self, Predict.self, Inspect.self, Trace.self, ShowConfig.self, DataCommand.self, Keygen.self]
     )
 
     /// ArgumentParser exits 64 on usage errors; Cohort promises 2, so parse and exit by hand.
@@ -113,6 +114,15 @@ struct Train: ParsableCommand {
     @Option(help: "Endpoint for workers to connect to, e.g. tcp://0.0.0.0:5555 (default: a private ipc:// socket).")
     var bind: String?
 
+    @Option(help: ArgumentHelp("The coordinator's CURVE secret key (a .key_secret file from cohort keygen; also cluster.secret_key).", valueName: "file"))
+    var secretKey: String?
+
+    @Option(help: ArgumentHelp("Public keys of the workers allowed to connect: a .key file or a directory of them (also cluster.authorized_keys).", valueName: "path"))
+    var authorizedKeys: String?
+
+    @Flag(help: "Allow --bind on a non-loopback address without CURVE: anyone on the network can read and join the run.")
+    var insecure = false
+
     @Flag(help: "No progress bar and no step lines: print only warnings and errors.")
     var quiet = false
 
@@ -145,6 +155,26 @@ struct Train: ParsableCommand {
         if localCount == 0 && bind == nil && config.cluster.bind == nil {
             throw ValidationError("--workers 0 needs --bind (or cluster.bind) so external workers can connect")
         }
+        var curve: CurveKeyPair?, authorized: [String] = []
+        let secretKeyPath = secretKey ?? config.cluster.secretKey
+        let authorizedPath = authorizedKeys ?? config.cluster.authorizedKeys
+        guard (secretKeyPath == nil) == (authorizedPath == nil) else {
+            throw ValidationError("CURVE needs both --secret-key and --authorized-keys (or cluster.secret_key and cluster.authorized_keys)")
+        }
+        if let secretKeyPath, let authorizedPath {
+            do {
+                curve = try CurveKeyFile.readSecret(secretKeyPath)
+                authorized = try CurveKeyFile.readAuthorized(authorizedPath)
+            } catch {
+                throw ValidationError("\(error)")
+            }
+        }
+        if curve == nil, !Endpoints.isLoopback(endpoint), !(insecure || config.cluster.insecure) {
+            throw ValidationError("""
+                binding \(endpoint) without CURVE lets anyone on the network read and join the run. Make keys with \
+                'cohort keygen' and give --secret-key and --authorized-keys, or say --insecure
+                """)
+        }
         let directory = try checkpoint.map { try RunDirectory(resuming: resume!, atStep: $0.step) }
             ?? RunDirectory(explicit: runDir, name: config.name, resolvedConfig: config.resolvedYAML)
         let bar = !quiet && ProgressBar.isTerminal ? ProgressBar(stepsPerEpoch: experiment.plan.stepsPerEpoch) : nil
@@ -153,6 +183,8 @@ struct Train: ParsableCommand {
         defer { bar?.finish(); LogOutput.shared.attach(nil) }
         let logger = Logger(label: "cohort.train")
         var options = Coordinator.Options(endpoint: endpoint)
+        options.curve = curve
+        options.authorizedKeys = authorized
         options.heartbeatTimeout = config.cluster.heartbeatTimeout
         options.maxMessageBytes = Int64(config.cluster.maxMessageMB) << 20
         options.sharedMemory = config.cluster.sharedMemory
@@ -165,9 +197,17 @@ struct Train: ParsableCommand {
             }
             let threads = config.cluster.threadsPerWorker ?? max(1, cores / max(localCount, 1))
             if localCount > 0 {
+                var keyArguments: [String] = []
+                if let curve = options.curve {
+                    // Local workers get a key pair of this run, authorized for this run only.
+                    let keys = try Self.localWorkerKeys(in: "\(directory.path)/workers", coordinator: curve)
+                    coordinator.authorize(keys.publicKey)
+                    keyArguments = ["--server-key", keys.serverKeyFile, "--secret-key", keys.secretKeyFile]
+                }
                 coordinator.localProcesses = try LocalWorkers(
                     count: localCount, executable: LocalWorkers.currentExecutable, endpoint: coordinator.endpoint,
-                    threads: threads, dataConfig: "\(directory.path)/config.yaml", logDirectory: "\(directory.path)/workers")
+                    threads: threads, dataConfig: "\(directory.path)/config.yaml", logDirectory: "\(directory.path)/workers",
+                    extraArguments: keyArguments)
                 logger.info("started \(localCount) local worker(s), \(threads) BLAS thread(s) each, at \(coordinator.endpoint)")
             } else {
                 logger.info("waiting for \(config.cluster.minWorkers) worker(s) at \(coordinator.endpoint)")
@@ -183,6 +223,23 @@ struct Train: ParsableCommand {
             stderrLine("cohort: training failed: \(error)")
             throw ExitCode(ExitStatus.runtimeFailure)
         }
+    }
+}
+
+extension Train {
+    /// Writes a fresh key pair for the local workers and the coordinator's public key next to
+    /// their logs (the secret readable by this user only).
+    static func localWorkerKeys(in directory: String, coordinator: CurveKeyPair) throws
+        -> (publicKey: String, serverKeyFile: String, secretKeyFile: String) {
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        for suffix in [CurveKeyFile.publicSuffix, CurveKeyFile.secretSuffix] {
+            for name in ["local", "coordinator"] { unlink("\(directory)/\(name)\(suffix)") }
+        }
+        let pair = try CurveKeyPair.generate()
+        let files = try CurveKeyFile.write(pair, base: "\(directory)/local", comment: "local workers of this run")
+        let server = try CurveKeyFile.write(coordinator, base: "\(directory)/coordinator", comment: "the coordinator of this run")
+        unlink(server.secret)  // only its public half is needed here
+        return (pair.publicKey, server.public, files.secret)
     }
 }
 
@@ -213,6 +270,12 @@ struct WorkerCommand: ParsableCommand {
     @Option(help: "Exit after this many seconds without a word from the coordinator.")
     var timeout = 60.0
 
+    @Option(help: ArgumentHelp("The coordinator's CURVE public key (its .key file): encrypt and authenticate the connection.", valueName: "file"))
+    var serverKey: String?
+
+    @Option(help: ArgumentHelp("This worker's CURVE secret key (a .key_secret file whose .key the coordinator authorizes).", valueName: "file"))
+    var secretKey: String?
+
     @Option(help: ArgumentHelp("Least severe messages shown: \(LogSetup.levels) (default info; also COHORT_LOG_LEVEL).", valueName: "level"))
     var logLevel: String?
 
@@ -222,6 +285,16 @@ struct WorkerCommand: ParsableCommand {
         LogSetup.bootstrap(try LogSetup.level(logLevel))
         var options = Worker.Options(endpoint: connect, threads: threads, dataConfig: config, parentPID: parent)
         options.coordinatorTimeout = timeout
+        if secretKey != nil && serverKey == nil { throw ValidationError("--secret-key needs --server-key, the coordinator's public key") }
+        if let serverKey {
+            guard let secretKey else { throw ValidationError("--server-key needs --secret-key, this worker's key (cohort keygen makes one)") }
+            do {
+                options.serverKey = try CurveKeyFile.readPublic(serverKey)
+                options.curve = try CurveKeyFile.readSecret(secretKey)
+            } catch {
+                throw ValidationError("\(error)")
+            }
+        }
         let worker = Worker(options: options, logger: Logger(label: "cohort.worker"))
         switch try worker.run() {
         case .shutdown:
@@ -472,5 +545,40 @@ struct Predict: ParsableCommand {
             }
         }
         return Tensor(shape: [values.count / max(width ?? 1, 1), width ?? 0], values)
+    }
+}
+
+struct Keygen: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Make a CURVE key pair for encrypted, authenticated training over a network.",
+        discussion: """
+        Writes NAME.key (the public key, to hand out) and NAME.key_secret (both keys, readable by
+        you only), in ZeroMQ's certificate format. Never overwrites.
+
+        Example, a coordinator and two LAN workers:
+          cohort keygen keys/coordinator
+          cohort keygen keys/workers/alpha        # on alpha; copy alpha.key to the coordinator
+          cohort keygen keys/workers/beta
+          cohort train configs/mnist-mlp.yaml --bind tcp://0.0.0.0:5555 --workers 0 \\
+              --secret-key keys/coordinator.key_secret --authorized-keys keys/workers
+          cohort worker --connect tcp://HOST:5555 --server-key keys/coordinator.key \\
+              --secret-key keys/workers/alpha.key_secret
+        """
+    )
+
+    @Argument(help: "Path and name of the key files, without suffix.")
+    var name: String
+
+    func run() throws {
+        let directory = (name as NSString).deletingLastPathComponent
+        if !directory.isEmpty { try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) }
+        let pair = try CurveKeyPair.generate()
+        let files: (public: String, secret: String)
+        do { files = try CurveKeyFile.write(pair, base: name) } catch {
+            stderrLine("cohort keygen: \(error)")
+            throw ExitCode(ExitStatus.usage)
+        }
+        print("public key \(pair.publicKey)")
+        print("wrote \(files.public) (share it) and \(files.secret) (keep it private)")
     }
 }

@@ -212,7 +212,8 @@ import ZeroMQ
         let out = Pipe()
         let process = Process()
         process.executableURL = packageRoot.appendingPathComponent("cluster/launch.sh")
-        process.arguments = [hosts.path, "tcp://10.0.0.5:5555", "--threads", "2", "--dry-run"]
+        process.arguments = [hosts.path, "tcp://10.0.0.5:5555", "--threads", "2", "--server-key", "k/c.key",
+                             "--secret-key", "k/w.key_secret", "--dry-run"]
         process.standardOutput = out
         try process.run()
         let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
@@ -220,7 +221,7 @@ import ZeroMQ
         let lines = text.split(separator: "\n")
         #expect(process.terminationStatus == 0 && lines.count == 4)
         #expect(lines.filter { $0.hasPrefix("ssh node1 ") }.count == 2 && lines.contains { $0.hasPrefix("ssh node3 ") })
-        #expect(lines.allSatisfy { $0.contains("worker --connect tcp://10.0.0.5:5555 --threads 2") })
+        #expect(lines.allSatisfy { $0.contains("worker --connect tcp://10.0.0.5:5555 --threads 2 --server-key k/c.key --secret-key k/w.key_secret") })
         try "node1:zero\n".write(to: hosts, atomically: true, encoding: .utf8)
         let bad = Process()
         bad.executableURL = process.executableURL
