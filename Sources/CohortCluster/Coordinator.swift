@@ -69,11 +69,13 @@ public final class Coordinator: GradientExecutor {
     var nextTaskID: UInt64 = 1
     /// The current weights, and their packed single-buffer form, made only when a worker needs
     /// frames (workers on this machine read the shared file instead).
+    /// Between steps they are released (see `prepareUpdate`), and the packed copy or the
+    /// shared file holds the current version for a worker that joins.
     var parameters: [Tensor]
     var packedCache: PackedTensors?
     var weights: PackedTensors {
         if let packedCache { return packedCache }
-        let packed = PackedTensors(parameters)
+        let packed = PackedTensors(parameters.isEmpty ? sharedWeights!.tensors(at: 0, shapes: shapes) : parameters)
         packedCache = packed
         return packed
     }
@@ -323,7 +325,7 @@ public final class Coordinator: GradientExecutor {
         stepBytesSent = 0; stepBytesReceived = 0
         for worker in workers.values { worker.stepComputeSeconds = 0; worker.slotsUsed = 0 }
         let version = UInt64(task.step)
-        if version != weightsVersion || task.step == 0 {
+        if version != weightsVersion || task.step == 0 || parameters.isEmpty {
             parameters = task.parameters
             packedCache = nil
             weightsVersion = version
@@ -351,7 +353,8 @@ public final class Coordinator: GradientExecutor {
             }
             for worker in stale {
                 if worker.usesSharedWeights {
-                    trySend(worker, .weights, step: version, body: WeightsMessage(version: weightsVersion, shared: true).encode())
+                    // Nothing to send: a task with a newer weights version tells a worker on
+                    // this machine that the shared file holds it.
                 } else {
                     trySend(worker, .weights, step: version, body: WeightsMessage(version: weightsVersion).encode(),
                             tensors: [.zeroCopy(weights.bytes, owner: weights)])
@@ -430,6 +433,19 @@ public final class Coordinator: GradientExecutor {
             }
         }
         return known
+    }
+
+    /// Drops this step's weights, so the trainer's update writes them in place, when a copy of
+    /// them stays here for workers that join before the next step (the shared file, or the
+    /// packed frames). When the shared file holds them, the trainer's weights move into it: the
+    /// update then writes the next weights where local workers read them, and nothing is copied.
+    /// (Workers are idle during the update: every result of the step is in.)
+    public func prepareUpdate(of trainerParameters: inout [Tensor]) {
+        let sharedIsCurrent = sharedWeights != nil && sharedWeightsVersion == weightsVersion
+        if packedCache != nil || sharedIsCurrent { parameters = [] }
+        if sharedIsCurrent, let shm = sharedWeights, !shm.holds(trainerParameters, at: 0) {
+            trainerParameters = shm.tensors(at: 0, shapes: shapes)
+        }
     }
 
     public func stepMetrics() -> [(String, JSON)] {

@@ -7,7 +7,7 @@ import ZeroMQ
 /// step (u64), body length (u32), number of tensor frames (u32); all little-endian.
 public enum Wire {
     public static let magic: [UInt8] = Array("CHRT".utf8)
-    public static let version: UInt16 = 1
+    public static let version: UInt16 = 2
     static let headerSize = 32
 }
 

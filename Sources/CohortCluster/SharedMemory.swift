@@ -49,15 +49,29 @@ public final class SharedMemory: @unchecked Sendable {
         }
     }
 
-    /// Copies tensors in end to end from float offset `offset`.
+    /// Copies tensors in end to end from float offset `offset` (a tensor already there, borrowing
+    /// this mapping, is not copied onto itself).
     public func write(_ tensors: [Tensor], at offset: Int) {
         var at = offset
         for t in tensors {
             t.withUnsafeBufferPointer { src in
-                if let s = src.baseAddress { (base + 4 * at).copyMemory(from: s, byteCount: src.count * 4) }
+                if let s = src.baseAddress, UnsafeRawPointer(s) != UnsafeRawPointer(base + 4 * at) {
+                    (base + 4 * at).copyMemory(from: s, byteCount: src.count * 4)
+                }
             }
             at += t.count
         }
+    }
+
+    /// Whether `tensors` are this mapping's memory, end to end from float offset `offset`.
+    public func holds(_ tensors: [Tensor], at offset: Int) -> Bool {
+        var at = offset
+        for t in tensors {
+            let same = t.withUnsafeBufferPointer { UnsafeRawPointer($0.baseAddress) == UnsafeRawPointer(base + 4 * at) }
+            guard same else { return false }
+            at += t.count
+        }
+        return !tensors.isEmpty
     }
 
     /// Removes /dev/shm/cohort-<pid>-… files whose coordinator process is gone (killed before it

@@ -198,6 +198,12 @@ public final class Worker {
 
     func runTask(_ task: TaskMessage, message: Message, step: UInt64, socket: ZMQSocket) throws {
         guard let gradient else { throw ProtocolError("task before welcome") }
+        if task.weightsVersion != weightsVersion, let shm = sharedWeights {
+            // On the coordinator's machine a newer version comes with the task: it is in the
+            // shared file (written while we were idle), read in place and never written here.
+            parameters = shm.tensors(at: 0, shapes: shapes)
+            weightsVersion = task.weightsVersion
+        }
         guard task.weightsVersion == weightsVersion else {
             throw ProtocolError("task for weights \(task.weightsVersion), we hold \(weightsVersion)")
         }

@@ -16,6 +16,11 @@ public struct StepTask: Sendable {
 /// sums of whole nodes of the gradient tree, which the coordinator completes.
 public protocol GradientExecutor {
     mutating func compute(_ task: StepTask, tree: GradientTree) throws -> [Range<Int>: GradientSum]
+    /// Called after `compute`, before the update: let go of the task's weights (a reference
+    /// kept would make the update copy them first). The executor may also move `parameters`
+    /// into memory of its own with the same values (the coordinator's shared weights file), so
+    /// the update writes the next weights where the workers read them.
+    mutating func prepareUpdate(of parameters: inout [Tensor])
     /// Metrics of the last step for metrics.jsonl (worker compute times, bytes, broadcast time).
     mutating func stepMetrics() -> [(String, JSON)]
     /// Run totals for summary.json.
@@ -25,6 +30,7 @@ public protocol GradientExecutor {
 extension GradientExecutor {
     public mutating func stepMetrics() -> [(String, JSON)] { [] }
     public mutating func summaryMetrics(wallSeconds: Double) -> [(String, JSON)] { [] }
+    public mutating func prepareUpdate(of parameters: inout [Tensor]) {}
 }
 
 /// Runs every micro-batch in this process, along the gradient tree.
@@ -122,11 +128,14 @@ public struct Trainer {
     /// Runs one step through `executor`.
     public mutating func runStep<E: GradientExecutor>(with executor: inout E) throws -> StepRecord {
         let start = DispatchTime.now()
-        let task = nextTask()
+        var task = nextTask()
         let tree = GradientTree(leafCount: task.microBatches.count)
-        let blocks = try executor.compute(task, tree: tree)
+        var blocks = try executor.compute(task, tree: tree)
+        // The update below writes the weights in place only if nothing else holds them.
+        task.parameters = []
+        executor.prepareUpdate(of: &parameters)
         let reduceStart = DispatchTime.now()
-        let sum = try tree.sum(tree.root, known: blocks) { k throws(MissingBlock) in throw MissingBlock(leaf: k) }
+        let sum = try tree.sum(tree.root, taking: &blocks) { k throws(MissingBlock) in throw MissingBlock(leaf: k) }
         let reduceSeconds = seconds(since: reduceStart)
         let batchSize = task.microBatches.reduce(0) { $0 + $1.count }
         let correct = sum.correct

@@ -63,11 +63,20 @@ public struct GradientTree: Sendable {
     public func sum<Value: TreeSummable>(
         _ node: Range<Int>, known: [Range<Int>: Value] = [:], leaf: (Int) throws -> Value
     ) rethrows -> Value {
-        if let value = known[node] { return value }
+        var taken = known
+        return try sum(node, taking: &taken, leaf: leaf)
+    }
+
+    /// The same, taking the known sums out of `known` as they are used: a sum held nowhere else
+    /// is added into in place instead of being copied first (copy-on-write).
+    public func sum<Value: TreeSummable>(
+        _ node: Range<Int>, taking known: inout [Range<Int>: Value], leaf: (Int) throws -> Value
+    ) rethrows -> Value {
+        if let value = known.removeValue(forKey: node) { return value }
         if node.count == 1 { return try leaf(node.lowerBound) }
         let (l, r) = Self.children(of: node)
-        var left = try sum(l, known: known, leaf: leaf)
-        left.accumulate(try sum(r, known: known, leaf: leaf))
+        var left = try sum(l, taking: &known, leaf: leaf)
+        left.accumulate(try sum(r, taking: &known, leaf: leaf))
         return left
     }
 }
