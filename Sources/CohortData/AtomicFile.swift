@@ -2,8 +2,10 @@ import Foundation
 
 /// Writes a file so that a reader sees either the old contents or the new, never a mix:
 /// temp file in the same directory, fsync, rename over the target, fsync the directory.
+/// `durable: false` skips both fsyncs: still never torn for a reader, but a crash may lose the
+/// newest version (for files rewritten often and derived from others, like a refreshed plot).
 public enum AtomicFile {
-    public static func write(_ data: Data, to path: String) throws {
+    public static func write(_ data: Data, to path: String, durable: Bool = true) throws {
         let url = URL(fileURLWithPath: path)
         let directory = url.deletingLastPathComponent().path
         let temp = "\(directory)/.\(url.lastPathComponent).tmp-\(getpid())"
@@ -18,7 +20,7 @@ public enum AtomicFile {
                 offset += n
             }
         }
-        if failed == nil && fsync(fd) != 0 { failed = POSIXFailure(call: "fsync", path: temp) }
+        if failed == nil && durable && fsync(fd) != 0 { failed = POSIXFailure(call: "fsync", path: temp) }
         close(fd)
         if let failed { unlink(temp); throw failed }
         guard rename(temp, path) == 0 else {
@@ -26,12 +28,13 @@ public enum AtomicFile {
             unlink(temp)
             throw error
         }
+        guard durable else { return }
         let dirFD = open(directory.isEmpty ? "." : directory, O_RDONLY)
         if dirFD >= 0 { fsync(dirFD); close(dirFD) }
     }
 
-    public static func write(_ text: String, to path: String) throws {
-        try write(Data(text.utf8), to: path)
+    public static func write(_ text: String, to path: String, durable: Bool = true) throws {
+        try write(Data(text.utf8), to: path, durable: durable)
     }
 }
 

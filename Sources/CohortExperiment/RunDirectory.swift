@@ -119,7 +119,10 @@ public final class RunDirectory {
     }
 
     /// Rewrites curves.svg from the step records so far and any evaluation points.
-    public func writeCurves(title: String, steps: [StepRecord], evaluations: [(step: Int, loss: Double, accuracy: Double?)]) throws {
+    /// `durable: false` for the refreshes during a run (no fsync: the plot is derived from
+    /// metrics.jsonl, and the final one is written durably).
+    public func writeCurves(title: String, steps: [StepRecord], evaluations: [(step: Int, loss: Double, accuracy: Double?)],
+                            durable: Bool = true) throws {
         let loss = Curves.thin(steps.map { (Double($0.step), $0.loss) })
         let accuracy = Curves.thin(steps.compactMap { r in r.accuracy.map { (Double(r.step), $0) } })
         let svg = Curves.svg(
@@ -129,7 +132,7 @@ public final class RunDirectory {
             accuracy: [Curves.Series(name: "training accuracy", color: "#1f77b4", points: accuracy),
                        Curves.Series(name: "evaluation accuracy", color: "#d62728",
                                      points: evaluations.compactMap { e in e.accuracy.map { (Double(e.step), $0) } }, dashed: true)])
-        try AtomicFile.write(svg, to: "\(path)/curves.svg")
+        try AtomicFile.write(svg, to: "\(path)/curves.svg", durable: durable)
     }
 
     public func writeSummary(_ summary: JSON) throws {

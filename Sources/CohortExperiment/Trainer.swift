@@ -99,6 +99,12 @@ public struct Trainer {
 
     public var isFinished: Bool { step >= experiment.totalSteps }
 
+    /// Threads for the optimizer update (see `Optimizer.lanes`); never changes a result.
+    public var updateThreads: Int {
+        get { optimizer.lanes }
+        set { optimizer.lanes = max(1, newValue) }
+    }
+
     /// The state to save: continuing from it reproduces the run bit for bit.
     public var checkpoint: Checkpoint {
         Checkpoint(step: step, optimizerStep: optimizer.step, parameters: parameters, optimizerState: optimizer.state,

@@ -8,6 +8,8 @@ import Logging
 public struct TrainingRun {
     /// Metadata key of the periodic step lines.
     public static let progressMetadataKey = "progress"
+    /// How often curves.svg is rewritten during a run.
+    public static let curveRefreshSeconds = 3.0
 
     public struct Result: Sendable {
         public var parameters: [Tensor]
@@ -20,14 +22,16 @@ public struct TrainingRun {
     }
 
     /// Trains to the end, writing metrics as it goes and the weights and summary at the end.
-    /// `logger` receives one human-readable line every `training.log_every` steps, marked with
+    /// `updateThreads`: threads for the optimizer update (the coordinator's workers are idle
+    /// then). `logger` receives one human-readable line every `training.log_every` steps, marked with
     /// `progressMetadataKey`, and the run's other news.
     public static func run<E: GradientExecutor>(
         _ experiment: Experiment, executor: inout E, runDirectory: RunDirectory,
         resumeFrom: Checkpoint? = nil, beforeEvaluation: () -> Void = {},
-        onStep: ((StepRecord, _ total: Int) -> Void)? = nil, logger: Logger
+        onStep: ((StepRecord, _ total: Int) -> Void)? = nil, updateThreads: Int = 1, logger: Logger
     ) throws -> Result {
         var trainer = Trainer(experiment: experiment)
+        trainer.updateThreads = updateThreads
         if let resumeFrom {
             trainer.restore(resumeFrom)
             logger.info("resuming at step \(resumeFrom.step)")
@@ -43,8 +47,8 @@ public struct TrainingRun {
         var recent: [StepRecord] = []
         var history: [StepRecord] = []
         var evaluations: [(step: Int, loss: Double, accuracy: Double?)] = []
-        // curves.svg is refreshed about twenty times over the run, and at the end.
-        let curveEvery = max(total / 20, 1)
+        // curves.svg is refreshed every few seconds during the run, and at the end.
+        var lastCurves = start
         let window = min(experiment.plan.stepsPerEpoch, total)
         let text = "training \(experiment.config.name): \(experiment.model.parameterNames.count) parameter tensors, " +
             "\(experiment.dataset.count) samples, \(total) steps, batch \(experiment.plan.batchSize) in \(experiment.plan.microBatches) micro-batches"
@@ -72,8 +76,9 @@ public struct TrainingRun {
                 try checkpoints.save(trainer.checkpoint, model: experiment.model, optimizer: trainer.optimizer,
                                      config: experiment.config, keepLast: experiment.config.checkpoint.keepLast)
             }
-            if record.step % curveEvery == 0 {
-                try? runDirectory.writeCurves(title: experiment.config.name, steps: history, evaluations: evaluations)
+            if seconds(since: lastCurves) >= Self.curveRefreshSeconds {
+                lastCurves = DispatchTime.now()
+                try? runDirectory.writeCurves(title: experiment.config.name, steps: history, evaluations: evaluations, durable: false)
             }
             if record.step % logEvery == 0 || record.step == total || record.step == 1 {
                 let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9

@@ -157,49 +157,96 @@ trainStepBench(name: "lenet_train_step_1thread", config: "configs/mnist-lenet.ya
 trainStepBench(name: "lstm_train_step", config: "configs/mnist-lstm.yaml", threads: 2)
 trainStepBench(name: "lstm_train_step_1thread", config: "configs/mnist-lstm.yaml", threads: 1)
 
+// MARK: the coordinator's update of the MLP's 407,050 weights (SGD, Nesterov), on 1 and 2 threads
+
+if selected("optimizer_update") {
+    let shapes = [[512, 784], [512], [10, 512], [10]]
+    func filled(_ shape: [Int], _ k: Int) -> Tensor {
+        let n = shape.reduce(1, *)
+        return Tensor(shape: shape, (0..<n).map { Float(($0 * 7919 + k) % 1000) / 1000 - 0.5 })
+    }
+    var parameters = shapes.map { filled($0, 1) }
+    let gradients = shapes.map { filled($0, 2) }
+    for lanes in [1, 2] {
+        var optimizer = Optimizer(rule: SGD(momentum: 0.9, nesterov: true), learningRate: 0.01, parameters: parameters)
+        optimizer.lanes = lanes
+        let seconds = measure { optimizer.apply(to: &parameters, gradients: gradients, scale: 1.0 / 512) }
+        emit(["bench": "optimizer_update", "parameters": 407_050, "threads": lanes, "ms": seconds * 1e3])
+    }
+}
+
 // MARK: the distributed trainer: samples/s with 1 and 2 local worker processes
 
-/// Runs `cohort train` and reads its summary and metrics.
-func distributedBench(name: String, config: String, workers: Int, overrides: [String]) {
-    guard selected("distributed") || selected(name) else { return }
+/// One `cohort train` run: its wall-clock samples/s (summary.json) and, from metrics.jsonl after
+/// 10 warm-up steps, the median step time and the median time not covered by the slowest
+/// worker's compute (the coordinator's overhead: exchange, reduce, update).
+struct DistributedRun {
+    var samplesPerSecond: Double
+    var stepSeconds: Double
+    var overheadSeconds: Double
+    var batch: Int
+}
+
+func median(_ values: [Double]) -> Double {
+    let sorted = values.sorted()
+    return sorted.isEmpty ? .nan : sorted[sorted.count / 2]
+}
+
+func distributedRun(config: String, workers: Int, overrides: [String]) throws -> DistributedRun {
     let cohort = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("cohort").path
-    let run = NSTemporaryDirectory() + "cohort-bench-\(name)-\(workers)-\(getpid())"
+    let run = NSTemporaryDirectory() + "cohort-bench-\(workers)-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
     defer { try? FileManager.default.removeItem(atPath: run) }
     let process = Process()
     process.executableURL = URL(fileURLWithPath: cohort)
     process.arguments = ["train", config, "--workers", "\(workers)", "--run-dir", run, "--quiet",
-                         "--set", "cluster.threads_per_worker=1"] + overrides.flatMap { ["--set", $0] }
-    do {
-        try process.run()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0,
-              let summary = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(run)/summary.json"))) as? [String: Any]
-        else { throw DataError(file: run, "cohort train failed (exit \(process.terminationStatus))") }
-        // Per step: the time not covered by the slowest worker's compute is the coordinator's
-        // overhead (exchange, reduce, update, broadcast). The first 10 steps warm up.
-        let lines = try String(contentsOfFile: "\(run)/metrics.jsonl", encoding: .utf8).split(separator: "\n").dropFirst(10)
-        var stepTotal = 0.0, overhead = 0.0
-        for line in lines {
-            guard let m = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
-                  let step = m["step_time_s"] as? Double, let ws = m["workers"] as? [[String: Any]] else { continue }
-            let compute = ws.compactMap { $0["compute_s"] as? Double }.max() ?? 0
-            stepTotal += step; overhead += max(0, step - compute)
-        }
-        let steps = Double(max(lines.count, 1))
-        emit(["bench": "distributed_train", "config": name, "workers": workers, "threads_per_worker": 1,
-              "samples_per_s": summary["samples_per_s"] as? Double ?? 0,
-              "step_ms": stepTotal / steps * 1e3, "coordinator_overhead_ms": overhead / steps * 1e3,
-              "coordinator_overhead_share": overhead / max(stepTotal, 1e-12)])
-    } catch {
-        print("{\"bench\":\"distributed_train\",\"config\":\"\(name)\",\"error\":\"\(error)\"}")
+                         "--set", "cluster.threads_per_worker=1", "--set", "evaluation.at_end=false"] + overrides.flatMap { ["--set", $0] }
+    try process.run()
+    process.waitUntilExit()
+    guard process.terminationStatus == 0,
+          let summary = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(run)/summary.json"))) as? [String: Any]
+    else { throw DataError(file: run, "cohort train failed (exit \(process.terminationStatus))") }
+    var steps: [Double] = [], overheads: [Double] = [], batch = 0
+    for line in try String(contentsOfFile: "\(run)/metrics.jsonl", encoding: .utf8).split(separator: "\n").dropFirst(10) {
+        guard let m = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+              let step = m["step_time_s"] as? Double, let ws = m["workers"] as? [[String: Any]] else { continue }
+        let compute = ws.compactMap { $0["compute_s"] as? Double }.max() ?? 0
+        steps.append(step); overheads.append(max(0, step - compute))
+        batch = m["samples"] as? Int ?? batch
     }
+    return DistributedRun(samplesPerSecond: summary["samples_per_s"] as? Double ?? 0, stepSeconds: median(steps),
+                          overheadSeconds: median(overheads), batch: batch)
 }
 
-for workers in [1, 2] {
-    distributedBench(name: "mnist-mlp", config: "configs/mnist-mlp.yaml", workers: workers,
-                     overrides: ["training.batch_size=512", "training.micro_batches=4", "training.steps=150"])
+/// 1 and 2 local workers, alternated for `trials` rounds so that a noisy spell of this shared VM
+/// hits both alike; each figure is the best round's.
+func distributedBench(name: String, config: String, overrides: [String], trials: Int = 3) {
+    guard selected("distributed") || selected(name) else { return }
+    var best: [Int: DistributedRun] = [:]
+    do {
+        for _ in 0..<trials {
+            for workers in [1, 2] {
+                let run = try distributedRun(config: config, workers: workers, overrides: overrides)
+                if let b = best[workers], b.stepSeconds <= run.stepSeconds { continue }
+                best[workers] = run
+            }
+        }
+    } catch {
+        print("{\"bench\":\"distributed_train\",\"config\":\"\(name)\",\"error\":\"\(error)\"}")
+        return
+    }
+    for workers in [1, 2] {
+        let r = best[workers]!
+        emit(["bench": "distributed_train", "config": name, "workers": workers, "threads_per_worker": 1, "batch": r.batch,
+              "samples_per_s": r.samplesPerSecond, "steady_samples_per_s": Double(r.batch) / r.stepSeconds,
+              "step_ms": r.stepSeconds * 1e3, "coordinator_overhead_ms": r.overheadSeconds * 1e3,
+              "coordinator_overhead_share": r.overheadSeconds / r.stepSeconds, "trials": trials])
+    }
+    emit(["bench": "distributed_speedup", "config": name, "workers": 2,
+          "speedup": best[2]!.samplesPerSecond / best[1]!.samplesPerSecond,
+          "steady_speedup": best[1]!.stepSeconds / best[2]!.stepSeconds])
 }
-for workers in [1, 2] {
-    distributedBench(name: "mnist-lenet", config: "configs/mnist-lenet.yaml", workers: workers,
-                     overrides: ["training.batch_size=128", "training.micro_batches=4", "training.steps=40"])
-}
+
+distributedBench(name: "mnist-mlp", config: "configs/mnist-mlp.yaml",
+                 overrides: ["training.batch_size=512", "training.micro_batches=4", "training.steps=200"])
+distributedBench(name: "mnist-lenet", config: "configs/mnist-lenet.yaml",
+                 overrides: ["training.batch_size=128", "training.micro_batches=4", "training.steps=60"])

@@ -216,7 +216,8 @@ struct Train: ParsableCommand {
             var executor = coordinator
             _ = try TrainingRun.run(experiment, executor: &executor, runDirectory: directory, resumeFrom: checkpoint,
                                     beforeEvaluation: { BLAS.setThreads(cores); bar?.finish() },
-                                    onStep: bar.map { bar in { record, total in bar.update(record, total: total) } }, logger: logger)
+                                    onStep: bar.map { bar in { record, total in bar.update(record, total: total) } },
+                                    updateThreads: cores, logger: logger)
         } catch let error as ConfigError {
             throw error
         } catch {

@@ -65,6 +65,28 @@ import Testing
         }
     }
 
+    /// The update of a large parameter cut into pieces on several threads is bit for bit the
+    /// one-thread update, for every rule, over a few steps (state included).
+    @Test func threadedUpdateIsBitwiseTheSame() {
+        let n = 100_003  // not a multiple of the pieces
+        let rules: [any OptimizerRule] = [SGD(momentum: 0.9, nesterov: true), SGD(), Adam(), Adam(decoupledWeightDecay: 0.01), RMSProp()]
+        for rule in rules {
+            var results: [[Float]] = []
+            for lanes in [1, 2, 3] {
+                var p = [Tensor((0..<n).map { Float(($0 * 37) % 101) / 50 - 1 }), Tensor([0.5, -0.5])]
+                var optimizer = Optimizer(rule: rule, learningRate: 0.01, parameters: p)
+                optimizer.lanes = lanes
+                for step in 1...3 {
+                    let g = [Tensor((0..<n).map { Float(($0 * step * 13) % 97) / 40 - 1.2 }), Tensor([0.1, 0.2])]
+                    optimizer.apply(to: &p, gradients: g, scale: 0.5)
+                }
+                results.append(p[0].scalars + p[1].scalars + optimizer.state.flatMap { $0.flatMap(\.scalars) })
+            }
+            #expect(results[0] == results[1] && results[0] == results[2], "\(rule)")
+            #expect(results[0].first != Float(-1), "the update changed nothing")
+        }
+    }
+
     @Test func schedules() {
         var s = LearningRateSchedule()
         #expect(s.rate(base: 0.1, step: 50, totalSteps: 100) == 0.1)
