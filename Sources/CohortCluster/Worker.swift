@@ -232,7 +232,7 @@ public final class Worker {
         let shared = sharedResults != nil && task.sharedSlot >= 0 && task.sharedSlot + ranges.count <= resultSlots
         let floats = shapes.reduce(0) { $0 + $1.reduce(1, *) }
         for block in ranges {
-            let sum = try tree.sum(block) { leaf in
+            func leafSum(_ leaf: Int) throws -> GradientSum {
                 try heartbeatIfDue(socket)
                 let k = leaf - task.first
                 let indices = task.leaves[k]
@@ -240,9 +240,18 @@ public final class Worker {
                 let context = ForwardContext(training: true, seed: seed, step: Int(step), sampleIndices: indices)
                 return gradient(parameters: parameters, inputs: x, targets: y, context: context)
             }
-            if shared {
-                sharedResults!.write(sum.gradients, at: (task.sharedSlot + blocks.count) * floats)
+            let slot = (task.sharedSlot + blocks.count) * floats
+            let sum: GradientSum
+            if shared && block.count > 1 {
+                // The block's last addition writes straight into its shared slot.
+                let (l, r) = GradientTree.children(of: block)
+                sum = GradientSum.sum(try tree.sum(l, leaf: leafSum), try tree.sum(r, leaf: leafSum),
+                                      into: sharedResults!.tensors(at: slot, shapes: shapes))
             } else {
+                sum = try tree.sum(block, leaf: leafSum)
+                if shared { sharedResults!.write(sum.gradients, at: slot) }
+            }
+            if !shared {
                 // One frame per parameter, straight from the gradient tensors: no packing copy.
                 frames += sum.gradients.map { TensorBox($0).frame }
             }

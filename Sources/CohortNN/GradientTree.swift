@@ -100,6 +100,27 @@ public struct GradientSum: TreeSummable, Sendable {
         self.gradients = gradients; self.lossSum = lossSum; self.samples = samples; self.correct = correct
     }
 
+    /// left + right written into `destination` (tensors of the same shapes, e.g. a shared-memory
+    /// slot): the same values as `left.accumulate(right)`, without writing `left` first and
+    /// copying it after.
+    public static func sum(_ left: GradientSum, _ right: GradientSum, into destination: [Tensor]) -> GradientSum {
+        precondition(left.gradients.count == right.gradients.count && left.gradients.count == destination.count,
+                     "gradient lists differ in length")
+        for i in destination.indices {
+            let n = destination[i].count
+            precondition(left.gradients[i].count == n && right.gradients[i].count == n, "gradient sizes differ")
+            // Written through the destination's own memory, never a copy-on-write copy of it:
+            // writing there is the point (its caller hands over tensors nobody else reads now).
+            let d = UnsafeMutablePointer(mutating: destination[i].pointer)
+            let a = left.gradients[i].pointer, b = right.gradients[i].pointer
+            withExtendedLifetime((left, right, destination)) {
+                for k in 0..<n { d[k] = a[k] + b[k] }
+            }
+        }
+        return GradientSum(gradients: destination, lossSum: left.lossSum + right.lossSum, samples: left.samples + right.samples,
+                           correct: left.correct + right.correct)
+    }
+
     public mutating func accumulate(_ right: GradientSum) {
         precondition(gradients.count == right.gradients.count, "gradient lists differ in length")
         for i in gradients.indices { gradients[i].add(right.gradients[i]) }

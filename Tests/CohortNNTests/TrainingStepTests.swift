@@ -18,6 +18,25 @@ import Testing
     }
 
     /// However the leaves are split among "workers", the tree sum is bitwise the same.
+    /// A sum written into given memory (a worker's shared-memory slot) holds exactly what
+    /// accumulate computes, in that memory, and leaves the memory's other views seeing it.
+    @Test func sumIntoDestinationWritesThere() {
+        let left = GradientSum(gradients: [Tensor([0.1, 0.2, 1e-8]), Tensor([3])], lossSum: 1.5, samples: 2, correct: 1)
+        let right = GradientSum(gradients: [Tensor([0.7, -0.2, 1]), Tensor([0.25])], lossSum: 0.25, samples: 3, correct: 2)
+        var expected = left
+        expected.accumulate(right)
+        let memory = UnsafeMutablePointer<Float>.allocate(capacity: 4)
+        defer { memory.deallocate() }
+        final class Owner {}
+        let owner = Owner()
+        let slot = [Tensor(borrowing: UnsafeMutableRawPointer(memory), shape: [3], owner: owner),
+                    Tensor(borrowing: UnsafeMutableRawPointer(memory + 3), shape: [1], owner: owner)]
+        let sum = GradientSum.sum(left, right, into: slot)
+        #expect(sum.gradients.map(\.scalars) == expected.gradients.map(\.scalars))
+        #expect(Array(UnsafeBufferPointer(start: memory, count: 4)) == expected.gradients.flatMap(\.scalars))
+        #expect(sum.lossSum == 1.75 && sum.samples == 5 && sum.correct == 3)
+    }
+
     @Test func sumIsIndependentOfThePartition() {
         let k = 11
         let leaves = (0..<k).map { i in
