@@ -219,7 +219,7 @@ func distributedRun(config: String, workers: Int, overrides: [String]) throws ->
 
 /// 1 and 2 local workers, alternated for `trials` rounds so that a noisy spell of this shared VM
 /// hits both alike; each figure is the best round's.
-func distributedBench(name: String, config: String, overrides: [String], trials: Int = 3) {
+func distributedBench(name: String, config: String, overrides: [String], trials: Int = 5) {
     guard selected("distributed") || selected(name) else { return }
     var best: [Int: DistributedRun] = [:]
     do {
@@ -247,6 +247,6 @@ func distributedBench(name: String, config: String, overrides: [String], trials:
 }
 
 distributedBench(name: "mnist-mlp", config: "configs/mnist-mlp.yaml",
-                 overrides: ["training.batch_size=512", "training.micro_batches=4", "training.steps=200"])
+                 overrides: ["training.batch_size=512", "training.micro_batches=4", "training.steps=300"])
 distributedBench(name: "mnist-lenet", config: "configs/mnist-lenet.yaml",
                  overrides: ["training.batch_size=128", "training.micro_batches=4", "training.steps=60"])
