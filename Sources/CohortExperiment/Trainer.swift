@@ -33,25 +33,63 @@ extension GradientExecutor {
     public mutating func prepareUpdate(of parameters: inout [Tensor]) {}
 }
 
-/// Runs every micro-batch in this process, along the gradient tree.
-public struct LocalExecutor: GradientExecutor {
+/// Runs every micro-batch in this process, along the gradient tree. With `threads` > 1 the
+/// leaves are cut into that many contiguous parts, as the coordinator cuts them for workers, and
+/// each part's tree blocks are computed on a thread of its own (set BLAS to one thread then):
+/// the sums are the same, bit for bit, as on one thread or on any number of worker processes.
+public struct LocalExecutor: GradientExecutor, Sendable {
     let dataset: Dataset
     let gradient: MicroBatchGradient
     let seed: UInt64
-    var assembler = BatchAssembler()
+    public let threads: Int
+    var assemblers: [BatchAssembler]
 
-    public init(experiment: Experiment) {
+    public init(experiment: Experiment, threads: Int = 1) {
         dataset = experiment.dataset; gradient = experiment.gradient; seed = experiment.config.seed
+        self.threads = max(1, threads)
+        assemblers = Array(repeating: BatchAssembler(), count: self.threads)
     }
 
     public mutating func compute(_ task: StepTask, tree: GradientTree) -> [Range<Int>: GradientSum] {
-        let sum = tree.sum(tree.root) { k in
-            let indices = task.microBatches[k]
-            let (x, y) = assembler.assemble(indices, from: dataset)
-            let context = ForwardContext(training: true, seed: seed, step: task.step, sampleIndices: indices)
-            return gradient(parameters: task.parameters, inputs: x, targets: y, context: context)
+        let parts = min(threads, tree.leafCount)
+        if parts == 1 {
+            let sum = tree.sum(tree.root) { k in leaf(k, task: task, assembler: &assemblers[0]) }
+            return [tree.root: sum]
         }
-        return [tree.root: sum]
+        let results = PartResults(count: parts, assemblers: assemblers)
+        let this = self
+        DispatchQueue.concurrentPerform(iterations: parts) { p in
+            let range = tree.root
+            let part = (range.lowerBound + p * range.count / parts)..<(range.lowerBound + (p + 1) * range.count / parts)
+            var assembler = results.assemblers[p]
+            var sums: [Range<Int>: GradientSum] = [:]
+            for block in tree.blocks(covering: part) {
+                sums[block] = tree.sum(block) { k in this.leaf(k, task: task, assembler: &assembler) }
+            }
+            results.store(p, sums, assembler)
+        }
+        assemblers = results.assemblers
+        return results.sums.reduce(into: [:]) { all, part in all.merge(part) { a, _ in a } }
+    }
+
+    func leaf(_ k: Int, task: StepTask, assembler: inout BatchAssembler) -> GradientSum {
+        let indices = task.microBatches[k]
+        let (x, y) = assembler.assemble(indices, from: dataset)
+        let context = ForwardContext(training: true, seed: seed, step: task.step, sampleIndices: indices)
+        return gradient(parameters: task.parameters, inputs: x, targets: y, context: context)
+    }
+
+    /// Each thread writes only its own slot.
+    final class PartResults: @unchecked Sendable {
+        var sums: [[Range<Int>: GradientSum]]
+        var assemblers: [BatchAssembler]
+        init(count: Int, assemblers: [BatchAssembler]) {
+            sums = Array(repeating: [:], count: count); self.assemblers = assemblers
+        }
+        func store(_ p: Int, _ s: [Range<Int>: GradientSum], _ a: BatchAssembler) {
+            sums.withUnsafeMutableBufferPointer { $0[p] = s }
+            assemblers.withUnsafeMutableBufferPointer { $0[p] = a }
+        }
     }
 }
 

@@ -157,6 +157,35 @@ trainStepBench(name: "lenet_train_step_1thread", config: "configs/mnist-lenet.ya
 trainStepBench(name: "lstm_train_step", config: "configs/mnist-lstm.yaml", threads: 2)
 trainStepBench(name: "lstm_train_step_1thread", config: "configs/mnist-lstm.yaml", threads: 1)
 
+// MARK: LeNet and LSTM trainer steps in one process, the micro-batches on parallel threads
+
+/// The trainer's whole step on MNIST (batch assembly, forward, backward, tree sum, update) with
+/// the in-process executor: batch 128 as two micro-batches of 64, each on a thread of its own
+/// with one BLAS thread (the same sums, bit for bit, as one thread or two worker processes).
+func trainerStepBench(name: String, config path: String, threads: Int) {
+    guard selected(name) else { return }
+    do {
+        BLAS.setThreads(1)
+        let data = ProcessInfo.processInfo.environment["COHORT_DATA"] ?? "../shared/data/mnist"
+        let config = try ExperimentConfig.load(path: path, overrides: [
+            "data.path=\(data)", "training.batch_size=128", "training.micro_batches=2", "training.steps=100000",
+        ])
+        let experiment = try Experiment(config: config)
+        var trainer = Trainer(experiment: experiment)
+        var executor = LocalExecutor(experiment: experiment, threads: threads)
+        let seconds = measure(trials: 3, minimum: 1) { _ = try! trainer.runStep(with: &executor) }
+        emit(["bench": name, "batch": 128, "micro_batches": 2, "threads": threads, "blas_threads": 1,
+              "step_ms": seconds * 1e3, "samples_per_s": 128 / seconds])
+    } catch {
+        print("{\"bench\":\"\(name)\",\"error\":\"\(error)\"}")
+    }
+}
+
+trainerStepBench(name: "lenet_trainer_step", config: "configs/mnist-lenet.yaml", threads: 2)
+trainerStepBench(name: "lenet_trainer_step_1thread", config: "configs/mnist-lenet.yaml", threads: 1)
+trainerStepBench(name: "lstm_trainer_step", config: "configs/mnist-lstm.yaml", threads: 2)
+trainerStepBench(name: "lstm_trainer_step_1thread", config: "configs/mnist-lstm.yaml", threads: 1)
+
 // MARK: the coordinator's update of the MLP's 407,050 weights (SGD, Nesterov), on 1 and 2 threads
 
 if selected("optimizer_update") {

@@ -88,6 +88,13 @@ struct PartitionedExecutor: GradientExecutor {
             while !trainer.isFinished { _ = try trainer.runStep(with: &executor) }
             results.append(trainer.parameters)
         }
+        // The in-process executor on several threads: the same again.
+        for threads in [2, 3] {
+            var trainer = Trainer(experiment: experiment)
+            var executor = LocalExecutor(experiment: experiment, threads: threads)
+            while !trainer.isFinished { _ = try trainer.runStep(with: &executor) }
+            results.append(trainer.parameters)
+        }
         for other in results.dropFirst() { #expect(zip(results[0], other).allSatisfy { $0.bitwiseEqual($1) }) }
         #expect(!results[0][0].bitwiseEqual(experiment.initialParameters[0]))
     }
