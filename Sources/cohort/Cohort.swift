@@ -79,20 +79,24 @@ struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Train a model with a coordinator and worker processes, and write its run directory.",
         discussion: """
-        The coordinator cuts every batch into micro-batches, the workers compute their gradients,
-        and the coordinator sums them along a fixed tree, averages, clips and updates. The weights
-        are the same, bit for bit, for any number of workers.
+        The coordinator cuts every batch into micro-batches, the workers compute their \
+        gradients, and the coordinator sums them along a fixed tree, averages, clips and \
+        updates. The weights are the same, bit for bit, for any number of workers.
 
-        Writes config.yaml (resolved), metrics.jsonl (one JSON object per step), final.safetensors
-        (PyTorch parameter names), summary.json and workers/worker-N.log to the run directory,
-        by default runs/<name>.
+        Writes config.yaml (resolved), metrics.jsonl (one JSON object per step), \
+        final.safetensors (PyTorch parameter names), summary.json, curves.svg, TensorBoard \
+        events and workers/worker-N.log to the run directory, by default runs/<name>.
 
         Examples:
-          cohort train configs/quickstart.yaml                    # one worker per core
-          cohort train configs/mnist-mlp.yaml --workers 2 --set checkpoint.every_steps=100
-          cohort train --resume runs/mnist-mlp                     # after a crash: continue exactly
-          cohort train configs/mnist-mlp.yaml --bind tcp://0.0.0.0:5555 --workers 0
-              # then on each machine: cohort worker --connect tcp://HOST:5555
+          cohort train configs/quickstart.yaml          # one worker per core
+          cohort train configs/mnist-mlp.yaml --workers 2 \\
+              --set checkpoint.every_steps=100
+          cohort train --resume runs/mnist-mlp           # after a crash
+          cohort train configs/mnist-mlp.yaml --bind tcp://0.0.0.0:5555 \\
+              --workers 0 --secret-key keys/coordinator.key_secret \\
+              --authorized-keys keys/workers
+              # then on each machine: cohort worker --connect tcp://HOST:5555 ...
+              # (see cohort keygen --help)
         """
     )
 
@@ -249,10 +253,14 @@ struct WorkerCommand: ParsableCommand {
         commandName: "worker",
         abstract: "Run a worker that computes gradients for a coordinator.",
         discussion: """
-        Start one on each machine of a LAN (cluster/ has an ssh launcher and a systemd unit):
-          cohort worker --connect tcp://coordinator-host:5555 --threads 2
-        With --config, the worker loads that config's dataset; when it matches the coordinator's
-        (same SHA-256 fingerprint) tasks carry sample indices, otherwise the samples themselves.
+        Start one on each machine of a LAN (cluster/ has an ssh launcher and a systemd \
+        unit):
+          cohort worker --connect tcp://HOST:5555 --threads 2 \\
+              --server-key keys/coordinator.key --secret-key keys/alpha.key_secret
+
+        With --config, the worker loads that config's dataset; when it matches the \
+        coordinator's (same SHA-256 fingerprint) tasks carry sample indices, otherwise the \
+        samples themselves.
         """
     )
 
@@ -314,8 +322,8 @@ struct Trace: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Print every forward value, the loss, every gradient and the updated parameters, step by step.",
         discussion: """
-        Made for checking a hand computation: try it on configs/lecture-2-2-1.yaml, the worked
-        example of the lecture notes, and compare with the table in the notes.
+        Made for checking a hand computation: try it on configs/lecture-2-2-1.yaml, the \
+        worked example of the lecture notes, and compare with the table in the notes.
         """
     )
 
@@ -390,7 +398,8 @@ struct Evaluate: ParsableCommand {
         discussion: """
         Examples:
           cohort eval runs/mnist-mlp/final.safetensors --config configs/mnist-mlp.yaml
-          cohort eval runs/mnist-lenet/final.safetensors --config configs/mnist-lenet.yaml --split train
+          cohort eval runs/mnist-lenet/final.safetensors \\
+              --config configs/mnist-lenet.yaml --split train
         """
     )
 
@@ -457,14 +466,15 @@ struct Predict: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run trained weights on new samples and print the predictions as CSV.",
         discussion: """
-        The input is a .npy array of samples ([N, ...] in the model's input shape, float32/float64/
-        uint8) or a headerless CSV of numbers, one sample per row. Inputs get the config's
-        normalization (data.normalize, fitted on its training set). Output: one row per sample
-        with the predicted class and the class probabilities (softmax for cross_entropy, sigmoid for
-        the BCE losses), or the raw outputs for regression losses.
+        The input is a .npy array of samples ([N, ...] in the model's input shape, \
+        float32, float64 or uint8) or a headerless CSV of numbers, one sample per row. Inputs \
+        get the config's normalization (data.normalize, fitted on its training set). Output: \
+        one row per sample with the predicted class and the class probabilities (softmax for \
+        cross_entropy, sigmoid for the BCE losses), or the raw outputs for regression losses.
 
         Example:
-          cohort predict runs/mnist-lenet/final.safetensors --config configs/mnist-lenet.yaml --input digits.npy
+          cohort predict runs/mnist-lenet/final.safetensors \\
+              --config configs/mnist-lenet.yaml --input digits.npy
         """
     )
 
@@ -553,16 +563,18 @@ struct Keygen: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Make a CURVE key pair for encrypted, authenticated training over a network.",
         discussion: """
-        Writes NAME.key (the public key, to hand out) and NAME.key_secret (both keys, readable by
-        you only), in ZeroMQ's certificate format. Never overwrites.
+        Writes NAME.key (the public key, to hand out) and NAME.key_secret (both keys, \
+        readable by you only), in ZeroMQ's certificate format. Never overwrites.
 
         Example, a coordinator and two LAN workers:
           cohort keygen keys/coordinator
-          cohort keygen keys/workers/alpha        # on alpha; copy alpha.key to the coordinator
+          cohort keygen keys/workers/alpha    # on alpha; copy alpha.key over
           cohort keygen keys/workers/beta
-          cohort train configs/mnist-mlp.yaml --bind tcp://0.0.0.0:5555 --workers 0 \\
+          cohort train configs/mnist-mlp.yaml --bind tcp://0.0.0.0:5555 \\
+              --workers 0 --set cluster.min_workers=2 \\
               --secret-key keys/coordinator.key_secret --authorized-keys keys/workers
-          cohort worker --connect tcp://HOST:5555 --server-key keys/coordinator.key \\
+          cohort worker --connect tcp://HOST:5555 \\
+              --server-key keys/coordinator.key \\
               --secret-key keys/workers/alpha.key_secret
         """
     )
