@@ -42,34 +42,38 @@ public struct LocalExecutor: GradientExecutor, Sendable {
     let gradient: MicroBatchGradient
     let seed: UInt64
     public let threads: Int
-    var assemblers: [BatchAssembler]
+    /// Each thread's batch assembler (buffers reused from step to step) and results.
+    let slots: PartResults
 
     public init(experiment: Experiment, threads: Int = 1) {
         dataset = experiment.dataset; gradient = experiment.gradient; seed = experiment.config.seed
         self.threads = max(1, threads)
-        assemblers = Array(repeating: BatchAssembler(), count: self.threads)
+        slots = PartResults(count: self.threads)
     }
 
     public mutating func compute(_ task: StepTask, tree: GradientTree) -> [Range<Int>: GradientSum] {
         let parts = min(threads, tree.leafCount)
         if parts == 1 {
-            let sum = tree.sum(tree.root) { k in leaf(k, task: task, assembler: &assemblers[0]) }
+            let sum = tree.sum(tree.root) { k in leaf(k, task: task, assembler: &slots.assemblers[0]) }
             return [tree.root: sum]
         }
-        let results = PartResults(count: parts, assemblers: assemblers)
+        let results = slots
         let this = self
         DispatchQueue.concurrentPerform(iterations: parts) { p in
             let range = tree.root
             let part = (range.lowerBound + p * range.count / parts)..<(range.lowerBound + (p + 1) * range.count / parts)
-            var assembler = results.assemblers[p]
             var sums: [Range<Int>: GradientSum] = [:]
             for block in tree.blocks(covering: part) {
-                sums[block] = tree.sum(block) { k in this.leaf(k, task: task, assembler: &assembler) }
+                sums[block] = tree.sum(block) { k in this.leaf(k, task: task, assembler: &results.assemblers[p]) }
             }
-            results.store(p, sums, assembler)
+            results.sums[p] = sums
         }
-        assemblers = results.assemblers
-        return results.sums.reduce(into: [:]) { all, part in all.merge(part) { a, _ in a } }
+        var all: [Range<Int>: GradientSum] = [:]
+        for p in 0..<parts {
+            all.merge(results.sums[p]) { a, _ in a }
+            results.sums[p] = [:]
+        }
+        return all
     }
 
     func leaf(_ k: Int, task: StepTask, assembler: inout BatchAssembler) -> GradientSum {
@@ -79,16 +83,24 @@ public struct LocalExecutor: GradientExecutor, Sendable {
         return gradient(parameters: task.parameters, inputs: x, targets: y, context: context)
     }
 
-    /// Each thread writes only its own slot.
+    /// One slot per thread, in memory of its own: a thread reads and writes only its slot, and
+    /// no Swift property is mutated concurrently.
     final class PartResults: @unchecked Sendable {
-        var sums: [[Range<Int>: GradientSum]]
-        var assemblers: [BatchAssembler]
-        init(count: Int, assemblers: [BatchAssembler]) {
-            sums = Array(repeating: [:], count: count); self.assemblers = assemblers
+        let sums: UnsafeMutableBufferPointer<[Range<Int>: GradientSum]>
+        let assemblers: UnsafeMutableBufferPointer<BatchAssembler>
+
+        init(count: Int) {
+            sums = .allocate(capacity: count)
+            sums.initialize(repeating: [:])
+            assemblers = .allocate(capacity: count)
+            assemblers.initialize(repeating: BatchAssembler())
         }
-        func store(_ p: Int, _ s: [Range<Int>: GradientSum], _ a: BatchAssembler) {
-            sums.withUnsafeMutableBufferPointer { $0[p] = s }
-            assemblers.withUnsafeMutableBufferPointer { $0[p] = a }
+
+        deinit {
+            sums.deinitialize()
+            sums.deallocate()
+            assemblers.deinitialize()
+            assemblers.deallocate()
         }
     }
 }
