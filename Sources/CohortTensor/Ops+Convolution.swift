@@ -162,6 +162,26 @@ extension Variable {
         var argmax = [Int32](repeating: 0, count: average ? 0 : y.count)
         let scale = 1 / Float(kernel * kernel)
         x.withUnsafeBufferPointer { src in y.withUnsafeMutableBufferPointer { dst in
+            if !average && kernel == 2 && stride == 2 {
+                // LeNet's pooling, unrolled: the same first-maximum rule as the general loop.
+                argmax.withUnsafeMutableBufferPointer { arg in
+                    for p in 0..<planes { for oy in 0..<oh {
+                        let top = (p * h + 2 * oy) * w
+                        for ox in 0..<ow {
+                            let a = top + 2 * ox
+                            var best = -Float.infinity, where_ = 0
+                            if src[a] > best { best = src[a]; where_ = a }
+                            if src[a + 1] > best { best = src[a + 1]; where_ = a + 1 }
+                            if src[a + w] > best { best = src[a + w]; where_ = a + w }
+                            if src[a + w + 1] > best { best = src[a + w + 1]; where_ = a + w + 1 }
+                            let out = (p * oh + oy) * ow + ox
+                            dst[out] = best
+                            arg[out] = Int32(where_)
+                        }
+                    } }
+                }
+                return
+            }
             for p in 0..<planes { for oy in 0..<oh { for ox in 0..<ow {
                 let out = (p * oh + oy) * ow + ox
                 var best = -Float.infinity, where_ = 0, total: Float = 0

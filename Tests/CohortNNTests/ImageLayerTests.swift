@@ -44,6 +44,24 @@ func conv(_ input: [[Float]], _ kernel: [[Float]], stride: Int = 1, padding: Int
         #expect(tape.constant(x).avgPool2d(kernel: 2, stride: 2).value.scalars == [3.75, 2.25, 4.5, 4])
     }
 
+    /// Ties go to the first maximum of the window (row by row), as in the general loop, on two
+    /// planes so that the plane offsets are exercised too.
+    @Test func maxPoolingTiesGoToTheFirstMaximum() {
+        let x = Tensor(shape: [1, 2, 2, 4], [5, 5, 1, 2,
+                                             5, 5, 2, 2,
+                                             0, 3, 7, 1,
+                                             3, 1, 1, 7])
+        let tape = Tape()
+        let input = tape.leaf(x)
+        let y = input.maxPool2d(kernel: 2, stride: 2)
+        #expect(y.value.scalars == [5, 2, 3, 7])
+        tape.backward(from: y.sum())
+        #expect(input.gradient?.scalars == [1, 0, 0, 1,
+                                            0, 0, 0, 0,
+                                            0, 1, 1, 0,
+                                            0, 0, 0, 0])
+    }
+
     /// Lecture 001's LeNet table, layer by layer: every output shape and every weight shape.
     @Test func leNetTable() throws {
         let layers: [any Layer] = [
