@@ -33,6 +33,23 @@ import Testing
         #expect(Tensor([[0.1, 0.7, 0.2], [3, -1, 3]]).argmax() == [1, 0])
     }
 
+    /// Sums over a leading or middle axis (eight lanes plus a tail) against the plain loop, in
+    /// the same order, so exactly equal.
+    @Test func sumOverAnAxisMatchesThePlainLoop() {
+        for shape in [[5, 13], [3, 4, 11], [2, 7, 8], [6, 3]] {
+            let n = shape.reduce(1, *)
+            let t = Tensor(shape: shape, (0..<n).map { Float(($0 * 7919) % 1009) / 97 - 5 })
+            for axis in 0..<(shape.count - 1) {
+                let outer = shape[..<axis].reduce(1, *), count = shape[axis], inner = shape[(axis + 1)...].reduce(1, *)
+                var expected = [Float](repeating: 0, count: outer * inner)
+                for o in 0..<outer { for k in 0..<count { for i in 0..<inner {
+                    expected[o * inner + i] += t.scalars[(o * count + k) * inner + i]
+                } } }
+                #expect(t.sum(axis: axis).scalars == expected, "\(shape) axis \(axis)")
+            }
+        }
+    }
+
     @Test func gatherRows() {
         let t = Tensor([[1, 2], [3, 4], [5, 6]])
         #expect(t.gatherRows([2, 0, 2]) == Tensor([[5, 6], [1, 2], [5, 6]]))
