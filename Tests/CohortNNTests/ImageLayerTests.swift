@@ -44,6 +44,48 @@ func conv(_ input: [[Float]], _ kernel: [[Float]], stride: Int = 1, padding: Int
         #expect(tape.constant(x).avgPool2d(kernel: 2, stride: 2).value.scalars == [3.75, 2.25, 4.5, 4])
     }
 
+    /// A batch of 23 samples through LeNet's second convolution (and a strided, padded variant)
+    /// gives what each sample gives alone: outputs, input gradients, and weight and bias
+    /// gradients summed over the samples. (Batched im2col puts the samples side by side in one
+    /// column matrix; an offset slip there would show up here.)
+    @Test func batchedConvolutionMatchesSampleBySample() {
+        for (stride, padding) in [(1, 2), (2, 1)] {
+            let batch = 23
+            let x = smoothRandom([batch, 20, 14, 14], seed: 31)
+            let w = smoothRandom([6, 20, 5, 5], seed: 32, low: -0.2, high: 0.2)
+            let b = smoothRandom([6], seed: 33)
+            let perSample = x.count / batch
+            // Outputs weighted differently everywhere (offset: the first sample's index), so
+            // every gradient path is exercised.
+            func run(_ input: Tensor, first: Int) -> (y: [Float], dx: [Float], dw: Tensor, db: Tensor) {
+                let tape = Tape()
+                let (vx, vw, vb) = (tape.leaf(input), tape.leaf(w), tape.leaf(b))
+                let y = vx.conv2d(weight: vw, bias: vb, stride: stride, padding: padding)
+                let perOutput = y.value.count / input.shape[0]
+                let weights = Tensor(shape: y.value.shape, (0..<y.value.count).map { Float(($0 + first * perOutput) % 7) - 3 })
+                tape.backward(from: (y * tape.constant(weights)).sum())
+                return (y.value.scalars, vx.gradient!.scalars, vw.gradient!, vb.gradient!)
+            }
+            let whole = run(x, first: 0)
+            let perOutput = whole.y.count / batch
+            var dw = Tensor.zeros(w.shape), db = Tensor.zeros(b.shape)
+            var worst: Float = 0
+            func compare(_ a: ArraySlice<Float>, _ b: [Float]) {
+                for (u, v) in zip(a, b) { worst = max(worst, abs(u - v) / max(1, abs(v))) }
+            }
+            for s in 0..<batch {
+                let one = run(Tensor(shape: [1, 20, 14, 14], Array(x.scalars[(s * perSample)..<((s + 1) * perSample)])), first: s)
+                compare(whole.y[(s * perOutput)..<((s + 1) * perOutput)], one.y)
+                compare(whole.dx[(s * perSample)..<((s + 1) * perSample)], one.dx)
+                dw.add(one.dw); db.add(one.db)
+            }
+            compare(whole.dw.scalars[...], dw.scalars)
+            compare(whole.db.scalars[...], db.scalars)
+            #expect(worst < 1e-4, "stride \(stride), padding \(padding): relative difference \(worst)")
+            #expect(whole.dw.squaredNorm() > 0 && whole.dx.contains { $0 != 0 })
+        }
+    }
+
     /// Ties go to the first maximum of the window (row by row), as in the general loop, on two
     /// planes so that the plane offsets are exercised too.
     @Test func maxPoolingTiesGoToTheFirstMaximum() {
