@@ -81,7 +81,8 @@ func conv(_ input: [[Float]], _ kernel: [[Float]], stride: Int = 1, padding: Int
             }
             compare(whole.dw.scalars[...], dw.scalars)
             compare(whole.db.scalars[...], db.scalars)
-            #expect(worst < 1e-4, "stride \(stride), padding \(padding): relative difference \(worst)")
+            // Float sums in another order: about 1e-4 apart; an offset slip is off by O(1).
+            #expect(worst < 1e-3, "stride \(stride), padding \(padding): relative difference \(worst)")
             #expect(whole.dw.squaredNorm() > 0 && whole.dx.contains { $0 != 0 })
         }
     }
