@@ -47,7 +47,7 @@ extension Variable {
         // Input part of every gate at every step: rows b·T + t.
         let xf = x.reshaped([batch * steps, inputs])
         // The bias is preloaded into C, so the sgemm adds the product to it (beta = 1).
-        var xw = Tensor(shape: [batch * steps, gh], repeating: 0).addingRow(bih.value)
+        var xw = Tensor(repeatingRow: bih.value, rows: batch * steps)
         xw.matmulAccumulate(xf, W_ih, transposeB: true, beta: 1)
         // Per step, time-major: gate activations, hidden and cell states, the hidden products.
         var acts = [Tensor](), hs = [Tensor.zeros([batch, hidden])], cs = [Tensor.zeros([batch, hidden])]

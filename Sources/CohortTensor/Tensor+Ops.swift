@@ -56,6 +56,18 @@ extension Tensor {
     public static prefix func - (x: Tensor) -> Tensor { x.map { -$0 } }
 
     /// Adds a row vector to every row of a matrix (or of any tensor viewed as rows × last axis).
+    /// A [rows, row.count] matrix whose every row is `row` (a bias preloaded for an sgemm).
+    public init(repeatingRow row: Tensor, rows: Int) {
+        self.init(uninitializedShape: [rows, row.count])
+        let n = row.count
+        let r = row.storage.pointer
+        withUnsafeMutableBufferPointer { dst in
+            guard let base = dst.baseAddress, n > 0 else { return }
+            for i in 0..<rows { (base + i * n).update(from: r, count: n) }
+        }
+        withExtendedLifetime(row) {}
+    }
+
     public func addingRow(_ row: Tensor) -> Tensor {
         let (rows, columns) = matrixShape
         precondition(row.count == columns, "row of \(row.shape) does not broadcast over \(shape)")
