@@ -160,21 +160,22 @@ trainStepBench(name: "lstm_train_step_1thread", config: "configs/mnist-lstm.yaml
 // MARK: LeNet and LSTM trainer steps in one process, the micro-batches on parallel threads
 
 /// The trainer's whole step on MNIST (batch assembly, forward, backward, tree sum, update) with
-/// the in-process executor: batch 128 as two micro-batches of 64, each on a thread of its own
-/// with one BLAS thread (the same sums, bit for bit, as one thread or two worker processes).
+/// the in-process executor, as the config says (batch 128 in 4 micro-batches of 32): the
+/// micro-batches on `threads` threads with one BLAS thread each (the same sums, bit for bit, as
+/// one thread or two worker processes).
 func trainerStepBench(name: String, config path: String, threads: Int) {
     guard selected(name) else { return }
     do {
         BLAS.setThreads(1)
         let data = ProcessInfo.processInfo.environment["COHORT_DATA"] ?? "../shared/data/mnist"
         let config = try ExperimentConfig.load(path: path, overrides: [
-            "data.path=\(data)", "training.batch_size=128", "training.micro_batches=2", "training.steps=100000",
+            "data.path=\(data)", "training.batch_size=128", "training.steps=100000",
         ])
         let experiment = try Experiment(config: config)
         var trainer = Trainer(experiment: experiment)
         var executor = LocalExecutor(experiment: experiment, threads: threads)
         let seconds = measure(trials: 3, minimum: 1) { _ = try! trainer.runStep(with: &executor) }
-        emit(["bench": name, "batch": 128, "micro_batches": 2, "threads": threads, "blas_threads": 1,
+        emit(["bench": name, "batch": 128, "micro_batches": config.training.microBatches, "threads": threads, "blas_threads": 1,
               "step_ms": seconds * 1e3, "samples_per_s": 128 / seconds])
     } catch {
         print("{\"bench\":\"\(name)\",\"error\":\"\(error)\"}")
