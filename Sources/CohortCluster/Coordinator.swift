@@ -351,20 +351,15 @@ public final class Coordinator: GradientExecutor {
                 shm.write(parameters, at: 0)
                 sharedWeightsVersion = weightsVersion
             }
-            for worker in stale {
-                if worker.usesSharedWeights {
-                    // Nothing to send: a task with a newer weights version tells a worker on
-                    // this machine that the shared file holds it.
-                } else {
-                    trySend(worker, .weights, step: version, body: WeightsMessage(version: weightsVersion).encode(),
-                            tensors: [.zeroCopy(weights.bytes, owner: weights)])
-                }
-                worker.weightsVersion = weightsVersion
+            // Workers on this machine get nothing: a task with a newer weights version tells them
+            // the shared file holds it.
+            for worker in stale where !worker.usesSharedWeights {
+                trySend(worker, .weights, step: version, body: WeightsMessage(version: weightsVersion).encode(),
+                        tensors: [.zeroCopy(weights.bytes, owner: weights)])
             }
+            for worker in stale { worker.weightsVersion = weightsVersion }
             stepBroadcastSeconds += Date().timeIntervalSince(broadcastStart)
-            let n = min(pool.count, range.count)
-            for (w, worker) in pool.prefix(n).enumerated() {
-                let part = (range.lowerBound + w * range.count / n)..<(range.lowerBound + (w + 1) * range.count / n)
+            for (worker, part) in zip(pool, GradientTree.parts(of: range, count: pool.count)) {
                 let id = nextTaskID
                 nextTaskID += 1
                 let leaves = part.map { task.microBatches[$0] }

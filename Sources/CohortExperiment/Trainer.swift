@@ -52,24 +52,22 @@ public struct LocalExecutor: GradientExecutor, Sendable {
     }
 
     public mutating func compute(_ task: StepTask, tree: GradientTree) -> [Range<Int>: GradientSum] {
-        let parts = min(threads, tree.leafCount)
-        if parts == 1 {
+        let parts = GradientTree.parts(of: tree.root, count: threads)
+        if parts.count == 1 {
             let sum = tree.sum(tree.root) { k in leaf(k, task: task, assembler: &slots.assemblers[0]) }
             return [tree.root: sum]
         }
         let results = slots
         let this = self
-        DispatchQueue.concurrentPerform(iterations: parts) { p in
-            let range = tree.root
-            let part = (range.lowerBound + p * range.count / parts)..<(range.lowerBound + (p + 1) * range.count / parts)
+        DispatchQueue.concurrentPerform(iterations: parts.count) { p in
             var sums: [Range<Int>: GradientSum] = [:]
-            for block in tree.blocks(covering: part) {
+            for block in tree.blocks(covering: parts[p]) {
                 sums[block] = tree.sum(block) { k in this.leaf(k, task: task, assembler: &results.assemblers[p]) }
             }
             results.sums[p] = sums
         }
         var all: [Range<Int>: GradientSum] = [:]
-        for p in 0..<parts {
+        for p in parts.indices {
             all.merge(results.sums[p]) { a, _ in a }
             results.sums[p] = [:]
         }

@@ -58,6 +58,16 @@ public struct GradientTree: Sendable {
         }
     }
 
+    /// `range` cut into `count` contiguous parts as even as can be (the first ones the smaller):
+    /// how leaves are dealt to workers or threads. Empty parts are left out.
+    public static func parts(of range: Range<Int>, count: Int) -> [Range<Int>] {
+        guard !range.isEmpty else { return [] }
+        let n = max(1, min(count, range.count))
+        return (0..<n).map { p in
+            (range.lowerBound + p * range.count / n)..<(range.lowerBound + (p + 1) * range.count / n)
+        }
+    }
+
     /// Sums `node` along the tree. `known` supplies sums already computed for some nodes (from
     /// workers); `leaf` computes a missing leaf. Children are always added left + right.
     public func sum<Value: TreeSummable>(

@@ -55,7 +55,6 @@ extension Tensor {
     public static func + (lhs: Tensor, rhs: Float) -> Tensor { lhs.map { $0 + rhs } }
     public static prefix func - (x: Tensor) -> Tensor { x.map { -$0 } }
 
-    /// Adds a row vector to every row of a matrix (or of any tensor viewed as rows × last axis).
     /// A [rows, row.count] matrix whose every row is `row` (a bias preloaded for an sgemm).
     public init(repeatingRow row: Tensor, rows: Int) {
         self.init(uninitializedShape: [rows, row.count])
@@ -68,6 +67,7 @@ extension Tensor {
         withExtendedLifetime(row) {}
     }
 
+    /// Adds a row vector to every row of a matrix (or of any tensor viewed as rows × last axis).
     public func addingRow(_ row: Tensor) -> Tensor {
         let (rows, columns) = matrixShape
         precondition(row.count == columns, "row of \(row.shape) does not broadcast over \(shape)")

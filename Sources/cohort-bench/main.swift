@@ -29,6 +29,14 @@ func measure(trials: Int = 5, minimum: Double = 0.2, _ body: () -> Void) -> Doub
     return best
 }
 
+/// MNIST for the benchmarks: $COHORT_DATA, else ../shared/data/mnist.
+let mnistDirectory = ProcessInfo.processInfo.environment["COHORT_DATA"] ?? "../shared/data/mnist"
+
+/// Runs a benchmark that may fail (a missing dataset, say): its error becomes a JSON line too.
+func benchmark(_ name: String, _ body: () throws -> Void) {
+    do { try body() } catch { print("{\"bench\":\"\(name)\",\"error\":\"\(error)\"}") }
+}
+
 func emit(_ pairs: KeyValuePairs<String, Any>) {
     let body = pairs.map { key, value -> String in
         switch value {
@@ -95,7 +103,7 @@ if selected("mlp_train_step") { do {
 // MARK: data pipeline: MNIST load and decode, batch assembly as a share of a training step
 
 if selected("data") { do {
-    let directory = ProcessInfo.processInfo.environment["COHORT_DATA"] ?? "../shared/data/mnist"
+    let directory = mnistDirectory
     var train: Dataset?
     let loadSeconds = measure(trials: 3, minimum: 0) { train = try? MNIST.load(directory: directory, split: .train) }
     guard let train else { throw DataError(file: directory, "MNIST not found") }
@@ -130,7 +138,7 @@ if selected("data") { do {
 /// Samples/s of forward + backward + update for a config's model on random data of its shape.
 func trainStepBench(name: String, config path: String, threads: Int) {
     guard selected(name) else { return }
-    do {
+    benchmark(name) {
         BLAS.setThreads(threads)
         defer { BLAS.setThreads(1) }
         let config = try ExperimentConfig.load(path: path, overrides: ["data.name=xor"])
@@ -147,8 +155,6 @@ func trainStepBench(name: String, config path: String, threads: Int) {
             _ = update.apply(sum, batchSize: batch, parameters: &parameters, optimizer: &optimizer)
         }
         emit(["bench": name, "batch": batch, "threads": threads, "step_ms": seconds * 1e3, "samples_per_s": Double(batch) / seconds])
-    } catch {
-        print("{\"bench\":\"\(name)\",\"error\":\"\(error)\"}")
     }
 }
 
@@ -165,11 +171,10 @@ trainStepBench(name: "lstm_train_step_1thread", config: "configs/mnist-lstm.yaml
 /// one thread or two worker processes).
 func trainerStepBench(name: String, config path: String, threads: Int) {
     guard selected(name) else { return }
-    do {
+    benchmark(name) {
         BLAS.setThreads(1)
-        let data = ProcessInfo.processInfo.environment["COHORT_DATA"] ?? "../shared/data/mnist"
         let config = try ExperimentConfig.load(path: path, overrides: [
-            "data.path=\(data)", "training.batch_size=128", "training.steps=100000",
+            "data.path=\(mnistDirectory)", "training.batch_size=128", "training.steps=100000",
         ])
         let experiment = try Experiment(config: config)
         var trainer = Trainer(experiment: experiment)
@@ -177,8 +182,6 @@ func trainerStepBench(name: String, config path: String, threads: Int) {
         let seconds = measure(trials: 3, minimum: 1) { _ = try! trainer.runStep(with: &executor) }
         emit(["bench": name, "batch": 128, "micro_batches": config.training.microBatches, "threads": threads, "blas_threads": 1,
               "step_ms": seconds * 1e3, "samples_per_s": 128 / seconds])
-    } catch {
-        print("{\"bench\":\"\(name)\",\"error\":\"\(error)\"}")
     }
 }
 

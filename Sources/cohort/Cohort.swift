@@ -242,9 +242,8 @@ extension Train {
         }
         let pair = try CurveKeyPair.generate()
         let files = try CurveKeyFile.write(pair, base: "\(directory)/local", comment: "local workers of this run")
-        let server = try CurveKeyFile.write(coordinator, base: "\(directory)/coordinator", comment: "the coordinator of this run")
-        unlink(server.secret)  // only its public half is needed here
-        return (pair.publicKey, server.public, files.secret)
+        let server = try CurveKeyFile.writePublic(coordinator.publicKey, base: "\(directory)/coordinator", comment: "the coordinator of this run")
+        return (pair.publicKey, server, files.secret)
     }
 }
 

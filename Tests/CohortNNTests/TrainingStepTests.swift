@@ -37,6 +37,14 @@ import Testing
         #expect(sum.lossSum == 1.75 && sum.samples == 5 && sum.correct == 3)
     }
 
+    /// How leaves are dealt to workers and threads: contiguous, covering, never empty.
+    @Test func partsAreContiguousAndCover() {
+        #expect(GradientTree.parts(of: 0..<4, count: 3) == [0..<1, 1..<2, 2..<4])
+        #expect(GradientTree.parts(of: 2..<5, count: 8) == [2..<3, 3..<4, 4..<5])
+        #expect(GradientTree.parts(of: 0..<6, count: 1) == [0..<6])
+        #expect(GradientTree.parts(of: 3..<3, count: 2) == [])
+    }
+
     @Test func sumIsIndependentOfThePartition() {
         let k = 11
         let leaves = (0..<k).map { i in
