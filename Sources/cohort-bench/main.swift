@@ -10,9 +10,12 @@ import Foundation
 BLAS.tuneAllocator()
 BLAS.setThreads(1)
 
-/// `cohort-bench NAME…` runs only the benchmarks whose name contains one of the arguments.
+/// `cohort-bench NAME…` runs only the benchmarks whose name contains one of the arguments;
+/// `=NAME` selects that name exactly.
 let filters = Array(CommandLine.arguments.dropFirst())
-func selected(_ name: String) -> Bool { filters.isEmpty || filters.contains { name.contains($0) } }
+func selected(_ name: String) -> Bool {
+    filters.isEmpty || filters.contains { $0.hasPrefix("=") ? name == $0.dropFirst() : name.contains($0) }
+}
 
 func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
 

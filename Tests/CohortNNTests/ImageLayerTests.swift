@@ -87,6 +87,53 @@ func conv(_ input: [[Float]], _ kernel: [[Float]], stride: Int = 1, padding: Int
         }
     }
 
+    /// Convolution and its three gradients against the definition, summed in Double by direct
+    /// loops, for "same" geometries (LeNet's, which take the block-copy im2col), valid and strided
+    /// ones, and batches that run in several chunks with a shorter last one.
+    @Test func convolutionMatchesDirectLoops() {
+        // (batch, channels, height, width, outputs, kernel, stride, padding)
+        let cases = [(5, 20, 14, 14, 6, 5, 1, 2), (15, 1, 28, 28, 4, 5, 1, 2), (3, 3, 7, 6, 4, 3, 1, 1),
+                     (2, 2, 9, 9, 3, 3, 2, 1), (2, 3, 5, 8, 2, 3, 1, 0), (2, 2, 6, 6, 3, 5, 1, 1), (1, 2, 3, 3, 2, 5, 1, 2)]
+        for (batch, c, h, w, o, k, s, p) in cases {
+            let tag = "\(batch)×\(c)×\(h)×\(w) → \(o), k \(k), s \(s), p \(p)"
+            let (oh, ow) = (ConvGeometry.outputSize(h, kernel: k, stride: s, padding: p),
+                            ConvGeometry.outputSize(w, kernel: k, stride: s, padding: p))
+            let x = smoothRandom([batch, c, h, w], seed: 41), wt = smoothRandom([o, c, k, k], seed: 42, low: -0.3, high: 0.3)
+            let b = smoothRandom([o], seed: 43), r = smoothRandom([batch, o, oh, ow], seed: 44)
+            let tape = Tape()
+            let (vx, vw, vb) = (tape.leaf(x), tape.leaf(wt), tape.leaf(b))
+            let y = vx.conv2d(weight: vw, bias: vb, stride: s, padding: p)
+            tape.backward(from: y, seed: r)
+            var ry = [Double](repeating: 0, count: batch * o * oh * ow)
+            var rdx = [Double](repeating: 0, count: x.count), rdw = [Double](repeating: 0, count: wt.count)
+            var rdb = [Double](repeating: 0, count: o)
+            for n in 0..<batch { for q in 0..<o { for yy in 0..<oh { for xx in 0..<ow {
+                let out = ((n * o + q) * oh + yy) * ow + xx
+                var total = Double(b[flat: q])
+                let up = Double(r[flat: out])
+                rdb[q] += up
+                for ch in 0..<c { for i in 0..<k { for j in 0..<k {
+                    let (sy, sx) = (yy * s + i - p, xx * s + j - p)
+                    guard sy >= 0 && sy < h && sx >= 0 && sx < w else { continue }
+                    let (xi, wi) = (((n * c + ch) * h + sy) * w + sx, ((q * c + ch) * k + i) * k + j)
+                    total += Double(wt[flat: wi]) * Double(x[flat: xi])
+                    rdx[xi] += up * Double(wt[flat: wi])
+                    rdw[wi] += up * Double(x[flat: xi])
+                } } }
+                ry[out] = total
+            } } } }
+            func worst(_ got: Tensor?, _ want: [Double]) -> Double {
+                guard let got, got.count == want.count else { return .infinity }
+                return zip(got.scalars, want).map { abs(Double($0) - $1) / max(1, abs($1)) }.max() ?? 0
+            }
+            #expect(y.value.shape == [batch, o, oh, ow], "\(tag)")
+            #expect(worst(y.value, ry) < 1e-4, "\(tag): output")
+            #expect(worst(vx.gradient, rdx) < 1e-4, "\(tag): input gradient")
+            #expect(worst(vw.gradient, rdw) < 1e-4, "\(tag): weight gradient")
+            #expect(worst(vb.gradient, rdb) < 1e-4, "\(tag): bias gradient")
+        }
+    }
+
     /// Ties go to the first maximum of the window (row by row), as in the general loop, on two
     /// planes so that the plane offsets are exercised too.
     @Test func maxPoolingTiesGoToTheFirstMaximum() {
@@ -126,7 +173,7 @@ func conv(_ input: [[Float]], _ kernel: [[Float]], stride: Int = 1, padding: Int
 
     @Test func gradientChecks() {
         let x = smoothRandom([2, 3, 7, 6], seed: 1)
-        for (stride, padding) in [(1, 0), (2, 1), (1, 2), (3, 1)] {
+        for (stride, padding) in [(1, 0), (1, 1), (2, 1), (1, 2), (3, 1)] {
             let w = smoothRandom([4, 3, 3, 3], seed: 2, low: -0.5, high: 0.5), b = smoothRandom([4], seed: 3)
             #expect(gradientMismatches([x, w, b]) { $0[0].conv2d(weight: $0[1], bias: $0[2], stride: stride, padding: padding) } == [])
         }
