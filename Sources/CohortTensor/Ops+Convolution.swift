@@ -88,12 +88,34 @@ public struct ConvGeometry: Sendable, Equatable {
     /// The adjoint of im2col: adds each column entry back to the input pixel it came from.
     /// Parallel over channels: a channel's pixels only receive from that channel's rows, in a
     /// fixed order, so the sums do not depend on the threads.
-    func col2im(_ cols: UnsafePointer<Float>, batch: Int, into input: UnsafeMutablePointer<Float>) {
+    /// `cols` is scratch: the "same"-width path zeroes the entries of wrapped pixels in it.
+    func col2im(_ cols: UnsafeMutablePointer<Float>, batch: Int, into input: UnsafeMutablePointer<Float>) {
         let (oh, ow, n) = (outputHeight, outputWidth, batch * outputPixels)
         for c in 0..<channels { for i in 0..<kernelHeight { for j in 0..<kernelWidth {
             let row = cols + ((c * kernelHeight + i) * kernelWidth + j) * n
             let (x0, x1) = validRange(offset: j - padding, size: width, outputs: ow)
             guard x0 < x1 else { continue }
+            if stride == 1 && ow == width {
+                // The adjoint of im2col's block copy: one contiguous add per sample, after the
+                // wrapped pixels' entries are zeroed. Each pixel still receives its terms in the
+                // same (c, i, j) order as the general loop.
+                let shift = (i - padding) * width + (j - padding), planeSize = height * width
+                let y0 = max(0, padding - i), y1 = min(oh, height + padding - i)
+                guard y0 < y1 else { continue }
+                for b in 0..<batch {
+                    let plane = input + (b * channels + c) * planeSize
+                    let src = row + b * outputPixels
+                    for y in y0..<y1 {
+                        for x in 0..<x0 { src[y * ow + x] = 0 }
+                        for x in x1..<ow { src[y * ow + x] = 0 }
+                    }
+                    let first = min(max(y0 * ow, -shift), outputPixels)
+                    let last = max(min(y1 * ow, planeSize - shift), first)
+                    let dst = plane + shift
+                    for t in first..<last { dst[t] += src[t] }
+                }
+                continue
+            }
             for b in 0..<batch {
                 let plane = input + (b * channels + c) * height * width
                 let src = row + b * outputPixels
@@ -128,10 +150,12 @@ func rowSum(_ row: UnsafePointer<Float>, count: Int) -> Float {
 }
 
 extension ConvGeometry {
-    /// Column-matrix entries per chunk: about 1 MiB of floats, so a chunk's columns stay in the
-    /// core's caches between im2col, the product and (backward) col2im, instead of a whole batch's
-    /// columns (12.5 MB for LeNet's second layer at 32 samples) streaming through memory three times.
-    static let chunkBudget = 1 << 18
+    /// Column-matrix entries per chunk: 256 KiB of floats, so a chunk's columns stay in the core's
+    /// L2 cache between im2col, the product and (backward) col2im, instead of a whole batch's
+    /// columns (12.5 MB for LeNet's second layer at 32 samples) streaming through memory four
+    /// times. (LeNet's second layer then runs sample by sample, its first in chunks of 3; 1 MiB
+    /// chunks measured 3-8 % slower on two threads.)
+    static let chunkBudget = 1 << 16
 
     /// Samples per chunk. It depends on the geometry only, never on threads or workers, so the
     /// sums (and the weight gradient accumulated chunk by chunk) are the same everywhere.
@@ -166,9 +190,15 @@ extension Variable {
             for first in Swift.stride(from: 0, to: batch, by: chunk) {
                 let count = min(chunk, batch - first), n = count * pixels
                 g.im2col(px.baseAddress! + first * inputSize, batch: count, into: cols)
-                // [O, K] · [K, s·P] → [O, s·P], then to [s, O, P] with the bias added.
+                // [O, K] · [K, s·P] → [O, s·P], then to [s, O, P] with the bias added. One
+                // sample's product is already its [O, P] output.
+                let sample = py.baseAddress! + first * outputSize
                 BLAS.gemm(transA: false, transB: false, m: outChannels, n: n, k: k,
-                          a: pw.baseAddress!, lda: k, b: cols, ldb: n, beta: 0, c: product, ldc: n)
+                          a: pw.baseAddress!, lda: k, b: cols, ldb: n, beta: 0, c: count == 1 ? sample : product, ldc: n)
+                if count == 1 {
+                    if let bias { for o in 0..<outChannels { let add = bias[flat: o], to = sample + o * pixels; for p in 0..<pixels { to[p] += add } } }
+                    continue
+                }
                 for o in 0..<outChannels {
                     let add = bias?[flat: o] ?? 0
                     for s in 0..<count {
@@ -185,16 +215,19 @@ extension Variable {
             var dx = needs[0] ? Tensor(uninitializedShape: x.shape) : nil
             var dw = needs[1] ? Tensor(uninitializedShape: wv.shape) : nil
             let cols = UnsafeMutablePointer<Float>.allocate(capacity: k * chunk * pixels)
-            let dyMatrix = UnsafeMutablePointer<Float>.allocate(capacity: outChannels * chunk * pixels)
-            defer { cols.deallocate(); dyMatrix.deallocate() }
+            let dyChunk = UnsafeMutablePointer<Float>.allocate(capacity: chunk > 1 ? outChannels * chunk * pixels : 0)
+            defer { cols.deallocate(); dyChunk.deallocate() }
             x.withUnsafeBufferPointer { px in wv.withUnsafeBufferPointer { pw in dy.withUnsafeBufferPointer { pdy in
                 for first in Swift.stride(from: 0, to: batch, by: chunk) {
                     let count = min(chunk, batch - first), n = count * pixels
-                    // Ȳ of the chunk as [O, s·P], matching the column matrix.
-                    for s in 0..<count { for o in 0..<outChannels {
-                        (dyMatrix + o * n + s * pixels)
-                            .update(from: pdy.baseAddress! + (first + s) * outputSize + o * pixels, count: pixels)
-                    } }
+                    // Ȳ of the chunk as [O, s·P], matching the column matrix (one sample's is).
+                    let dyMatrix: UnsafePointer<Float> = count == 1 ? pdy.baseAddress! + first * outputSize : UnsafePointer(dyChunk)
+                    if count > 1 {
+                        for s in 0..<count { for o in 0..<outChannels {
+                            (dyChunk + o * n + s * pixels)
+                                .update(from: pdy.baseAddress! + (first + s) * outputSize + o * pixels, count: pixels)
+                        } }
+                    }
                     if dw != nil {
                         g.im2col(px.baseAddress! + first * inputSize, batch: count, into: cols)
                         // ∂W (+)= Ȳ · colsᵀ, chunk after chunk in a fixed order.
