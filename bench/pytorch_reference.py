@@ -5,6 +5,7 @@ absolute samples/s means little alone. Run this next to `cohort-bench` to read C
 against PyTorch's on the same machine at the same moment:
 
     python3 bench/pytorch_reference.py            # LeNet and LSTM, batch 128, 2 threads
+    python3 bench/pytorch_reference.py 2 lenet    # threads, then the models to run
 
 It prints JSON lines like cohort-bench. It needs torch (CPU build) and is not part of `make test`.
 """
@@ -65,7 +66,10 @@ def measure(model, batch, trials=3, minimum=1.0):
 def main():
     threads = int(sys.argv[1]) if len(sys.argv) > 1 else 2
     torch.set_num_threads(threads)
+    models = sys.argv[2:] or ["lenet", "lstm"]
     for name, make in (("lenet", lenet), ("lstm", LastStep)):
+        if name not in models:
+            continue
         seconds = measure(make(), 128)
         print(json.dumps({"bench": f"pytorch_{name}_train_step", "torch": torch.__version__, "batch": 128,
                           "threads": threads, "step_ms": round(seconds * 1e3, 2),
