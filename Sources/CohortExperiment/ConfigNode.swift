@@ -110,7 +110,6 @@ public final class ConfigNode {
         case .mapping: "a mapping"
         case .sequence: "a list"
         case .scalar(let s): "'\(s.string)'"
-        default: "an alias"
         }
     }
 

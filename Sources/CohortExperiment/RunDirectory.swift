@@ -62,7 +62,7 @@ public final class RunDirectory {
         try fm.createDirectory(atPath: path, withIntermediateDirectories: true)
         try AtomicFile.write(resolvedConfig, to: "\(path)/config.yaml")
         let metricsPath = "\(path)/metrics.jsonl"
-        fm.createFile(atPath: metricsPath, contents: nil)
+        _ = fm.createFile(atPath: metricsPath, contents: nil)   // FileHandle below reports a failure
         guard let handle = FileHandle(forWritingAtPath: metricsPath) else {
             throw POSIXFailure(call: "open", path: metricsPath)
         }

@@ -14,7 +14,7 @@ public final class TensorBoardWriter {
     public init(directory: String) throws {
         let name = "events.out.tfevents.\(Int(Date().timeIntervalSince1970)).\(ProcessInfo.processInfo.hostName).\(getpid())"
         path = "\(directory)/\(name)"
-        FileManager.default.createFile(atPath: path, contents: nil)
+        _ = FileManager.default.createFile(atPath: path, contents: nil)   // FileHandle below reports a failure
         guard let h = FileHandle(forWritingAtPath: path) else { throw POSIXFailure(call: "open", path: path) }
         handle = h
         var event = Protobuf()

@@ -10,7 +10,7 @@ public struct CurveKeyPair: Sendable, Equatable {
     public static func generate() throws(ZMQError) -> CurveKeyPair {
         var publicKey = [CChar](repeating: 0, count: 41), secretKey = [CChar](repeating: 0, count: 41)
         guard zmq_curve_keypair(&publicKey, &secretKey) == 0 else { throw ZMQError("zmq_curve_keypair") }
-        return CurveKeyPair(publicKey: String(cString: publicKey), secretKey: String(cString: secretKey))
+        return CurveKeyPair(publicKey: String(nulTerminated: publicKey), secretKey: String(nulTerminated: secretKey))
     }
 
     /// The pair of a secret key, its public half derived again (so a key file cannot hold a
@@ -19,7 +19,7 @@ public struct CurveKeyPair: Sendable, Equatable {
         guard Z85.decode(secretKey)?.count == 32 else { errno = EINVAL; throw ZMQError("a CURVE secret key is 40 Z85 characters") }
         var publicKey = [CChar](repeating: 0, count: 41)
         guard zmq_curve_public(&publicKey, secretKey) == 0 else { throw ZMQError("zmq_curve_public") }
-        self.init(publicKey: String(cString: publicKey), secretKey: secretKey)
+        self.init(publicKey: String(nulTerminated: publicKey), secretKey: secretKey)
     }
 
     init(publicKey: String, secretKey: String) { self.publicKey = publicKey; self.secretKey = secretKey }
@@ -40,7 +40,7 @@ public enum Z85 {
         guard bytes.count % 4 == 0 else { return nil }
         var text = [CChar](repeating: 0, count: bytes.count * 5 / 4 + 1)
         guard zmq_z85_encode(&text, bytes, bytes.count) != nil else { return nil }
-        return String(cString: text)
+        return String(nulTerminated: text)
     }
 }
 
@@ -288,5 +288,12 @@ public final class ZMQMonitor {
             events.append(Event(event: event, value: value, endpoint: String(decoding: frames[1].bytes, as: UTF8.self)))
         }
         return events
+    }
+}
+
+extension String {
+    /// The text of a C buffer that libzmq filled, up to its NUL.
+    init(nulTerminated buffer: [CChar]) {
+        self.init(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 }

@@ -55,11 +55,10 @@ struct CohortLogHandler: LogHandler {
         set { metadata[key] = newValue }
     }
 
-    func log(level: Logger.Level, message: Logger.Message, metadata explicit: Logger.Metadata?,
-             source: String, file: String, function: String, line: UInt) {
+    func log(event: LogEvent) {
         var merged = metadata
-        if let explicit { merged.merge(explicit) { $1 } }
-        output.write(level: level, message: message.description, metadata: merged)
+        if let explicit = event.metadata { merged.merge(explicit) { $1 } }
+        output.write(level: event.level, message: event.message.description, metadata: merged)
     }
 }
 

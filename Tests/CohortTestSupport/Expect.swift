@@ -36,7 +36,7 @@ public func startCohort(_ arguments: [String], log: URL) throws -> Process {
     process.executableURL = try cohortExecutable()
     process.arguments = arguments
     process.currentDirectoryURL = packageRoot
-    FileManager.default.createFile(atPath: log.path, contents: nil)
+    _ = FileManager.default.createFile(atPath: log.path, contents: nil)   // FileHandle below throws on failure
     let handle = try FileHandle(forWritingTo: log)
     process.standardOutput = handle
     process.standardError = handle
@@ -53,7 +53,7 @@ public func runCohort(_ arguments: [String]) throws -> (status: Int32, stdout: S
     let out = Pipe()
     // stderr goes to a file so a chatty child can never block on a full pipe.
     let errPath = temporaryDirectory().appendingPathComponent("stderr")
-    FileManager.default.createFile(atPath: errPath.path, contents: nil)
+    _ = FileManager.default.createFile(atPath: errPath.path, contents: nil)   // FileHandle below throws on failure
     process.standardOutput = out
     process.standardError = try FileHandle(forWritingTo: errPath)
     try process.run()
