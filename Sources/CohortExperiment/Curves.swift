@@ -37,14 +37,17 @@ public enum Curves {
         let x0 = all.map(\.x).min()!, x1 = max(all.map(\.x).max()!, x0 + 1)
         var (y0, y1) = fixedRange ?? (min(0, all.map(\.y).min()!), all.map(\.y).max()!)
         if y1 <= y0 { y1 = y0 + 1 }
+        // The value axis reaches out to round ticks; the step axis keeps the run's steps.
+        let yStep = tickStep(for: y1 - y0)
+        if fixedRange == nil { (y0, y1) = ((y0 / yStep).rounded(.down) * yStep, (y1 / yStep).rounded(.up) * yStep) }
         func px(_ v: Double) -> Double { x + (v - x0) / (x1 - x0) * width }
         func py(_ v: Double) -> Double { y + height - (v - y0) / (y1 - y0) * height }
         var s = "<g>\n<rect x=\"\(x)\" y=\"\(y)\" width=\"\(width)\" height=\"\(height)\" fill=\"none\" stroke=\"#999\"/>\n"
-        for i in 0...4 {
-            let fraction = Double(i) / 4
-            let vy = y0 + fraction * (y1 - y0), vx = x0 + fraction * (x1 - x0)
+        for vy in ticks(from: y0, to: y1, step: yStep) {
             s += "<line x1=\"\(x)\" y1=\"\(py(vy))\" x2=\"\(x + width)\" y2=\"\(py(vy))\" stroke=\"#eee\"/>\n"
             s += "<text x=\"\(x - 6)\" y=\"\(py(vy) + 4)\" text-anchor=\"end\">\(format(vy))</text>\n"
+        }
+        for vx in ticks(from: x0, to: x1, step: max(1, tickStep(for: x1 - x0))) {
             s += "<text x=\"\(px(vx))\" y=\"\(y + height + 16)\" text-anchor=\"middle\">\(Int(vx.rounded()))</text>\n"
         }
         s += "<text x=\"\(x + width / 2)\" y=\"\(y + height + 34)\" text-anchor=\"middle\">step</text>\n"
@@ -67,6 +70,20 @@ public enum Curves {
             s += "<text x=\"\(x + width - 125)\" y=\"\(ly)\">\(escape(line.name))</text>\n"
         }
         return s + "</g>\n"
+    }
+
+    /// About a quarter of `span`, rounded to the nearest 1, 2, 2.5 or 5 × 10ᵏ (Heckbert's "nice
+    /// numbers"), so the ticks read 0, 0.5, 1, … or 500, 1000, … instead of 0.575, 1.15, ….
+    static func tickStep(for span: Double) -> Double {
+        let raw = span / 4, magnitude = pow(10, (log10(raw)).rounded(.down))
+        return [1, 2, 2.5, 5, 10].map { $0 * magnitude }.min { abs($0 - raw) < abs($1 - raw) }!
+    }
+
+    /// The multiples of `step` in [low, high], computed as k·step so that they do not drift.
+    static func ticks(from low: Double, to high: Double, step: Double) -> [Double] {
+        let first = (low / step - 1e-9).rounded(.up), last = (high / step + 1e-9).rounded(.down)
+        guard first <= last else { return [] }
+        return (Int(first)...Int(last)).map { Double($0) * step }
     }
 
     static func format(_ v: Double, _ decimals: Int? = nil) -> String {
