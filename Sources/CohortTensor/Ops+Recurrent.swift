@@ -123,7 +123,8 @@ extension Variable {
             }
             var dwhh: Tensor? = nil
             if needs[2] {
-                // What W_hh multiplied at row b·T + t: h_{t−1}, the sample's outputs one step later.
+                // What W_hh multiplied at row b·T + t: h_{t−1}, i.e. each sample's outputs moved
+                // down one row, with h₀ = 0 in its first row.
                 var hPrev = Tensor(uninitializedShape: [batch * steps, H])
                 let php = hPrev.mutablePointer
                 for b in 0..<batch {
