@@ -29,30 +29,37 @@ let package = Package(
         .target(name: "CohortNN", dependencies: ["CohortTensor"]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .target(name: "CohortData", dependencies: ["CohortTensor", "CZlib", .product(name: "CSV", package: "CSV.swift"), .product(name: "Logging", package: "swift-log")]),
+        // The training step: tasks, executors, the gradient tree, ÷ B, clipping and the update.
+        .target(name: "CohortTraining", dependencies: ["CohortTensor", "CohortNN", "CohortData"]),
+        // Configs (YAML), run directories, checkpoints, plots, TensorBoard: the run around the step.
         .target(
             name: "CohortExperiment",
-            dependencies: ["CohortTensor", "CohortNN", "CohortData", .product(name: "Yams", package: "Yams"), .product(name: "Logging", package: "swift-log")]
+            dependencies: ["CohortTensor", "CohortNN", "CohortData", "CohortTraining",
+                           .product(name: "Yams", package: "Yams"), .product(name: "Logging", package: "swift-log")]
         ),
-        // The coordinator, the workers and their wire protocol.
-        .target(name: "CohortCluster", dependencies: ["ZeroMQ", "CohortExperiment", "CohortNN", "CohortTensor", "CohortData", .product(name: "Logging", package: "swift-log")]),
+        // The coordinator, the workers and their wire protocol. It builds on the training step and
+        // never on CohortExperiment: a worker never reads a config.
+        .target(name: "CohortCluster", dependencies: ["ZeroMQ", "CohortTraining", "CohortNN", "CohortTensor", "CohortData",
+                                                      .product(name: "Logging", package: "swift-log")]),
         .executableTarget(
             name: "cohort",
             dependencies: [
-                "CohortCluster", "CohortExperiment", "CohortNN", "CohortTensor", "CohortData",
+                "CohortCluster", "CohortExperiment", "CohortTraining", "CohortNN", "CohortTensor", "CohortData", "ZeroMQ",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .executableTarget(name: "cohort-bench", dependencies: ["CBLAS", "CohortTensor", "CohortNN", "CohortData", "CohortExperiment"]),
+        .executableTarget(name: "cohort-bench", dependencies: ["CBLAS", "CohortTensor", "CohortNN", "CohortData", "CohortTraining", "CohortExperiment"]),
         // Helpers shared by the test targets (finite-difference checks, paths to data).
         .target(name: "CohortTestSupport", dependencies: ["CohortTensor"], path: "Tests/CohortTestSupport"),
         .testTarget(name: "CohortTensorTests", dependencies: ["CohortTensor", "CohortTestSupport"]),
-        .testTarget(name: "CohortClusterTests", dependencies: ["CohortCluster", "CohortExperiment", "ZeroMQ", "CohortTensor", "CohortTestSupport", .product(name: "Logging", package: "swift-log")]),
+        .testTarget(name: "CohortClusterTests", dependencies: ["CohortCluster", "CohortExperiment", "CohortTraining", "ZeroMQ", "CohortTensor", "CohortTestSupport", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "CohortDataTests", dependencies: ["CohortData", "CohortTensor", "CohortTestSupport"]),
         .testTarget(name: "CohortNNTests", dependencies: ["CohortNN", "CohortTensor", "CohortTestSupport"]),
+        .testTarget(name: "CohortTrainingTests", dependencies: ["CohortTraining", "CohortNN", "CohortTensor", "CohortTestSupport"]),
         .testTarget(
             name: "CohortExperimentTests",
-            dependencies: ["CohortExperiment", "CohortNN", "CohortTensor", "CohortData", "CohortTestSupport"]
+            dependencies: ["CohortExperiment", "CohortTraining", "CohortNN", "CohortTensor", "CohortData", "CohortTestSupport"]
         ),
     ]
 )

@@ -5,16 +5,16 @@ import Glibc
 
 /// Worker processes spawned on this machine: copies of the same executable running
 /// `cohort worker --connect …`, each logging to its own file in the run directory.
-public final class LocalWorkers {
-    public private(set) var pids: [pid_t] = []
+package final class LocalWorkers {
+    package private(set) var pids: [pid_t] = []
     private var exited: Set<pid_t> = []
-    public let logDirectory: String
+    package let logDirectory: String
 
-    public var count: Int { pids.count }
-    public var running: Int { pids.count - exited.count }
+    package var count: Int { pids.count }
+    package var running: Int { pids.count - exited.count }
 
     /// Spawns `count` workers: `executable worker --connect endpoint --threads t --config c --parent pid`.
-    public init(count: Int, executable: String, endpoint: String, threads: Int, dataConfig: String?, logDirectory: String,
+    package init(count: Int, executable: String, endpoint: String, threads: Int, dataConfig: String?, logDirectory: String,
                 extraArguments: [String] = []) throws {
         self.logDirectory = logDirectory
         try FileManager.default.createDirectory(atPath: logDirectory, withIntermediateDirectories: true)
@@ -44,7 +44,7 @@ public final class LocalWorkers {
     }
 
     /// Pids of workers that exited since the last call (reaped, so no zombies remain).
-    public func reapExited() -> [pid_t] {
+    package func reapExited() -> [pid_t] {
         var gone: [pid_t] = []
         for pid in pids where !exited.contains(pid) {
             var status: Int32 = 0
@@ -54,7 +54,7 @@ public final class LocalWorkers {
     }
 
     /// Waits up to `timeout` seconds for every worker to exit, then kills the rest.
-    public func waitForExit(timeout: Double) {
+    package func waitForExit(timeout: Double) {
         let deadline = Date().addingTimeInterval(timeout)
         while running > 0 && Date() < deadline {
             _ = reapExited()
@@ -63,7 +63,7 @@ public final class LocalWorkers {
         terminateAll()
     }
 
-    public func terminateAll() {
+    package func terminateAll() {
         for pid in pids where !exited.contains(pid) {
             kill(pid, SIGKILL)
             var status: Int32 = 0
@@ -73,7 +73,7 @@ public final class LocalWorkers {
     }
 
     /// The path of the running executable, so workers run the same build.
-    public static var currentExecutable: String {
+    package static var currentExecutable: String {
         (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
     }
 }

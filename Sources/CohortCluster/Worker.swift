@@ -1,5 +1,5 @@
 import CohortData
-import CohortExperiment
+import CohortTraining
 import CohortNN
 import CohortTensor
 import Foundation
@@ -8,31 +8,32 @@ import ZeroMQ
 
 /// A worker process: connects a DEALER to the coordinator's ROUTER, says HELLO, then runs the
 /// forward and backward passes of the micro-batches it is given, along the gradient tree.
-public final class Worker {
-    public struct Options: Sendable {
-        public var endpoint: String
-        public var threads: Int
-        /// A config whose dataset this worker loads, so tasks can send indices instead of samples.
-        public var dataConfig: String?
+package final class Worker {
+    package struct Options: Sendable {
+        package var endpoint: String
+        package var threads: Int
+        /// The dataset this worker holds (from its own config), so tasks can send indices instead
+        /// of samples when it is the coordinator's.
+        package var localData: Dataset?
         /// Exit when this process (the coordinator that spawned us) is gone.
-        public var parentPID: Int32?
+        package var parentPID: Int32?
         /// Well below the coordinator's heartbeat timeout, so a busy machine is not taken for dead.
-        public var heartbeatInterval: Double = 0.25
+        package var heartbeatInterval: Double = 0.25
         /// Exit after this long without a word from the coordinator.
-        public var coordinatorTimeout: Double = 60
-        public var maxMessageBytes: Int64 = 1 << 30
+        package var coordinatorTimeout: Double = 60
+        package var maxMessageBytes: Int64 = 1 << 30
         /// CURVE: the coordinator's public key, and this worker's key pair (an ephemeral one
         /// when nil; a coordinator with an allow-list refuses it).
-        public var serverKey: String?
-        public var curve: CurveKeyPair?
+        package var serverKey: String?
+        package var curve: CurveKeyPair?
 
-        public init(endpoint: String, threads: Int, dataConfig: String? = nil, parentPID: Int32? = nil) {
-            self.endpoint = endpoint; self.threads = threads; self.dataConfig = dataConfig; self.parentPID = parentPID
+        package init(endpoint: String, threads: Int, localData: Dataset? = nil, parentPID: Int32? = nil) {
+            self.endpoint = endpoint; self.threads = threads; self.localData = localData; self.parentPID = parentPID
         }
     }
 
     /// Why the worker stopped.
-    public enum Exit: Equatable, Sendable {
+    package enum Exit: Equatable, Sendable {
         case shutdown
         case refused(String)
         case coordinatorLost(String)
@@ -41,14 +42,13 @@ public final class Worker {
     let options: Options
     let logger: Logger
     var runID: UInt64?
-    var model: Sequential?
     var gradient: MicroBatchGradient?
     var seed: UInt64 = 0
     var parameters: [Tensor] = []
     var shapes: [[Int]] = []
     var weightsVersion: UInt64 = 0
     var usesLocalData = false
-    var localData: Dataset?
+    var localData: Dataset? { options.localData }
     var assembler = BatchAssembler()
     var droppedMessages = 0
     var sharedWeights: SharedMemory?
@@ -57,17 +57,15 @@ public final class Worker {
     var lastHeard = Date()
     var lastSent = Date.distantPast
 
-    public init(options: Options, logger: Logger) {
+    package init(options: Options, logger: Logger) {
         self.options = options
         self.logger = logger
     }
 
-    public func run() throws -> Exit {
+    package func run() throws -> Exit {
         BLAS.setThreads(options.threads)
-        if let path = options.dataConfig {
-            let config = try ExperimentConfig.load(path: path)
-            localData = try config.data.load(seed: config.seed).train
-            logger.info("holds dataset \(localData!.name) (\(localData!.count) samples, fingerprint \(localData!.fingerprint.prefix(12))…)")
+        if let localData {
+            logger.info("holds dataset \(localData.name) (\(localData.count) samples, fingerprint \(localData.fingerprint.prefix(12))…)")
         }
         let context = try ZMQContext()
         let socket = try ZMQSocket(context, .dealer)
@@ -171,13 +169,13 @@ public final class Worker {
     func welcome(_ message: Message) throws {
         let w = try Welcome.decode(message)
         guard message.tensors.count == 1 else { throw ProtocolError("welcome needs one weights frame") }
-        let spec = try ExperimentConfig.parseWorkerSpec(w.modelSpec)
-        let expected = spec.model.parameterSpecs.map(\.spec.shape)
+        let gradient: MicroBatchGradient
+        do { gradient = try w.spec.makeGradient() } catch { throw ProtocolError("the model does not build: \(error)") }
+        let expected = gradient.model.parameterSpecs.map(\.spec.shape)
         guard expected == w.shapes else { throw ProtocolError("weights of shapes \(w.shapes) for a model of \(expected)") }
         shapes = w.shapes
         parameters = try PackedTensors.unpack(message.tensors[0], shapes: w.shapes)
-        model = spec.model
-        gradient = MicroBatchGradient(model: spec.model, loss: spec.loss, reduction: spec.reduction)
+        self.gradient = gradient
         seed = w.seed
         weightsVersion = w.weightsVersion
         runID = message.header.runID
@@ -208,56 +206,67 @@ public final class Worker {
             throw ProtocolError("task for weights \(task.weightsVersion), we hold \(weightsVersion)")
         }
         let start = Date()
-        // Samples sent with the task: two frames per leaf, copied out before the frames go.
-        var sent: [(Tensor, Tensor)] = []
-        if !usesLocalData {
-            guard task.sampleShapes.count == task.leaves.count, message.tensors.count == 2 * task.leaves.count else {
-                throw ProtocolError("task without the samples this worker needs")
-            }
-            for (i, shapes) in task.sampleShapes.enumerated() {
-                let x = try PackedTensors.unpack(message.tensors[2 * i], shapes: [shapes.inputs])[0]
-                let y = try PackedTensors.unpack(message.tensors[2 * i + 1], shapes: [shapes.targets])[0]
-                guard x.shape.first == task.leaves[i].count, y.shape.first == task.leaves[i].count else {
-                    throw ProtocolError("leaf \(i) has \(task.leaves[i].count) indices but \(x.shape.first ?? 0) samples")
-                }
-                sent.append((x, y))
-            }
-        } else if let data = localData, let bad = task.leaves.joined().first(where: { $0 < 0 || $0 >= data.count }) {
-            throw ProtocolError("sample index \(bad) outside the dataset of \(data.count)")
-        }
+        let sent = try samplesSent(with: task, message: message)
         let tree = GradientTree(leafCount: task.leafCount)
-        var blocks: [ResultMessage.Block] = []
-        var frames: [OutgoingFrame] = []
         let ranges = tree.blocks(covering: task.range)
         let shared = sharedResults != nil && task.sharedSlot >= 0 && task.sharedSlot + ranges.count <= resultSlots
-        let floats = shapes.reduce(0) { $0 + $1.reduce(1, *) }
+        var blocks: [ResultMessage.Block] = []
+        var frames: [OutgoingFrame] = []
         for block in ranges {
-            func leafSum(_ leaf: Int) throws -> GradientSum {
-                try heartbeatIfDue(socket)
-                let k = leaf - task.first
-                let indices = task.leaves[k]
-                let (x, y) = usesLocalData ? assembler.assemble(indices, from: localData!) : sent[k]
-                let context = ForwardContext(training: true, seed: seed, step: Int(step), sampleIndices: indices)
-                return gradient(parameters: parameters, inputs: x, targets: y, context: context)
-            }
-            let slot = (task.sharedSlot + blocks.count) * floats
-            let sum: GradientSum
-            if shared && block.count > 1 {
-                // The block's last addition writes straight into its shared slot.
-                let (l, r) = GradientTree.children(of: block)
-                sum = GradientSum.sum(try tree.sum(l, leaf: leafSum), try tree.sum(r, leaf: leafSum),
-                                      into: sharedResults!.tensors(at: slot, shapes: shapes))
-            } else {
-                sum = try tree.sum(block, leaf: leafSum)
-                if shared { sharedResults!.write(sum.gradients, at: slot) }
-            }
-            if !shared {
-                // One frame per parameter, straight from the gradient tensors: no packing copy.
-                frames += sum.gradients.map { TensorBox($0).frame }
-            }
+            let sum = try blockSum(block, of: tree, task: task, step: step, sent: sent, gradient: gradient,
+                                   sharedSlot: shared ? task.sharedSlot + blocks.count : nil, socket: socket)
+            // One frame per parameter, straight from the gradient tensors: no packing copy.
+            if !shared { frames += sum.gradients.map { TensorBox($0).frame } }
             blocks.append(.init(range: block, lossSum: sum.lossSum, samples: sum.samples, correct: sum.correct))
         }
         let result = ResultMessage(taskID: task.taskID, blocks: blocks, computeSeconds: Date().timeIntervalSince(start), shared: shared)
         try send(socket, .result, step: step, body: result.encode(), tensors: frames)
+    }
+
+    /// The samples a task carries (two frames per leaf), copied out before the frames go; none
+    /// when this worker reads its own copy of the data (then the indices are checked).
+    func samplesSent(with task: TaskMessage, message: Message) throws -> [(Tensor, Tensor)] {
+        if usesLocalData {
+            if let data = localData, let bad = task.leaves.joined().first(where: { $0 < 0 || $0 >= data.count }) {
+                throw ProtocolError("sample index \(bad) outside the dataset of \(data.count)")
+            }
+            return []
+        }
+        guard task.sampleShapes.count == task.leaves.count, message.tensors.count == 2 * task.leaves.count else {
+            throw ProtocolError("task without the samples this worker needs")
+        }
+        var sent: [(Tensor, Tensor)] = []
+        for (i, shapes) in task.sampleShapes.enumerated() {
+            let x = try PackedTensors.unpack(message.tensors[2 * i], shapes: [shapes.inputs])[0]
+            let y = try PackedTensors.unpack(message.tensors[2 * i + 1], shapes: [shapes.targets])[0]
+            guard x.shape.first == task.leaves[i].count, y.shape.first == task.leaves[i].count else {
+                throw ProtocolError("leaf \(i) has \(task.leaves[i].count) indices but \(x.shape.first ?? 0) samples")
+            }
+            sent.append((x, y))
+        }
+        return sent
+    }
+
+    /// The gradient sum of one tree block, its leaves computed here. With a shared slot the
+    /// block's last addition writes straight into it (the coordinator reads it there).
+    func blockSum(_ block: Range<Int>, of tree: GradientTree, task: TaskMessage, step: UInt64, sent: [(Tensor, Tensor)],
+                  gradient: MicroBatchGradient, sharedSlot: Int?, socket: ZMQSocket) throws -> GradientSum {
+        func leafSum(_ leaf: Int) throws -> GradientSum {
+            try heartbeatIfDue(socket)
+            let k = leaf - task.first
+            let indices = task.leaves[k]
+            let (x, y) = usesLocalData ? assembler.assemble(indices, from: localData!) : sent[k]
+            let context = ForwardContext(training: true, seed: seed, step: Int(step), sampleIndices: indices)
+            return gradient(parameters: parameters, inputs: x, targets: y, context: context)
+        }
+        guard let sharedSlot, let sharedResults else { return try tree.sum(block, leaf: leafSum) }
+        let slot = sharedResults.tensors(at: sharedSlot * shapes.reduce(0) { $0 + $1.reduce(1, *) }, shapes: shapes)
+        guard block.count > 1 else {
+            let sum = try tree.sum(block, leaf: leafSum)
+            sharedResults.write(sum.gradients, at: sharedSlot * shapes.reduce(0) { $0 + $1.reduce(1, *) })
+            return sum
+        }
+        let (l, r) = GradientTree.children(of: block)
+        return GradientSum.sum(try tree.sum(l, leaf: leafSum), try tree.sum(r, leaf: leafSum), into: slot)
     }
 }

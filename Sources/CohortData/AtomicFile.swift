@@ -4,8 +4,8 @@ import Foundation
 /// temp file in the same directory, fsync, rename over the target, fsync the directory.
 /// `durable: false` skips both fsyncs: still never torn for a reader, but a crash may lose the
 /// newest version (for files rewritten often and derived from others, like a refreshed plot).
-public enum AtomicFile {
-    public static func write(_ data: Data, to path: String, durable: Bool = true) throws {
+package enum AtomicFile {
+    package static func write(_ data: Data, to path: String, durable: Bool = true) throws {
         let url = URL(fileURLWithPath: path)
         let directory = url.deletingLastPathComponent().path
         let temp = "\(directory)/.\(url.lastPathComponent).tmp-\(getpid())"
@@ -33,20 +33,20 @@ public enum AtomicFile {
         if dirFD >= 0 { fsync(dirFD); close(dirFD) }
     }
 
-    public static func write(_ text: String, to path: String, durable: Bool = true) throws {
+    package static func write(_ text: String, to path: String, durable: Bool = true) throws {
         try write(Data(text.utf8), to: path, durable: durable)
     }
 }
 
 /// A failed system call, with errno and the file it was about.
-public struct POSIXFailure: Error, CustomStringConvertible {
-    public var call: String
-    public var path: String
-    public var code: Int32
+package struct POSIXFailure: Error, CustomStringConvertible {
+    package var call: String
+    package var path: String
+    package var code: Int32
 
-    public init(call: String, path: String) {
+    package init(call: String, path: String) {
         self.call = call; self.path = path; self.code = errno
     }
 
-    public var description: String { "\(call)(\(path)) failed: \(String(cString: strerror(code))) (errno \(code))" }
+    package var description: String { "\(call)(\(path)) failed: \(String(cString: strerror(code))) (errno \(code))" }
 }

@@ -1,12 +1,12 @@
 /// A data file that cannot be used: which file, where in it (CSV line), and what is wrong.
-public struct DataError: Error, CustomStringConvertible, Sendable {
-    public var file: String
-    public var line: Int?
-    public var message: String
+package struct DataError: Error, CustomStringConvertible, Sendable {
+    package var file: String
+    package var line: Int?
+    package var message: String
 
-    public init(file: String, line: Int? = nil, _ message: String) {
+    package init(file: String, line: Int? = nil, _ message: String) {
         self.file = file; self.line = line; self.message = message
     }
 
-    public var description: String { "\(file)\(line.map { ":\($0)" } ?? ""): \(message)" }
+    package var description: String { "\(file)\(line.map { ":\($0)" } ?? ""): \(message)" }
 }

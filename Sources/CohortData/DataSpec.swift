@@ -2,8 +2,8 @@ import CohortTensor
 import Foundation
 
 /// Where a run's data comes from and how it is prepared: the `data` section of a config.
-public struct DataSpec: Sendable {
-    public enum Source: Sendable {
+package struct DataSpec: Sendable {
+    package enum Source: Sendable {
         case synthetic(SyntheticDataset, samples: Int, noise: Float, classes: Int, length: Int)
         case inline(inputs: Tensor, targets: Tensor)
         /// The four IDX files in a directory; `fashion` only changes the name.
@@ -12,27 +12,27 @@ public struct DataSpec: Sendable {
         case npy(x: String, y: String, testX: String?, testY: String?)
     }
 
-    public var source: Source
-    public var normalization: Normalization
+    package var source: Source
+    package var normalization: Normalization
     /// Hold out this fraction of the training set (seeded) for evaluation.
-    public var validationFraction: Double?
+    package var validationFraction: Double?
     /// Use only the first N training samples (quick experiments).
-    public var limit: Int?
+    package var limit: Int?
     /// Turn class indices into one-hot rows.
-    public var oneHot: Bool
+    package var oneHot: Bool
 
-    public init(source: Source, normalization: Normalization, validationFraction: Double? = nil, limit: Int? = nil, oneHot: Bool = false) {
+    package init(source: Source, normalization: Normalization, validationFraction: Double? = nil, limit: Int? = nil, oneHot: Bool = false) {
         self.source = source; self.normalization = normalization; self.validationFraction = validationFraction
         self.limit = limit; self.oneHot = oneHot
     }
 
     /// The default MNIST directory: $COHORT_DATA, else ../shared/data/mnist.
-    public static var defaultMNISTDirectory: String {
+    package static var defaultMNISTDirectory: String {
         ProcessInfo.processInfo.environment["COHORT_DATA"] ?? "../shared/data/mnist"
     }
 
     /// Loads the training set and the evaluation set (validation split, else the source's test set).
-    public func load(seed: UInt64) throws(DataError) -> (train: Dataset, evaluation: Dataset?) {
+    package func load(seed: UInt64) throws(DataError) -> (train: Dataset, evaluation: Dataset?) {
         var (train, test) = try loadRaw(seed: seed)
         if let limit, limit < train.count { train = train.subset(Array(0..<limit), name: train.name) }
         var evaluation = test
@@ -48,7 +48,7 @@ public struct DataSpec: Sendable {
 
     /// The training set as its source gives it (before normalization), with the same limit and
     /// validation split as training used: what a normalizer is fitted to.
-    public func loadRawTraining(seed: UInt64) throws(DataError) -> Dataset {
+    package func loadRawTraining(seed: UInt64) throws(DataError) -> Dataset {
         var (train, _) = try loadRaw(seed: seed)
         if let limit, limit < train.count { train = train.subset(Array(0..<limit), name: train.name) }
         if let fraction = validationFraction, fraction > 0 { train = train.split(validationFraction: fraction, seed: seed).train }

@@ -1,14 +1,14 @@
 import Foundation
 
 /// MD5 (RFC 1321), only to check downloads against the checksums the MNIST mirrors publish.
-public enum MD5 {
+package enum MD5 {
     static let s: [UInt32] = [7, 12, 17, 22, 7, 12, 17, 22, 7, 12, 17, 22, 7, 12, 17, 22,
                               5, 9, 14, 20, 5, 9, 14, 20, 5, 9, 14, 20, 5, 9, 14, 20,
                               4, 11, 16, 23, 4, 11, 16, 23, 4, 11, 16, 23, 4, 11, 16, 23,
                               6, 10, 15, 21, 6, 10, 15, 21, 6, 10, 15, 21, 6, 10, 15, 21]
     static let k: [UInt32] = (0..<64).map { UInt32(truncatingIfNeeded: Int64(abs(sin(Double($0 + 1))) * 4_294_967_296)) }
 
-    public static func hexDigest(_ data: Data) -> String {
+    package static func hexDigest(_ data: Data) -> String {
         var message = [UInt8](data)
         let bitLength = UInt64(message.count) &* 8
         message.append(0x80)

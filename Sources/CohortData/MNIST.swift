@@ -2,8 +2,8 @@ import CohortTensor
 import Foundation
 
 /// MNIST and Fashion-MNIST: the same four IDX files, gzip-compressed or raw.
-public enum MNIST {
-    public enum Split: String, Sendable { case train, test }
+package enum MNIST {
+    package enum Split: String, Sendable { case train, test }
 
     static func fileStem(_ split: Split) -> (images: String, labels: String) {
         split == .train ? ("train-images-idx3-ubyte", "train-labels-idx1-ubyte") : ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
@@ -18,7 +18,7 @@ public enum MNIST {
     }
 
     /// Images as [N, 1, 28, 28] Float32 in [0, 255] (scale them in the pipeline) and labels [N].
-    public static func load(directory: String, split: Split, name: String = "mnist") throws(DataError) -> Dataset {
+    package static func load(directory: String, split: Split, name: String = "mnist") throws(DataError) -> Dataset {
         let stem = fileStem(split)
         let imagesPath = try locate(stem.images, in: directory)
         let labelsPath = try locate(stem.labels, in: directory)

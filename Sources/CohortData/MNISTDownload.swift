@@ -6,30 +6,30 @@ import FoundationNetworking
 
 /// `cohort data mnist --to DIR`: fetches the four MNIST (or Fashion-MNIST) files from public
 /// mirrors, checks each against its published MD5 and decodes it before keeping it.
-public enum MNISTDownload {
-    public static let files = ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
+package enum MNISTDownload {
+    package static let files = ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
                                "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"]
 
     /// The MD5 sums the mirrors publish (torchvision lists the same).
-    public static let mnistChecksums = [
+    package static let mnistChecksums = [
         "train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
         "train-labels-idx1-ubyte.gz": "d53e105ee54ea40749a09fcbcd1e9432",
         "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
         "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c",
     ]
-    public static let fashionChecksums = [
+    package static let fashionChecksums = [
         "train-images-idx3-ubyte.gz": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
         "train-labels-idx1-ubyte.gz": "25c81989df183df01b3e8a0aad5dffbe",
         "t10k-images-idx3-ubyte.gz": "bef4ecab320f06d8554ea6380940ec79",
         "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310",
     ]
-    public static let mnistMirrors = ["https://ossci-datasets.s3.amazonaws.com/mnist/",
+    package static let mnistMirrors = ["https://ossci-datasets.s3.amazonaws.com/mnist/",
                                       "https://storage.googleapis.com/cvdf-datasets/mnist/"]
-    public static let fashionMirrors = ["http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"]
+    package static let fashionMirrors = ["http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"]
 
     /// Downloads into `directory`, trying each mirror in turn. A file already present with the
     /// right checksum is kept. Nothing is written unless its checksum and contents check out.
-    public static func fetch(to directory: String, mirrors: [String], checksums: [String: String],
+    package static func fetch(to directory: String, mirrors: [String], checksums: [String: String],
                              logger: Logger = Logger(label: "cohort.data")) throws(DataError) {
         do { try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) } catch {
             throw DataError(file: directory, "cannot create the directory: \(error.localizedDescription)")

@@ -3,14 +3,14 @@ import Foundation
 
 /// NumPy .npy files (format 1.0–3.0): magic "\x93NUMPY", version, header length, a Python dict
 /// literal {'descr': '<f4', 'fortran_order': False, 'shape': (N, ...)}, then the data in C order.
-public enum NPY {
-    public static func read(path: String) throws(DataError) -> Tensor {
+package enum NPY {
+    package static func read(path: String) throws(DataError) -> Tensor {
         guard FileManager.default.fileExists(atPath: path) else { throw DataError(file: path, "no such file") }
         guard let data = FileManager.default.contents(atPath: path) else { throw DataError(file: path, "cannot read the file") }
         return try parse(data, file: path)
     }
 
-    public static func parse(_ data: Data, file: String) throws(DataError) -> Tensor {
+    package static func parse(_ data: Data, file: String) throws(DataError) -> Tensor {
         let bytes = [UInt8](data.prefix(12))
         guard bytes.count >= 10, bytes[0] == 0x93, Array(bytes[1..<6]) == Array("NUMPY".utf8) else {
             throw DataError(file: file, "wrong magic number: not a NumPy .npy file")
@@ -69,7 +69,7 @@ public enum NPY {
     }
 
     /// Writes a float32 array (for tests and for handing arrays back to Python).
-    public static func encode(_ t: Tensor) -> Data {
+    package static func encode(_ t: Tensor) -> Data {
         let shape = t.shape.count == 1 ? "(\(t.shape[0]),)" : "(" + t.shape.map(String.init).joined(separator: ", ") + ")"
         var header = "{'descr': '<f4', 'fortran_order': False, 'shape': \(shape), }"
         while (10 + header.utf8.count + 1) % 64 != 0 { header += " " }

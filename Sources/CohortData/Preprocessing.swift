@@ -2,7 +2,7 @@ import CohortTensor
 
 /// How inputs are brought to a common scale. Statistics always come from the training set and
 /// are applied unchanged to validation and test data.
-public enum Normalization: String, Sendable, CaseIterable {
+package enum Normalization: String, Sendable, CaseIterable {
     case none
     /// Divide by 255: bytes (images) to [0, 1].
     case scale
@@ -11,12 +11,12 @@ public enum Normalization: String, Sendable, CaseIterable {
 }
 
 /// The fitted statistics of a normalization, applicable to any split.
-public struct Normalizer: Sendable {
-    public let kind: Normalization
-    public let mean: Tensor?
-    public let std: Tensor?
+package struct Normalizer: Sendable {
+    package let kind: Normalization
+    package let mean: Tensor?
+    package let std: Tensor?
 
-    public init(fitting kind: Normalization, to training: Dataset) {
+    package init(fitting kind: Normalization, to training: Dataset) {
         self.kind = kind
         guard kind == .standardize else { mean = nil; std = nil; return }
         let features = training.sampleShape.reduce(1, *)
@@ -28,7 +28,7 @@ public struct Normalizer: Sendable {
         mean = m; std = s
     }
 
-    public func apply(_ dataset: Dataset) -> Dataset {
+    package func apply(_ dataset: Dataset) -> Dataset {
         var out = dataset
         switch kind {
         case .none: return dataset
@@ -47,7 +47,7 @@ public struct Normalizer: Sendable {
 
 extension Dataset {
     /// A seeded split into (train, validation): `fraction` of the samples go to validation.
-    public func split(validationFraction fraction: Double, seed: UInt64) -> (train: Dataset, validation: Dataset) {
+    package func split(validationFraction fraction: Double, seed: UInt64) -> (train: Dataset, validation: Dataset) {
         let order = seededPermutation(count, seed: seed, stream: RandomStream(purpose: RandomStream.data, a: 0xfeed))
         let nValidation = Int((Double(count) * fraction).rounded())
         let validation = Array(order.prefix(nValidation)).sorted()
@@ -56,7 +56,7 @@ extension Dataset {
     }
 
     /// Class indices as one-hot rows [N, C].
-    public func oneHot() -> Dataset {
+    package func oneHot() -> Dataset {
         guard let classes, targets.rank == 1 else { return self }
         var t = Tensor.zeros([count, classes])
         for i in 0..<count { t[i, Int(targets[flat: i])] = 1 }
@@ -66,7 +66,7 @@ extension Dataset {
     }
 
     /// Class counts of integer labels.
-    public func classCounts() -> [Int] {
+    package func classCounts() -> [Int] {
         var counts = [Int](repeating: 0, count: classes ?? 0)
         for i in 0..<count { let c = Int(targets[flat: i]); if c >= 0 && c < counts.count { counts[c] += 1 } }
         return counts

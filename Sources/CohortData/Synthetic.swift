@@ -2,7 +2,7 @@ import CohortTensor
 import Foundation
 
 /// Built-in datasets generated from the seed, for learning and for `make run` without a download.
-public enum SyntheticDataset: String, Sendable, CaseIterable {
+package enum SyntheticDataset: String, Sendable, CaseIterable {
     /// The four XOR points of lecture 002, repeated; targets 0/1.
     case xor
     /// Two interleaved spirals in the plane, two classes (Lang & Witbrock's benchmark).
@@ -17,7 +17,7 @@ public enum SyntheticDataset: String, Sendable, CaseIterable {
     case sequence
 
     /// Generates `samples` points; `noise` is the standard deviation of Gaussian jitter.
-    public func generate(samples: Int, noise: Float, classes: Int = 2, length: Int = 20, seed: UInt64) -> Dataset {
+    package func generate(samples: Int, noise: Float, classes: Int = 2, length: Int = 20, seed: UInt64) -> Dataset {
         if self == .sequence { return generateSequences(samples: samples, length: length, seed: seed) }
         let rng = Philox(seed: seed)
         let stream = RandomStream(purpose: RandomStream.data, a: UInt32(SyntheticDataset.allCases.firstIndex(of: self)!))

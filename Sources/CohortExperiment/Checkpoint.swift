@@ -1,6 +1,7 @@
 import CohortData
 import CohortNN
 import CohortTensor
+import CohortTraining
 import Foundation
 
 /// A checkpoint: everything needed to continue a run bit for bit, in one safetensors file.
@@ -8,18 +9,18 @@ import Foundation
 /// stored as `optimizer.<parameter>.<state>` (e.g. `optimizer.0.weight.exp_avg`); the step,
 /// the optimizer's update count, the seed and the config's hash go in `__metadata__`. The data
 /// order needs no cursor of its own: it follows from the seed and the step.
-public struct Checkpoint: Sendable {
-    public static let formatVersion = "1"
+package struct Checkpoint: Sendable {
+    package static let formatVersion = "1"
 
-    public var step: Int
-    public var optimizerStep: Int
-    public var parameters: [Tensor]
-    public var optimizerState: [[Tensor]]
-    public var configHash: String
+    package var step: Int
+    package var optimizerStep: Int
+    package var parameters: [Tensor]
+    package var optimizerState: [[Tensor]]
+    package var configHash: String
 
     /// SHA-256 of the resolved config without the sections that may change on resume
     /// (cluster: where and how many workers; checkpoint: how often to save).
-    public static func configHash(_ config: ExperimentConfig) -> String {
+    package static func configHash(_ config: ExperimentConfig) -> String {
         var hash = SHA256()
         let kept = config.resolvedYAML.split(separator: "\n", omittingEmptySubsequences: false)
         var skipping = false
@@ -32,7 +33,7 @@ public struct Checkpoint: Sendable {
         return hash.hexDigest()
     }
 
-    public func write(to path: String, model: Sequential, optimizer: Optimizer, config: ExperimentConfig) throws {
+    package func write(to path: String, model: Sequential, optimizer: Optimizer, config: ExperimentConfig) throws {
         var entries = zip(model.parameterNames, parameters).map { Safetensors.Entry($0, $1) }
         for (name, states) in zip(model.parameterNames, optimizerState) {
             for (stateName, tensor) in zip(optimizer.rule.stateNames, states) {
@@ -46,7 +47,7 @@ public struct Checkpoint: Sendable {
     }
 
     /// Reads and checks a checkpoint against the model and optimizer it must continue.
-    public static func read(_ path: String, model: Sequential, optimizer: Optimizer) throws -> Checkpoint {
+    package static func read(_ path: String, model: Sequential, optimizer: Optimizer) throws -> Checkpoint {
         let (entries, metadata) = try Safetensors.read(path: path)
         func fail(_ problem: String) -> Safetensors.FormatError { Safetensors.FormatError(path: path, problem: problem) }
         guard metadata["cohort_checkpoint"] == formatVersion, let step = Int(metadata["step"] ?? ""),
@@ -71,15 +72,15 @@ public struct Checkpoint: Sendable {
 
 /// checkpoints/step-N.safetensors in a run directory: written every `every` steps, the newest
 /// `keepLast` kept.
-public struct CheckpointDirectory {
-    public let path: String
+package struct CheckpointDirectory {
+    package let path: String
 
-    public init(runDirectory: String) { path = "\(runDirectory)/checkpoints" }
+    package init(runDirectory: String) { path = "\(runDirectory)/checkpoints" }
 
-    public func file(step: Int) -> String { "\(path)/step-\(step).safetensors" }
+    package func file(step: Int) -> String { "\(path)/step-\(step).safetensors" }
 
     /// Checkpoint steps present, newest first (temp files of an interrupted write are ignored).
-    public func steps() -> [Int] {
+    package func steps() -> [Int] {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []
         return names.compactMap { name -> Int? in
             guard name.hasPrefix("step-"), name.hasSuffix(".safetensors") else { return nil }
@@ -87,14 +88,14 @@ public struct CheckpointDirectory {
         }.sorted(by: >)
     }
 
-    public func save(_ checkpoint: Checkpoint, model: Sequential, optimizer: Optimizer, config: ExperimentConfig, keepLast: Int) throws {
+    package func save(_ checkpoint: Checkpoint, model: Sequential, optimizer: Optimizer, config: ExperimentConfig, keepLast: Int) throws {
         try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
         try checkpoint.write(to: file(step: checkpoint.step), model: model, optimizer: optimizer, config: config)
         for old in steps().dropFirst(keepLast) { try? FileManager.default.removeItem(atPath: file(step: old)) }
     }
 
     /// The newest checkpoint that reads back whole, with the reasons older ones were passed over.
-    public func newestValid(model: Sequential, optimizer: Optimizer) -> (checkpoint: Checkpoint?, skipped: [String]) {
+    package func newestValid(model: Sequential, optimizer: Optimizer) -> (checkpoint: Checkpoint?, skipped: [String]) {
         var skipped: [String] = []
         for step in steps() {
             do { return (try Checkpoint.read(file(step: step), model: model, optimizer: optimizer), skipped) } catch {

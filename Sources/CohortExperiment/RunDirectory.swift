@@ -1,55 +1,17 @@
 import CohortData
 import CohortNN
 import CohortTensor
+import CohortTraining
 import Foundation
 
-/// A JSON value written with keys in the order given, so metrics lines read step, epoch, loss, ...
-public enum JSON: Sendable {
-    case number(Double)
-    case int(Int)
-    case string(String)
-    case bool(Bool)
-    case null
-    case array([JSON])
-    case object([(String, JSON)])
-
-    public var text: String {
-        switch self {
-        case .number(let v): return v.isFinite ? "\(v)" : "null"
-        case .int(let v): return "\(v)"
-        case .string(let s): return Self.quote(s)
-        case .bool(let b): return b ? "true" : "false"
-        case .null: return "null"
-        case .array(let items): return "[" + items.map(\.text).joined(separator: ",") + "]"
-        case .object(let pairs): return "{" + pairs.map { Self.quote($0.0) + ":" + $0.1.text }.joined(separator: ",") + "}"
-        }
-    }
-
-    static func quote(_ s: String) -> String {
-        var out = "\""
-        for scalar in s.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\t": out += "\\t"
-            case "\r": out += "\\r"
-            default:
-                if scalar.value < 0x20 { out += String(format: "\\u%04x", scalar.value) } else { out.unicodeScalars.append(scalar) }
-            }
-        }
-        return out + "\""
-    }
-}
-
 /// runs/<name>/: config.yaml, metrics.jsonl, final.safetensors, summary.json (DESIGN.md).
-public final class RunDirectory {
-    public let path: String
+package final class RunDirectory {
+    package let path: String
     private let metrics: FileHandle
 
     /// Creates the directory. Without an explicit path it is runs/<name>, or runs/<name>-2, -3, ...
     /// when that exists, so an earlier run is never overwritten.
-    public init(explicit: String?, name: String, resolvedConfig: String) throws {
+    package init(explicit: String?, name: String, resolvedConfig: String) throws {
         let fm = FileManager.default
         if let explicit {
             path = explicit
@@ -71,7 +33,7 @@ public final class RunDirectory {
 
     /// Reopens an existing run directory to continue it: metrics.jsonl keeps the records up to
     /// and including `step` (later ones belong to the interrupted attempt) and grows from there.
-    public init(resuming path: String, atStep step: Int) throws {
+    package init(resuming path: String, atStep step: Int) throws {
         self.path = path
         let metricsPath = "\(path)/metrics.jsonl"
         let lines = ((try? String(contentsOfFile: metricsPath, encoding: .utf8)) ?? "").split(separator: "\n")
@@ -93,7 +55,7 @@ public final class RunDirectory {
 
     /// Appends one JSON object as a line of metrics.jsonl, and its numbers to the TensorBoard
     /// events (train/<key> for step records, eval/<key> for evaluations).
-    public func appendMetrics(_ record: JSON) {
+    package func appendMetrics(_ record: JSON) {
         metrics.write(Data((record.text + "\n").utf8))
         guard case .object(let pairs) = record, let step = pairs.first(where: { $0.0 == "step" }).flatMap({ pair -> Int? in
             if case .int(let s) = pair.1 { return s } else { return nil }
@@ -112,7 +74,7 @@ public final class RunDirectory {
         tensorBoard?.scalars(scalars, step: step)
     }
 
-    public func writeWeights(_ model: Sequential, _ parameters: [Tensor], file: String = "final.safetensors",
+    package func writeWeights(_ model: Sequential, _ parameters: [Tensor], file: String = "final.safetensors",
                              metadata: [String: String] = [:]) throws {
         let entries = zip(model.parameterNames, parameters).map { Safetensors.Entry($0, $1) }
         try Safetensors.write(entries, metadata: metadata, to: "\(path)/\(file)")
@@ -121,7 +83,7 @@ public final class RunDirectory {
     /// Rewrites curves.svg from the step records so far and any evaluation points.
     /// `durable: false` for the refreshes during a run (no fsync: the plot is derived from
     /// metrics.jsonl, and the final one is written durably).
-    public func writeCurves(title: String, steps: [StepRecord], evaluations: [(step: Int, loss: Double, accuracy: Double?)],
+    package func writeCurves(title: String, steps: [StepRecord], evaluations: [(step: Int, loss: Double, accuracy: Double?)],
                             durable: Bool = true) throws {
         let loss = Curves.thin(steps.map { (Double($0.step), $0.loss) })
         let accuracy = Curves.thin(steps.compactMap { r in r.accuracy.map { (Double(r.step), $0) } })
@@ -135,23 +97,7 @@ public final class RunDirectory {
         try AtomicFile.write(svg, to: "\(path)/curves.svg", durable: durable)
     }
 
-    public func writeSummary(_ summary: JSON) throws {
+    package func writeSummary(_ summary: JSON) throws {
         try AtomicFile.write(summary.text + "\n", to: "\(path)/summary.json")
-    }
-}
-
-extension StepRecord {
-    public var json: JSON {
-        var pairs: [(String, JSON)] = [
-            ("step", .int(step)), ("epoch", .int(epoch)), ("loss", .number(loss)),
-        ]
-        if let accuracy { pairs.append(("accuracy", .number(accuracy))) }
-        pairs += [
-            ("lr", .number(Double("\(learningRate)") ?? Double(learningRate))), ("grad_norm", .number(gradientNorm)), ("clipped", .bool(clipped)),
-            ("samples", .int(samples)), ("step_time_s", .number(seconds)),
-            ("samples_per_s", .number(seconds > 0 ? Double(samples) / seconds : 0)),
-            ("reduce_s", .number(reduceSeconds)), ("update_s", .number(updateSeconds)),
-        ]
-        return .object(pairs + executor)
     }
 }

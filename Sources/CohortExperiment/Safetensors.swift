@@ -1,25 +1,26 @@
 import CohortTensor
 import CohortData
+import CohortTraining
 import Foundation
 
 /// The safetensors format (Hugging Face): an 8-byte little-endian header length N, N bytes of
 /// JSON mapping each tensor name to {dtype, shape, data_offsets} plus an optional string map
 /// "__metadata__", then the raw little-endian data. PyTorch loads it with safetensors.torch.
-public enum Safetensors {
-    public struct Entry: Sendable {
-        public var name: String
-        public var tensor: Tensor
-        public init(_ name: String, _ tensor: Tensor) { self.name = name; self.tensor = tensor }
+package enum Safetensors {
+    package struct Entry: Sendable {
+        package var name: String
+        package var tensor: Tensor
+        package init(_ name: String, _ tensor: Tensor) { self.name = name; self.tensor = tensor }
     }
 
-    public struct FormatError: Error, CustomStringConvertible {
-        public var path: String
-        public var problem: String
-        public var description: String { "\(path): not a valid safetensors file: \(problem)" }
+    package struct FormatError: Error, CustomStringConvertible {
+        package var path: String
+        package var problem: String
+        package var description: String { "\(path): not a valid safetensors file: \(problem)" }
     }
 
     /// Encodes tensors (in the given order) and metadata.
-    public static func encode(_ entries: [Entry], metadata: [String: String] = [:]) -> Data {
+    package static func encode(_ entries: [Entry], metadata: [String: String] = [:]) -> Data {
         var header: [String: Any] = [:]
         var offset = 0
         for entry in entries {
@@ -49,19 +50,19 @@ public enum Safetensors {
     }
 
     /// Writes atomically (temp file, fsync, rename).
-    public static func write(_ entries: [Entry], metadata: [String: String] = [:], to path: String) throws {
+    package static func write(_ entries: [Entry], metadata: [String: String] = [:], to path: String) throws {
         try AtomicFile.write(encode(entries, metadata: metadata), to: path)
     }
 
     /// Reads every tensor (F32, F64, F16 not supported) and the metadata; checks every length.
-    public static func read(path: String) throws -> (entries: [Entry], metadata: [String: String]) {
+    package static func read(path: String) throws -> (entries: [Entry], metadata: [String: String]) {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw FormatError(path: path, problem: "cannot read the file")
         }
         return try decode(data, path: path)
     }
 
-    public static func decode(_ data: Data, path: String = "<memory>") throws -> (entries: [Entry], metadata: [String: String]) {
+    package static func decode(_ data: Data, path: String = "<memory>") throws -> (entries: [Entry], metadata: [String: String]) {
         func fail(_ problem: String) -> FormatError { FormatError(path: path, problem: problem) }
         guard data.count >= 8 else { throw fail("shorter than its 8-byte header length") }
         let headerLength = data.prefix(8).enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) }

@@ -1,12 +1,13 @@
 import CohortNN
 import CohortTensor
+import CohortTraining
 import Foundation
 
 /// The lecture trace: for each iteration, the forward values of every layer, the loss, the
 /// gradient of the loss with respect to every layer output and every parameter, and the updated
 /// parameters, laid out like the worked example of lecture 003 so a student can check each line.
-public enum LectureTrace {
-    public static func run(_ experiment: Experiment, steps: Int? = nil, decimals: Int = 4, print emit: (String) -> Void) throws {
+package enum LectureTrace {
+    package static func run(_ experiment: Experiment, steps: Int? = nil, decimals: Int = 4, print emit: (String) -> Void) throws {
         var trainer = Trainer(experiment: experiment)
         var executor = LocalExecutor(experiment: experiment)
         let model = experiment.model

@@ -1,132 +1,171 @@
 import CohortData
 import CohortNN
 import CohortTensor
+import CohortTraining
+import Dispatch
 import Foundation
 import Logging
 
-/// A whole `cohort train`: the trainer, its executor and its run directory.
-public struct TrainingRun {
+/// A whole `cohort train` around the trainer: metrics.jsonl and TensorBoard as it goes,
+/// evaluations and checkpoints when due, the periodic step line, and at the end the weights,
+/// summary.json and curves.svg.
+package final class TrainingRun {
     /// Metadata key of the periodic step lines.
-    public static let progressMetadataKey = "progress"
+    package static let progressMetadataKey = "progress"
     /// How often curves.svg is rewritten during a run.
-    public static let curveRefreshSeconds = 3.0
+    package static let curveRefreshSeconds = 3.0
 
-    public struct Result: Sendable {
-        public var parameters: [Tensor]
-        public var steps: Int
-        public var finalLoss: Double
-        public var trainLoss: Double
-        public var trainAccuracy: Double?
-        public var seconds: Double
-        public var runDirectory: String
+    package struct Result: Sendable {
+        package var parameters: [Tensor]
+        package var steps: Int
+        package var finalLoss: Double
+        package var trainLoss: Double
+        package var trainAccuracy: Double?
+        package var seconds: Double
+        package var runDirectory: String
     }
 
-    /// Trains to the end, writing metrics as it goes and the weights and summary at the end.
-    /// `updateThreads`: threads for the optimizer update (the coordinator's workers are idle
-    /// then). `logger` receives one human-readable line every `training.log_every` steps, marked with
-    /// `progressMetadataKey`, and the run's other news.
-    public static func run<E: GradientExecutor>(
-        _ experiment: Experiment, executor: inout E, runDirectory: RunDirectory,
-        resumeFrom: Checkpoint? = nil, beforeEvaluation: () -> Void = {},
-        onStep: ((StepRecord, _ total: Int) -> Void)? = nil, updateThreads: Int = 1, logger: Logger
-    ) throws -> Result {
-        var trainer = Trainer(experiment: experiment)
+    let experiment: Experiment
+    let runDirectory: RunDirectory
+    let logger: Logger
+    var trainer: Trainer
+    let checkpoints: CheckpointDirectory
+    let start = DispatchTime.now()
+    var samples = 0
+    /// Every step's record (for curves.svg), and the last epoch's (for the final training loss:
+    /// a full pass over the training set would cost as much as an epoch of forward passes).
+    var history: [StepRecord] = []
+    var recent: [StepRecord] = []
+    var evaluations: [(step: Int, loss: Double, accuracy: Double?)] = []
+    var lastCurves = DispatchTime.now()
+
+    init(_ experiment: Experiment, runDirectory: RunDirectory, resumeFrom: Checkpoint?, updateThreads: Int, logger: Logger) {
+        self.experiment = experiment
+        self.runDirectory = runDirectory
+        self.logger = logger
+        trainer = Trainer(experiment: experiment)
+        // Threads for the optimizer update: the coordinator's workers are idle then.
         trainer.updateThreads = updateThreads
         if let resumeFrom {
             trainer.restore(resumeFrom)
             logger.info("resuming at step \(resumeFrom.step)")
         }
-        let checkpoints = CheckpointDirectory(runDirectory: runDirectory.path)
-        let total = experiment.totalSteps
-        let logEvery = experiment.config.training.logEvery
-        let start = DispatchTime.now()
-        var samples = 0
-        var last: StepRecord?
-        // The training loss and accuracy reported at the end: the mean over the last epoch's steps
-        // (a full pass over the training set would cost as much as an epoch of forward passes).
-        var recent: [StepRecord] = []
-        var history: [StepRecord] = []
-        var evaluations: [(step: Int, loss: Double, accuracy: Double?)] = []
-        // curves.svg is refreshed every few seconds during the run, and at the end.
-        var lastCurves = start
-        let window = min(experiment.plan.stepsPerEpoch, total)
-        let text = "training \(experiment.config.name): \(experiment.model.parameterNames.count) parameter tensors, " +
-            "\(experiment.dataset.count) samples, \(total) steps, batch \(experiment.plan.batchSize) in \(experiment.plan.microBatches) micro-batches"
-        logger.info("\(text)")
-        while !trainer.isFinished {
-            let record = try trainer.runStep(with: &executor)
-            runDirectory.appendMetrics(record.json)
-            samples += record.samples
-            last = record
-            onStep?(record, total)
-            recent.append(record)
-            if recent.count > window { recent.removeFirst() }
-            history.append(record)
-            if let every = experiment.config.evaluation.everySteps, record.step % every == 0, record.step < total,
-               let evaluation = experiment.evaluation {
-                let (loss, accuracy) = trainer.evaluate(on: evaluation)
-                evaluations.append((record.step, loss, accuracy))
-                runDirectory.appendMetrics(.object([("step", .int(record.step)), ("eval_set", .string(evaluation.name)),
-                                                    ("eval_loss", .number(loss))] + (accuracy.map { [("eval_accuracy", JSON.number($0))] } ?? [])))
-                let text = "step \(record.step): \(evaluation.name) loss \(String(format: "%.6f", loss))" +
-                    (accuracy.map { " accuracy \(String(format: "%.4f", $0))" } ?? "")
-                logger.info("\(text)")
-            }
-            if let every = experiment.config.checkpoint.everySteps, record.step % every == 0 || record.step == total {
-                try checkpoints.save(trainer.checkpoint, model: experiment.model, optimizer: trainer.optimizer,
-                                     config: experiment.config, keepLast: experiment.config.checkpoint.keepLast)
-            }
-            if seconds(since: lastCurves) >= Self.curveRefreshSeconds {
-                lastCurves = DispatchTime.now()
-                try? runDirectory.writeCurves(title: experiment.config.name, steps: history, evaluations: evaluations, durable: false)
-            }
-            if record.step % logEvery == 0 || record.step == total || record.step == 1 {
-                let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
-                var line = "step \(record.step)/\(total) epoch \(record.epoch + 1) loss \(String(format: "%.6f", record.loss))"
-                if let accuracy = record.accuracy { line += " acc \(String(format: "%.4f", accuracy))" }
-                line += " |g| \(String(format: "%.4g", record.gradientNorm)) \(String(format: "%.0f", Double(samples) / max(elapsed, 1e-9))) samples/s"
-                // Marked, so a progress bar that already shows the steps can leave these out.
-                logger.info("\(line)", metadata: [TrainingRun.progressMetadataKey: "step"])
-            }
+        checkpoints = CheckpointDirectory(runDirectory: runDirectory.path)
+    }
+
+    /// Trains to the end, writing metrics as it goes and the weights and summary at the end.
+    /// `updateThreads`: threads for the optimizer update. `logger` receives one human-readable
+    /// line every `training.log_every` steps, marked with `progressMetadataKey`, and the run's
+    /// other news.
+    package static func run<E: GradientExecutor>(
+        _ experiment: Experiment, executor: inout E, runDirectory: RunDirectory,
+        resumeFrom: Checkpoint? = nil, beforeEvaluation: () -> Void = {},
+        onStep: ((StepRecord, _ total: Int) -> Void)? = nil, updateThreads: Int = 1, logger: Logger
+    ) throws -> Result {
+        let run = TrainingRun(experiment, runDirectory: runDirectory, resumeFrom: resumeFrom, updateThreads: updateThreads, logger: logger)
+        run.announce()
+        while !run.trainer.isFinished {
+            let record = try run.trainer.runStep(with: &executor)
+            try run.record(record)
+            onStep?(record, experiment.totalSteps)
         }
-        let seconds = Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
+        let seconds = Double(DispatchTime.now().uptimeNanoseconds - run.start.uptimeNanoseconds) / 1e9
         beforeEvaluation()
+        return try run.finish(seconds: seconds, executorSummary: executor.summary(wallSeconds: seconds))
+    }
+
+    var total: Int { experiment.totalSteps }
+    var config: ExperimentConfig { experiment.config }
+
+    func announce() {
+        let plan = experiment.plan
+        let text = "training \(config.name): \(experiment.model.parameterNames.count) parameter tensors, " +
+            "\(experiment.dataset.count) samples, \(total) steps, batch \(plan.batchSize) in \(plan.microBatches) micro-batches"
+        logger.info("\(text)")
+    }
+
+    /// Everything that follows a step: its metrics line, and the evaluation, checkpoint, plot
+    /// refresh and log line when they are due.
+    func record(_ record: StepRecord) throws {
+        runDirectory.appendMetrics(record.json)
+        samples += record.samples
+        recent.append(record)
+        if recent.count > min(experiment.plan.stepsPerEpoch, total) { recent.removeFirst() }
+        history.append(record)
+        if let every = config.evaluation.everySteps, record.step % every == 0, record.step < total,
+           let (name, loss, accuracy) = evaluate() {
+            logger.info("\("step \(record.step): \(name) loss \(String(format: "%.6f", loss))" + (accuracy.map { " accuracy \(String(format: "%.4f", $0))" } ?? ""))")
+        }
+        if let every = config.checkpoint.everySteps, record.step % every == 0 || record.step == total {
+            try checkpoints.save(trainer.checkpoint(of: config), model: experiment.model, optimizer: trainer.optimizer,
+                                 config: config, keepLast: config.checkpoint.keepLast)
+        }
+        if seconds(since: lastCurves) >= Self.curveRefreshSeconds {
+            lastCurves = DispatchTime.now()
+            try? runDirectory.writeCurves(title: config.name, steps: history, evaluations: evaluations, durable: false)
+        }
+        if record.step % config.training.logEvery == 0 || record.step == total || record.step == 1 {
+            logStep(record)
+        }
+    }
+
+    /// Evaluates the current weights on the held-out set, if there is one: a metrics line, a
+    /// point of the plot and a log line.
+    @discardableResult
+    func evaluate() -> (name: String, loss: Double, accuracy: Double?)? {
+        guard let evaluation = experiment.evaluation else { return nil }
+        let (loss, accuracy) = trainer.evaluate(on: evaluation)
+        evaluations.append((trainer.step, loss, accuracy))
+        runDirectory.appendMetrics(.object([("step", .int(trainer.step)), ("eval_set", .string(evaluation.name)),
+                                            ("eval_loss", .number(loss))] + (accuracy.map { [("eval_accuracy", JSON.number($0))] } ?? [])))
+        return (evaluation.name, loss, accuracy)
+    }
+
+    func logStep(_ record: StepRecord) {
+        let elapsed = seconds(since: start)
+        var line = "step \(record.step)/\(total) epoch \(record.epoch + 1) loss \(String(format: "%.6f", record.loss))"
+        if let accuracy = record.accuracy { line += " acc \(String(format: "%.4f", accuracy))" }
+        line += " |g| \(String(format: "%.4g", record.gradientNorm)) \(String(format: "%.0f", Double(samples) / max(elapsed, 1e-9))) samples/s"
+        // Marked, so a progress bar that already shows the steps can leave these out.
+        logger.info("\(line)", metadata: [TrainingRun.progressMetadataKey: "step"])
+    }
+
+    /// The final weights, the evaluation at the end, summary.json and curves.svg.
+    func finish(seconds: Double, executorSummary: ExecutorSummary?) throws -> Result {
         let recentSamples = Double(max(recent.reduce(0) { $0 + $1.samples }, 1))
         let trainLoss = recent.reduce(0.0) { $0 + $1.loss * Double($1.samples) } / recentSamples
-        let trainAccuracy = experiment.config.training.loss.isClassification
+        let trainAccuracy = config.training.loss.isClassification
             ? recent.reduce(0.0) { $0 + ($1.accuracy ?? 0) * Double($1.samples) } / recentSamples : nil
-        let metadata = ["format": "pt", "producer": "cohort", "step": "\(trainer.step)", "config": experiment.config.name]
+        let metadata = ["format": "pt", "producer": "cohort", "step": "\(trainer.step)", "config": config.name]
         try runDirectory.writeWeights(experiment.model, trainer.parameters, metadata: metadata)
         var summary: [(String, JSON)] = [
-            ("name", .string(experiment.config.name)), ("steps", .int(trainer.step)),
-            ("final_step_loss", .number(last?.loss ?? .nan)),
+            ("name", .string(config.name)), ("steps", .int(trainer.step)),
+            ("final_step_loss", .number(history.last?.loss ?? .nan)),
             ("train_loss", .number(trainLoss)),
         ]
         if let trainAccuracy { summary.append(("train_accuracy", .number(trainAccuracy))) }
         var evaluationLine = ""
-        if let evaluation = experiment.evaluation, experiment.config.evaluation.atEnd {
-            let (loss, accuracy) = trainer.evaluate(on: evaluation)
-            summary.append(("eval_set", .string(evaluation.name)))
-            summary.append(("eval_loss", .number(loss)))
+        if config.evaluation.atEnd, let (name, loss, accuracy) = evaluate() {
+            summary += [("eval_set", .string(name)), ("eval_loss", .number(loss))]
             if let accuracy { summary.append(("eval_accuracy", .number(accuracy))) }
-            evaluations.append((trainer.step, loss, accuracy))
-            runDirectory.appendMetrics(.object([("step", .int(trainer.step)), ("eval_set", .string(evaluation.name)),
-                                                ("eval_loss", .number(loss))] + (accuracy.map { [("eval_accuracy", JSON.number($0))] } ?? [])))
-            evaluationLine = "; \(evaluation.name) loss \(String(format: "%.6f", loss))" +
-                (accuracy.map { " accuracy \(String(format: "%.4f", $0))" } ?? "")
+            evaluationLine = "; \(name) loss \(String(format: "%.6f", loss))" + (accuracy.map { " accuracy \(String(format: "%.4f", $0))" } ?? "")
         }
         summary += [
             ("wall_time_s", .number(seconds)), ("samples", .int(samples)),
             ("samples_per_s", .number(Double(samples) / max(seconds, 1e-9))),
             ("parameters", .int(trainer.parameters.reduce(0) { $0 + $1.count })),
         ]
-        summary += executor.summaryMetrics(wallSeconds: seconds)
+        summary += executorSummary?.json ?? []
         try runDirectory.writeSummary(.object(summary))
-        try runDirectory.writeCurves(title: experiment.config.name, steps: history, evaluations: evaluations)
+        try runDirectory.writeCurves(title: config.name, steps: history, evaluations: evaluations)
         let closing = "training loss over the last \(recent.count) steps \(String(format: "%.6f", trainLoss))" +
             (trainAccuracy.map { " accuracy \(String(format: "%.4f", $0))" } ?? "") + evaluationLine + "; results in \(runDirectory.path)"
         logger.info("\(closing)")
-        return Result(parameters: trainer.parameters, steps: trainer.step, finalLoss: last?.loss ?? .nan,
+        return Result(parameters: trainer.parameters, steps: trainer.step, finalLoss: history.last?.loss ?? .nan,
                       trainLoss: trainLoss, trainAccuracy: trainAccuracy, seconds: seconds, runDirectory: runDirectory.path)
     }
+}
+
+func seconds(since start: DispatchTime) -> Double {
+    Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
 }

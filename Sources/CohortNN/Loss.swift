@@ -2,7 +2,7 @@ import CohortTensor
 import Foundation
 
 /// How a batch of per-element losses becomes one number (PyTorch's `reduction`).
-public enum Reduction: String, Sendable, CaseIterable {
+public enum Reduction: String, Sendable, CaseIterable, Codable {
     /// Mean over every element (for softmax cross-entropy: over samples).
     case mean
     /// Sum over every element.
@@ -12,7 +12,7 @@ public enum Reduction: String, Sendable, CaseIterable {
 /// The losses of the lecture notes. Each is one fused op on the tape, so its gradient is the
 /// simple closed form (σ(z) − t for BCE on logits, softmax(z) − t for cross-entropy) rather than
 /// a chain of divisions that loses precision.
-public enum Loss: String, Sendable, CaseIterable {
+public enum Loss: String, Sendable, CaseIterable, Codable {
     /// −[t log p + (1 − t) log(1 − p)] on probabilities p (after a sigmoid). Lecture 000 §1.4.
     case binaryCrossEntropy = "bce"
     /// The same on logits z, computed as max(z, 0) − z·t + log(1 + e^−|z|) so it never overflows.

@@ -13,47 +13,6 @@ public protocol OptimizerRule: Sendable {
     func update(_ parameter: inout Tensor, gradient: Tensor, scale: Float, state: inout [Tensor], step: Int, lr: Float)
 }
 
-/// Gradient descent: θ ← θ − η·g (lecture 003 §3.1). Whether it is full-batch GD, single-example
-/// SGD or mini-batch GD is only the batch size. With momentum μ it keeps v ← μv + g and steps
-/// θ ← θ − η·v (Nesterov: θ ← θ − η·(g + μv)), as torch.optim.SGD.
-public struct SGD: OptimizerRule {
-    public var momentum: Float
-    public var nesterov: Bool
-
-    public init(momentum: Float = 0, nesterov: Bool = false) { self.momentum = momentum; self.nesterov = nesterov }
-
-    public var stateNames: [String] { momentum == 0 ? [] : ["momentum_buffer"] }
-
-    public func update(_ parameter: inout Tensor, gradient: Tensor, scale: Float, state: inout [Tensor], step: Int, lr: Float) {
-        let n = parameter.count
-        let mu = momentum
-        // PyTorch starts the momentum buffer at the first gradient: v₁ = g₁.
-        let decay: Float = step == 1 ? 0 : mu
-        gradient.withUnsafeBufferPointer { g in
-            parameter.withUnsafeMutableBufferPointer { p in
-                guard mu != 0 else {
-                    for i in 0..<n { p[i] -= lr * (scale * g[i]) }
-                    return
-                }
-                state[0].withUnsafeMutableBufferPointer { v in
-                    if nesterov {
-                        for i in 0..<n {
-                            let gi = scale * g[i]
-                            v[i] = decay * v[i] + gi
-                            p[i] -= lr * (gi + mu * v[i])
-                        }
-                    } else {
-                        for i in 0..<n {
-                            v[i] = decay * v[i] + scale * g[i]
-                            p[i] -= lr * v[i]
-                        }
-                    }
-                }
-            }
-        }
-    }
-}
-
 /// An optimizer over a model's parameters: the rule plus its state and the step count.
 public struct Optimizer: Sendable {
     public var rule: any OptimizerRule

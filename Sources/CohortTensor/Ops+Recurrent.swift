@@ -1,7 +1,7 @@
 /// The recurrent cells of lecture 001 (and lecture 000's Elman RNN), with PyTorch's weight
 /// layout: weight_ih is [G·H, I] and weight_hh [G·H, H] with the gates stacked in PyTorch's order
 /// (LSTM i, f, g, o; GRU r, z, n), biases [G·H] each.
-public enum RecurrentCell: String, Sendable, CaseIterable {
+public enum RecurrentCell: String, Sendable, CaseIterable, Codable {
     /// h = tanh(W_ih x + b_ih + W_hh h₋ + b_hh).
     case rnn
     /// i, f, o = σ(·), g = tanh(·) from W x + W h + b; C = f⊙C₋ + i⊙g; h = o⊙tanh(C).

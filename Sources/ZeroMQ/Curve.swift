@@ -2,12 +2,12 @@ import CZeroMQ
 import Foundation
 
 /// A CURVE key pair in Z85 text (40 characters each), as libzmq takes them.
-public struct CurveKeyPair: Sendable, Equatable {
-    public let publicKey: String
-    public let secretKey: String
+package struct CurveKeyPair: Sendable, Equatable {
+    package let publicKey: String
+    package let secretKey: String
 
     /// A fresh pair from libzmq's generator (libsodium's random source).
-    public static func generate() throws(ZMQError) -> CurveKeyPair {
+    package static func generate() throws(ZMQError) -> CurveKeyPair {
         var publicKey = [CChar](repeating: 0, count: 41), secretKey = [CChar](repeating: 0, count: 41)
         guard zmq_curve_keypair(&publicKey, &secretKey) == 0 else { throw ZMQError("zmq_curve_keypair") }
         return CurveKeyPair(publicKey: String(nulTerminated: publicKey), secretKey: String(nulTerminated: secretKey))
@@ -15,7 +15,7 @@ public struct CurveKeyPair: Sendable, Equatable {
 
     /// The pair of a secret key, its public half derived again (so a key file cannot hold a
     /// public key that does not belong to its secret).
-    public init(secretKey: String) throws(ZMQError) {
+    package init(secretKey: String) throws(ZMQError) {
         guard Z85.decode(secretKey)?.count == 32 else { errno = EINVAL; throw ZMQError("a CURVE secret key is 40 Z85 characters") }
         var publicKey = [CChar](repeating: 0, count: 41)
         guard zmq_curve_public(&publicKey, secretKey) == 0 else { throw ZMQError("zmq_curve_public") }
@@ -26,9 +26,9 @@ public struct CurveKeyPair: Sendable, Equatable {
 }
 
 /// ZeroMQ's Z85 text encoding of binary keys (RFC 32).
-public enum Z85 {
+package enum Z85 {
     /// Nil unless `text` is Z85 of a length that is a multiple of 5.
-    public static func decode(_ text: String) -> [UInt8]? {
+    package static func decode(_ text: String) -> [UInt8]? {
         let alphabet = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.-:+=^!/*?&<>()[]{}@%$#"
         guard !text.isEmpty, text.utf8.count % 5 == 0, text.allSatisfy({ alphabet.contains($0) }) else { return nil }
         var bytes = [UInt8](repeating: 0, count: text.utf8.count * 4 / 5)
@@ -36,7 +36,7 @@ public enum Z85 {
         return bytes
     }
 
-    public static func encode(_ bytes: [UInt8]) -> String? {
+    package static func encode(_ bytes: [UInt8]) -> String? {
         guard bytes.count % 4 == 0 else { return nil }
         var text = [CChar](repeating: 0, count: bytes.count * 5 / 4 + 1)
         guard zmq_z85_encode(&text, bytes, bytes.count) != nil else { return nil }
@@ -45,22 +45,22 @@ public enum Z85 {
 }
 
 /// A key file that could not be used.
-public struct CurveKeyError: Error, CustomStringConvertible, Sendable {
-    public let file: String
-    public let message: String
-    public init(file: String, _ message: String) { self.file = file; self.message = message }
-    public var description: String { "\(file): \(message)" }
+package struct CurveKeyError: Error, CustomStringConvertible, Sendable {
+    package let file: String
+    package let message: String
+    package init(file: String, _ message: String) { self.file = file; self.message = message }
+    package var description: String { "\(file): \(message)" }
 }
 
 /// Key files in the text format of ZeroMQ's certificates (czmq's zcert): NAME.key holds the public
 /// key and may be handed out; NAME.key_secret holds both keys and is readable by its owner only.
-public enum CurveKeyFile {
-    public static let publicSuffix = ".key"
-    public static let secretSuffix = ".key_secret"
+package enum CurveKeyFile {
+    package static let publicSuffix = ".key"
+    package static let secretSuffix = ".key_secret"
 
     /// Writes NAME.key and NAME.key_secret; returns their paths. Existing files are not replaced.
     @discardableResult
-    public static func write(_ pair: CurveKeyPair, base: String, comment: String = "") throws -> (public: String, secret: String) {
+    package static func write(_ pair: CurveKeyPair, base: String, comment: String = "") throws -> (public: String, secret: String) {
         let publicPath = base + publicSuffix, secretPath = base + secretSuffix
         for path in [publicPath, secretPath] where FileManager.default.fileExists(atPath: path) {
             throw CurveKeyError(file: path, "exists already; keys are never overwritten")
@@ -73,7 +73,7 @@ public enum CurveKeyFile {
 
     /// Writes NAME.key alone (a public key to hand to others); returns its path. Never replaces.
     @discardableResult
-    public static func writePublic(_ publicKey: String, base: String, comment: String = "") throws -> String {
+    package static func writePublic(_ publicKey: String, base: String, comment: String = "") throws -> String {
         let path = base + publicSuffix
         let text = header(comment) + "#   ZeroMQ CURVE Public Certificate\n#   Give this file to the coordinator (its authorized keys) or to workers (--server-key).\n\n" +
             "metadata\ncurve\n    public-key = \"\(publicKey)\"\n"
@@ -97,14 +97,14 @@ public enum CurveKeyFile {
     }
 
     /// The public key of a .key or .key_secret file.
-    public static func readPublic(_ path: String) throws -> String {
+    package static func readPublic(_ path: String) throws -> String {
         let fields = try read(path)
         guard let key = fields["public-key"] else { throw CurveKeyError(file: path, "has no public-key line") }
         return key
     }
 
     /// Both keys of a .key_secret file. A secret file that others may read is refused, as ssh does.
-    public static func readSecret(_ path: String) throws -> CurveKeyPair {
+    package static func readSecret(_ path: String) throws -> CurveKeyPair {
         var info = stat()
         if stat(path, &info) == 0, info.st_mode & 0o077 != 0 {
             throw CurveKeyError(file: path, "is readable by other users (mode \(String(info.st_mode & 0o777, radix: 8))); chmod 600 it")
@@ -120,7 +120,7 @@ public enum CurveKeyFile {
     }
 
     /// The public keys allowed to connect: one .key file, or every .key file of a directory.
-    public static func readAuthorized(_ path: String) throws -> [String] {
+    package static func readAuthorized(_ path: String) throws -> [String] {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
             throw CurveKeyError(file: path, "no such file or directory")
@@ -154,13 +154,13 @@ public enum CurveKeyFile {
 extension ZMQSocket {
     /// Makes this (bound) socket a CURVE server: every peer must know `keys.publicKey`, and traffic
     /// is encrypted. Set before bind.
-    public func makeCurveServer(_ keys: CurveKeyPair) throws(ZMQError) {
+    package func makeCurveServer(_ keys: CurveKeyPair) throws(ZMQError) {
         try set(ZMQ_CURVE_SERVER, Int32(1))
         try set(ZMQ_CURVE_SECRETKEY, bytes: Array(keys.secretKey.utf8))
     }
 
     /// Makes this socket a CURVE client of the server whose public key is `serverKey`. Set before connect.
-    public func makeCurveClient(_ keys: CurveKeyPair, serverKey: String) throws(ZMQError) {
+    package func makeCurveClient(_ keys: CurveKeyPair, serverKey: String) throws(ZMQError) {
         try set(ZMQ_CURVE_SERVERKEY, bytes: Array(serverKey.utf8))
         try set(ZMQ_CURVE_PUBLICKEY, bytes: Array(keys.publicKey.utf8))
         try set(ZMQ_CURVE_SECRETKEY, bytes: Array(keys.secretKey.utf8))
@@ -170,14 +170,14 @@ extension ZMQSocket {
 /// The ZAP handler (RFC 27) of a context: accepts a CURVE client only when its public key is on
 /// the allow-list. It answers on its own thread, because libzmq asks it during handshakes while
 /// the owner may be busy; the decisions are queued for the owner to log.
-public final class CurveAuthenticator: @unchecked Sendable {
-    public struct Decision: Sendable {
-        public let address: String
-        public let publicKey: String
-        public let accepted: Bool
+package final class CurveAuthenticator: @unchecked Sendable {
+    package struct Decision: Sendable {
+        package let address: String
+        package let publicKey: String
+        package let accepted: Bool
     }
 
-    public static let endpoint = "inproc://zeromq.zap.01"
+    package static let endpoint = "inproc://zeromq.zap.01"
     private var authorized: Set<String>
     private let lock = NSLock()
     private var stopping = false
@@ -186,7 +186,7 @@ public final class CurveAuthenticator: @unchecked Sendable {
     private var thread: Thread?
 
     /// Binds the handler in `context`; create it before the server socket binds.
-    public init(context: ZMQContext, authorized: [String]) throws(ZMQError) {
+    package init(context: ZMQContext, authorized: [String]) throws(ZMQError) {
         self.authorized = Set(authorized)
         let socket = try ZMQSocket(context, .rep)
         try socket.bind(Self.endpoint)
@@ -203,7 +203,7 @@ public final class CurveAuthenticator: @unchecked Sendable {
     deinit { stop() }
 
     /// Stops the handler thread and waits for it; safe to call more than once.
-    public func stop() {
+    package func stop() {
         let wasRunning = lock.withLock { () -> Bool in
             defer { stopping = true }
             return !stopping && thread != nil
@@ -211,10 +211,10 @@ public final class CurveAuthenticator: @unchecked Sendable {
         if wasRunning { finished.wait() }
     }
 
-    public func authorize(_ publicKey: String) { lock.withLock { _ = authorized.insert(publicKey) } }
+    package func authorize(_ publicKey: String) { lock.withLock { _ = authorized.insert(publicKey) } }
 
     /// The decisions made since the last call.
-    public func takeDecisions() -> [Decision] {
+    package func takeDecisions() -> [Decision] {
         lock.withLock { defer { decisions.removeAll() }; return decisions }
     }
 
@@ -250,13 +250,13 @@ public final class CurveAuthenticator: @unchecked Sendable {
 }
 
 /// Connection events of a socket (zmq_socket_monitor), read without blocking.
-public final class ZMQMonitor {
-    public struct Event: Sendable {
-        public let event: Int32
-        public let value: UInt32
-        public let endpoint: String
-        public var isAuthenticationFailure: Bool { event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH }
-        public var isHandshakeFailure: Bool {
+package final class ZMQMonitor {
+    package struct Event: Sendable {
+        package let event: Int32
+        package let value: UInt32
+        package let endpoint: String
+        package var isAuthenticationFailure: Bool { event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH }
+        package var isHandshakeFailure: Bool {
             event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH || event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL
                 || event == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL
         }
@@ -265,7 +265,7 @@ public final class ZMQMonitor {
     let socket: ZMQSocket
 
     /// Watches `watched` for handshake outcomes.
-    public init(_ watched: ZMQSocket) throws(ZMQError) {
+    package init(_ watched: ZMQSocket) throws(ZMQError) {
         let endpoint = "inproc://cohort-monitor-\(UInt64.random(in: 0...UInt64.max))"
         let events = ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL
             | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_SUCCEEDED
@@ -276,10 +276,10 @@ public final class ZMQMonitor {
 
     deinit { close() }
 
-    public func close() { socket.close() }
+    package func close() { socket.close() }
 
     /// Events that have arrived, without waiting.
-    public func poll() -> [Event] {
+    package func poll() -> [Event] {
         var events: [Event] = []
         while let frames = try? socket.receive(timeout: 0), frames.count >= 2, frames[0].count >= 6 {
             let (event, value) = frames[0].withUnsafeBytes { raw in

@@ -2,27 +2,27 @@ import CZeroMQ
 import Foundation
 
 /// A failed libzmq call: which call, its errno and libzmq's text for it.
-public struct ZMQError: Error, CustomStringConvertible, Sendable {
-    public let call: String
-    public let code: Int32
+package struct ZMQError: Error, CustomStringConvertible, Sendable {
+    package let call: String
+    package let code: Int32
 
     init(_ call: String) {
         self.call = call
         code = zmq_errno()
     }
 
-    public var isTimeout: Bool { code == EAGAIN }
-    public var description: String { "\(call) failed: \(String(cString: zmq_strerror(code))) (errno \(code))" }
+    package var isTimeout: Bool { code == EAGAIN }
+    package var description: String { "\(call) failed: \(String(cString: zmq_strerror(code))) (errno \(code))" }
 }
 
 /// A libzmq context. Sockets keep their context alive, so it is terminated only after the last
 /// socket is closed and released (zmq_ctx_term would block while one is open).
-public final class ZMQContext: @unchecked Sendable {
+package final class ZMQContext: @unchecked Sendable {
     let handle: UnsafeMutableRawPointer
 
     /// `ioThreads`: libzmq's background I/O threads (large transfers to several peers run in
     /// parallel with more than one).
-    public init(ioThreads: Int = 1) throws(ZMQError) {
+    package init(ioThreads: Int = 1) throws(ZMQError) {
         guard let h = zmq_ctx_new() else { throw ZMQError("zmq_ctx_new") }
         handle = h
         ZeroCopy.installHook()
@@ -34,16 +34,16 @@ public final class ZMQContext: @unchecked Sendable {
     }
 
     /// Whether libzmq was built with a capability ("curve", "ipc", ...).
-    public static func has(_ capability: String) -> Bool { zmq_has(capability) == 1 }
+    package static func has(_ capability: String) -> Bool { zmq_has(capability) == 1 }
 
-    public static var version: String {
+    package static var version: String {
         var major: Int32 = 0, minor: Int32 = 0, patch: Int32 = 0
         zmq_version(&major, &minor, &patch)
         return "\(major).\(minor).\(patch)"
     }
 }
 
-public enum SocketType: Int32, Sendable {
+package enum SocketType: Int32, Sendable {
     case router, dealer, pair, rep
 
     var raw: Int32 {
@@ -58,31 +58,31 @@ public enum SocketType: Int32, Sendable {
 
 /// One received frame. It owns its zmq_msg_t and closes it on release, so its bytes can only be
 /// read while the frame exists; callers copy out what they keep.
-public final class ZMQFrame: @unchecked Sendable {
+package final class ZMQFrame: @unchecked Sendable {
     var message = zmq_msg_t()
 
     init() { zmq_msg_init(&message) }
     deinit { zmq_msg_close(&message) }
 
-    public var count: Int { zmq_msg_size(&message) }
+    package var count: Int { zmq_msg_size(&message) }
 
-    public func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+    package func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
         try body(UnsafeRawBufferPointer(start: zmq_msg_data(&message), count: zmq_msg_size(&message)))
     }
 
-    public var bytes: [UInt8] { withUnsafeBytes { Array($0) } }
+    package var bytes: [UInt8] { withUnsafeBytes { Array($0) } }
 
     /// The frame's memory, for tensors that borrow it (they retain the frame).
-    public var mutableBaseAddress: UnsafeMutableRawPointer? { zmq_msg_data(&message) }
+    package var mutableBaseAddress: UnsafeMutableRawPointer? { zmq_msg_data(&message) }
 }
 
 /// What a frame to send is made of: bytes copied into the message, or a buffer sent without a
 /// copy (the owner is retained until libzmq has finished with the memory).
-public enum OutgoingFrame {
+package enum OutgoingFrame {
     case bytes([UInt8])
     case zeroCopy(UnsafeRawBufferPointer, owner: AnyObject)
 
-    public var count: Int {
+    package var count: Int {
         switch self {
         case .bytes(let b): b.count
         case .zeroCopy(let p, _): p.count
@@ -102,12 +102,12 @@ enum ZeroCopy {
 }
 
 /// A socket with one owner. `close()` may be called any number of times; deinit closes too.
-public final class ZMQSocket: @unchecked Sendable {
-    public let context: ZMQContext
-    public let type: SocketType
+package final class ZMQSocket: @unchecked Sendable {
+    package let context: ZMQContext
+    package let type: SocketType
     private var handle: UnsafeMutableRawPointer?
 
-    public init(_ context: ZMQContext, _ type: SocketType) throws(ZMQError) {
+    package init(_ context: ZMQContext, _ type: SocketType) throws(ZMQError) {
         guard let h = zmq_socket(context.handle, type.raw) else { throw ZMQError("zmq_socket") }
         self.context = context
         self.type = type
@@ -118,7 +118,7 @@ public final class ZMQSocket: @unchecked Sendable {
 
     deinit { close() }
 
-    public func close() {
+    package func close() {
         guard let h = handle else { return }
         handle = nil
         zmq_close(h)
@@ -131,17 +131,17 @@ public final class ZMQSocket: @unchecked Sendable {
         }
     }
 
-    public func set(_ option: Int32, _ value: Int32) throws(ZMQError) {
+    package func set(_ option: Int32, _ value: Int32) throws(ZMQError) {
         var v = value
         guard zmq_setsockopt(try socket, option, &v, MemoryLayout<Int32>.size) == 0 else { throw ZMQError("zmq_setsockopt(\(option))") }
     }
 
-    public func set64(_ option: Int32, _ value: Int64) throws(ZMQError) {
+    package func set64(_ option: Int32, _ value: Int64) throws(ZMQError) {
         var v = value
         guard zmq_setsockopt(try socket, option, &v, MemoryLayout<Int64>.size) == 0 else { throw ZMQError("zmq_setsockopt(\(option))") }
     }
 
-    public func set(_ option: Int32, bytes: [UInt8]) throws(ZMQError) {
+    package func set(_ option: Int32, bytes: [UInt8]) throws(ZMQError) {
         let s = try socket
         guard bytes.withUnsafeBytes({ zmq_setsockopt(s, option, $0.baseAddress, $0.count) }) == 0 else {
             throw ZMQError("zmq_setsockopt(\(option))")
@@ -149,21 +149,21 @@ public final class ZMQSocket: @unchecked Sendable {
     }
 
     /// Rejects (and disconnects) any peer sending a message larger than this, before allocating it.
-    public func setMaximumMessageSize(_ bytes: Int64) throws(ZMQError) { try set64(ZMQ_MAXMSGSIZE, bytes) }
+    package func setMaximumMessageSize(_ bytes: Int64) throws(ZMQError) { try set64(ZMQ_MAXMSGSIZE, bytes) }
 
     /// ROUTER: a send to a peer that is not connected fails (EHOSTUNREACH) instead of vanishing.
-    public func setRouterMandatory() throws(ZMQError) { try set(ZMQ_ROUTER_MANDATORY, Int32(1)) }
+    package func setRouterMandatory() throws(ZMQError) { try set(ZMQ_ROUTER_MANDATORY, Int32(1)) }
 
-    public func bind(_ endpoint: String) throws(ZMQError) {
+    package func bind(_ endpoint: String) throws(ZMQError) {
         guard zmq_bind(try socket, endpoint) == 0 else { throw ZMQError("zmq_bind(\(endpoint))") }
     }
 
-    public func connect(_ endpoint: String) throws(ZMQError) {
+    package func connect(_ endpoint: String) throws(ZMQError) {
         guard zmq_connect(try socket, endpoint) == 0 else { throw ZMQError("zmq_connect(\(endpoint))") }
     }
 
     /// The endpoint actually bound (with the port the OS chose for tcp://…:*).
-    public var lastEndpoint: String {
+    package var lastEndpoint: String {
         get throws(ZMQError) {
             var buffer = [CChar](repeating: 0, count: 512)
             var size = buffer.count
@@ -174,7 +174,7 @@ public final class ZMQSocket: @unchecked Sendable {
 
     /// Sends a multipart message. Returns the number of bytes sent.
     @discardableResult
-    public func send(_ frames: [OutgoingFrame]) throws(ZMQError) -> Int {
+    package func send(_ frames: [OutgoingFrame]) throws(ZMQError) -> Int {
         let s = try socket
         var total = 0
         for (i, frame) in frames.enumerated() {
@@ -205,13 +205,13 @@ public final class ZMQSocket: @unchecked Sendable {
     }
 
     /// Waits up to `timeout` seconds (nil: forever) for a message; nil when none came in time.
-    public func receive(timeout: Double?) throws(ZMQError) -> [ZMQFrame]? {
+    package func receive(timeout: Double?) throws(ZMQError) -> [ZMQFrame]? {
         guard try poll(timeout: timeout) else { return nil }
         return try receiveNow()
     }
 
     /// True when a message can be read within `timeout` seconds.
-    public func poll(timeout: Double?) throws(ZMQError) -> Bool {
+    package func poll(timeout: Double?) throws(ZMQError) -> Bool {
         var item = zmq_pollitem_t(socket: try socket, fd: 0, events: Int16(ZMQ_POLLIN), revents: 0)
         let ms = timeout.map { Int(max(0, $0) * 1000) } ?? -1
         while true {

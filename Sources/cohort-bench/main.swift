@@ -3,6 +3,7 @@ import CohortData
 import CohortExperiment
 import CohortNN
 import CohortTensor
+import CohortTraining
 import Foundation
 
 // `make bench`: one JSON object per line. Speed lives here, never in timed tests.
@@ -145,7 +146,7 @@ func trainStepBench(name: String, config path: String, threads: Int) {
         BLAS.setThreads(threads)
         defer { BLAS.setThreads(1) }
         let config = try ExperimentConfig.load(path: path, overrides: ["data.name=xor"])
-        let model = try Sequential(inputShape: config.model.inputShape, layers: config.model.layers.map(\.layer))
+        let model = try config.model.spec.makeModel()
         var parameters = model.initialParameters(.pytorch, seed: 1)
         var optimizer = config.optimizer.make(parameters: parameters)
         let batch = 128

@@ -1,4 +1,5 @@
 import CohortExperiment
+import CohortTraining
 import Foundation
 
 /// The progress bar of `cohort train` on a terminal: epoch and step out of the total, a smoothed
@@ -30,9 +31,7 @@ final class ProgressBar {
         let filled = Int(fraction * Double(width))
         let bar = String(repeating: "=", count: filled) + (filled < width ? ">" : "") + String(repeating: " ", count: max(0, width - filled - 1))
         let epochs = (total + stepsPerEpoch - 1) / max(stepsPerEpoch, 1)
-        let workers = record.executor.first { $0.0 == "live_workers" }.flatMap { pair -> Int? in
-            if case .int(let n) = pair.1 { return n } else { return nil }
-        }
+        let workers = record.exchange?.liveWorkers
         var line = "epoch \(record.epoch + 1)/\(epochs) [\(bar)] \(record.step)/\(total)"
         line += String(format: " loss %.4f", smoothedLoss ?? record.loss)
         if let accuracy = record.accuracy { line += String(format: " acc %.3f", accuracy) }

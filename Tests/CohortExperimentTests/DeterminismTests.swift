@@ -1,5 +1,6 @@
 import CohortData
 import CohortExperiment
+import CohortTraining
 import CohortNN
 import CohortTensor
 import CohortTestSupport

@@ -1,4 +1,5 @@
 import CohortExperiment
+import CohortTraining
 import CohortNN
 import CohortTensor
 import CohortTestSupport

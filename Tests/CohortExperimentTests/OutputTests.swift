@@ -1,5 +1,6 @@
 import CohortData
 import CohortExperiment
+import CohortTraining
 import CohortTensor
 import CohortTestSupport
 import Foundation

@@ -98,20 +98,4 @@ import Testing
         #expect(abs(s.rate(base: 0.1, step: 60, totalSteps: 110) - 0.055) < 1e-6)    // half way down the cosine
         #expect(abs(s.rate(base: 0.1, step: 110, totalSteps: 110) - 0.01) < 1e-7)
     }
-
-    @Test func regularizationAndValueClipping() {
-        // One parameter w = [0.5, −2] (a weight) and a bias b = [3]; gradient sums over B = 2.
-        var p = [Tensor([0.5, -2]), Tensor([3])]
-        var o = Optimizer(rule: SGD(), learningRate: 1, parameters: p)
-        let sum = GradientSum(gradients: [Tensor([2, -8]), Tensor([4])], lossSum: 0, samples: 2, correct: 0)
-        let update = StepUpdate(reduction: .mean, clipNorm: nil, clipValue: 3,
-                                regularization: Regularization(l1: 0.1, l2: 0.05), isBias: [false, true])
-        _ = update.apply(sum, batchSize: 2, parameters: &p, optimizer: &o)
-        // g = clamp(sum/2, ±3) + λ₁ sign(w) + 2λ₂w; the bias gets no penalty.
-        let gw = [min(1, 3) + 0.1 + 2 * 0.05 * 0.5, max(-4, -3) - 0.1 + 2 * 0.05 * -2]
-        #expect(abs(Double(p[0][flat: 0]) - (0.5 - gw[0])) < 1e-6 && abs(Double(p[0][flat: 1]) - (-2 - gw[1])) < 1e-6)
-        #expect(p[1].scalars == [1])
-        #expect(abs(Regularization(l1: 0.1, l2: 0.05).penalty([Tensor([0.5, -2]), Tensor([3])], isBias: [false, true])
-                    - (0.1 * 2.5 + 0.05 * 4.25)) < 1e-6)
-    }
 }

@@ -1,34 +1,35 @@
+import CohortNN
 import CohortTensor
 
 /// The coordinator's half of a training step: from the tree-summed gradient to new weights.
 /// Average over the global batch, clip by global norm, then the optimizer update.
-public struct StepUpdate: Sendable {
-    public var reduction: Reduction
+package struct StepUpdate: Sendable {
+    package var reduction: Reduction
     /// Clip the averaged gradient to this global L2 norm (lecture 001 §2.2); nil for no clipping.
-    public var clipNorm: Float?
+    package var clipNorm: Float?
     /// Clamp every averaged gradient element to [−c, c] (after norm clipping).
-    public var clipValue: Float?
-    public var regularization: Regularization
+    package var clipValue: Float?
+    package var regularization: Regularization
     /// Which parameters are biases (spared by the regularization unless it says otherwise).
-    public var isBias: [Bool]
+    package var isBias: [Bool]
 
-    public init(reduction: Reduction, clipNorm: Float?, clipValue: Float? = nil,
+    package init(reduction: Reduction, clipNorm: Float?, clipValue: Float? = nil,
                 regularization: Regularization = Regularization(), isBias: [Bool] = []) {
         self.reduction = reduction; self.clipNorm = clipNorm; self.clipValue = clipValue
         self.regularization = regularization; self.isBias = isBias
     }
 
-    public struct Report: Sendable {
+    package struct Report: Sendable {
         /// Loss of the step, reduced like the loss's `reduction`.
-        public var loss: Double
+        package var loss: Double
         /// Global L2 norm of the averaged gradient before clipping.
-        public var gradientNorm: Double
-        public var clipped: Bool
+        package var gradientNorm: Double
+        package var clipped: Bool
     }
 
     /// Turns the step's gradient sum into an update of `parameters`. `batchSize` is B, the number
     /// of samples in the global batch.
-    public func apply(_ sum: consuming GradientSum, batchSize: Int, parameters: inout [Tensor],
+    package func apply(_ sum: consuming GradientSum, batchSize: Int, parameters: inout [Tensor],
                       optimizer: inout Optimizer) -> Report {
         // g = sum ÷ B (for the mean), then g ← τ/‖g‖ · g when ‖g‖ > τ. Both are one factor on the
         // sum, applied as the optimizer reads it.
@@ -67,7 +68,7 @@ public struct StepUpdate: Sendable {
     }
 
     /// ‖g‖₂ over all parameters together.
-    public static func globalNorm(_ gradients: [Tensor]) -> Double {
+    package static func globalNorm(_ gradients: [Tensor]) -> Double {
         gradients.reduce(0) { $0 + $1.squaredNorm() }.squareRoot()
     }
 }

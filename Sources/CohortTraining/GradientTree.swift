@@ -1,3 +1,4 @@
+import CohortNN
 import CohortTensor
 
 /// The fixed binary tree over the K micro-batches of a step.
@@ -8,18 +9,18 @@ import CohortTensor
 /// block, and any contiguous range of leaves is a union of O(log K) whole nodes. A worker that
 /// ran leaves [a, b) sends the sums of those nodes; the coordinator adds the rest of the tree.
 /// Whoever computed what, the additions are the same, so the weights are bit for bit the same.
-public struct GradientTree: Sendable {
-    public let leafCount: Int
+package struct GradientTree: Sendable {
+    package let leafCount: Int
 
-    public init(leafCount: Int) {
+    package init(leafCount: Int) {
         precondition(leafCount > 0, "a tree needs at least one leaf")
         self.leafCount = leafCount
     }
 
-    public var root: Range<Int> { 0..<leafCount }
+    package var root: Range<Int> { 0..<leafCount }
 
     /// The two children of an inner node.
-    public static func children(of node: Range<Int>) -> (Range<Int>, Range<Int>) {
+    package static func children(of node: Range<Int>) -> (Range<Int>, Range<Int>) {
         let n = node.count
         precondition(n > 1, "leaf \(node) has no children")
         var half = 1
@@ -29,7 +30,7 @@ public struct GradientTree: Sendable {
     }
 
     /// The maximal tree nodes that lie inside `range`, left to right.
-    public func blocks(covering range: Range<Int>) -> [Range<Int>] {
+    package func blocks(covering range: Range<Int>) -> [Range<Int>] {
         precondition(range.lowerBound >= 0 && range.upperBound <= leafCount, "\(range) outside 0..<\(leafCount)")
         var result: [Range<Int>] = []
         func visit(_ node: Range<Int>) {
@@ -46,7 +47,7 @@ public struct GradientTree: Sendable {
     }
 
     /// True when `node` is a node of this tree.
-    public func isNode(_ node: Range<Int>) -> Bool {
+    package func isNode(_ node: Range<Int>) -> Bool {
         var current = root
         while true {
             if current == node { return true }
@@ -60,7 +61,7 @@ public struct GradientTree: Sendable {
 
     /// `range` cut into `count` contiguous parts as even as can be (the first ones the smaller):
     /// how leaves are dealt to workers or threads. Empty parts are left out.
-    public static func parts(of range: Range<Int>, count: Int) -> [Range<Int>] {
+    package static func parts(of range: Range<Int>, count: Int) -> [Range<Int>] {
         guard !range.isEmpty else { return [] }
         let n = max(1, min(count, range.count))
         return (0..<n).map { p in
@@ -70,7 +71,7 @@ public struct GradientTree: Sendable {
 
     /// Sums `node` along the tree. `known` supplies sums already computed for some nodes (from
     /// workers); `leaf` computes a missing leaf. Children are always added left + right.
-    public func sum<Value: TreeSummable>(
+    package func sum<Value: TreeSummable>(
         _ node: Range<Int>, known: [Range<Int>: Value] = [:], leaf: (Int) throws -> Value
     ) rethrows -> Value {
         var taken = known
@@ -79,7 +80,7 @@ public struct GradientTree: Sendable {
 
     /// The same, taking the known sums out of `known` as they are used: a sum held nowhere else
     /// is added into in place instead of being copied first (copy-on-write).
-    public func sum<Value: TreeSummable>(
+    package func sum<Value: TreeSummable>(
         _ node: Range<Int>, taking known: inout [Range<Int>: Value], leaf: (Int) throws -> Value
     ) rethrows -> Value {
         if let value = known.removeValue(forKey: node) { return value }
@@ -92,28 +93,28 @@ public struct GradientTree: Sendable {
 }
 
 /// Something the gradient tree can add: left.accumulate(right) means left ← left + right.
-public protocol TreeSummable {
+package protocol TreeSummable {
     mutating func accumulate(_ right: Self)
 }
 
 /// The sums a micro-batch (or a block of them) contributes to a step.
-public struct GradientSum: TreeSummable, Sendable {
+package struct GradientSum: TreeSummable, Sendable {
     /// Σ over samples of ∂loss/∂θ, one tensor per parameter.
-    public var gradients: [Tensor]
+    package var gradients: [Tensor]
     /// Σ over samples of the loss (already scaled as the loss's reduction requires).
-    public var lossSum: Double
-    public var samples: Int
+    package var lossSum: Double
+    package var samples: Int
     /// Samples whose prediction was right (classification), for accuracy.
-    public var correct: Int
+    package var correct: Int
 
-    public init(gradients: [Tensor], lossSum: Double, samples: Int, correct: Int) {
+    package init(gradients: [Tensor], lossSum: Double, samples: Int, correct: Int) {
         self.gradients = gradients; self.lossSum = lossSum; self.samples = samples; self.correct = correct
     }
 
     /// left + right written into `destination` (tensors of the same shapes, e.g. a shared-memory
     /// slot): the same values as `left.accumulate(right)`, without writing `left` first and
     /// copying it after.
-    public static func sum(_ left: GradientSum, _ right: GradientSum, into destination: [Tensor]) -> GradientSum {
+    package static func sum(_ left: GradientSum, _ right: GradientSum, into destination: [Tensor]) -> GradientSum {
         precondition(left.gradients.count == right.gradients.count && left.gradients.count == destination.count,
                      "gradient lists differ in length")
         for i in destination.indices {
@@ -131,7 +132,7 @@ public struct GradientSum: TreeSummable, Sendable {
                            correct: left.correct + right.correct)
     }
 
-    public mutating func accumulate(_ right: GradientSum) {
+    package mutating func accumulate(_ right: GradientSum) {
         precondition(gradients.count == right.gradients.count, "gradient lists differ in length")
         for i in gradients.indices { gradients[i].add(right.gradients[i]) }
         lossSum += right.lossSum

@@ -2,14 +2,14 @@ import Foundation
 import Yams
 
 /// A config error a person can act on: where (file, line, column), which key, and what is wrong.
-public struct ConfigError: Error, CustomStringConvertible, Sendable {
-    public var file: String
-    public var line: Int?
-    public var column: Int?
-    public var keyPath: String
-    public var message: String
+package struct ConfigError: Error, CustomStringConvertible, Sendable {
+    package var file: String
+    package var line: Int?
+    package var column: Int?
+    package var keyPath: String
+    package var message: String
 
-    public var description: String {
+    package var description: String {
         var location = file
         if let line { location += ":\(line)" + (column.map { ":\($0)" } ?? "") }
         return "\(location): \(keyPath.isEmpty ? "" : "\(keyPath): ")\(message)"
@@ -19,9 +19,9 @@ public struct ConfigError: Error, CustomStringConvertible, Sendable {
 /// A YAML node with the dotted key path that reached it, so every error can name both the key
 /// and the line. Reading a mapping records which keys were used; `finish()` then reports the
 /// unknown ones, with a "did you mean" when a known key is close.
-public final class ConfigNode {
-    public let node: Node
-    public let path: String
+package final class ConfigNode {
+    package let node: Node
+    package let path: String
     let file: String
     /// Key paths that came from `--set` rather than the file (errors say so instead of a line).
     let overridden: Set<String>
@@ -32,7 +32,7 @@ public final class ConfigNode {
         self.node = node; self.path = path; self.file = file; self.overridden = overridden
     }
 
-    public func error(_ message: String) -> ConfigError {
+    package func error(_ message: String) -> ConfigError {
         if overridden.contains(path) || overridden.contains(where: { path.hasPrefix($0 + ".") || path.hasPrefix($0 + "[") }) {
             return ConfigError(file: "--set \(path)", line: nil, column: nil, keyPath: path, message: message)
         }
@@ -43,12 +43,12 @@ public final class ConfigNode {
 
     // MARK: mappings
 
-    public var isMapping: Bool { node.mapping != nil }
-    public var isSequence: Bool { node.sequence != nil }
-    public var isNull: Bool { node.scalar.map { ["", "~", "null", "Null", "NULL"].contains($0.string) && $0.style == .plain } ?? false }
+    package var isMapping: Bool { node.mapping != nil }
+    package var isSequence: Bool { node.sequence != nil }
+    package var isNull: Bool { node.scalar.map { ["", "~", "null", "Null", "NULL"].contains($0.string) && $0.style == .plain } ?? false }
 
     /// The value under `key`, or nil when absent or null.
-    public func optional(_ key: String) throws(ConfigError) -> ConfigNode? {
+    package func optional(_ key: String) throws(ConfigError) -> ConfigNode? {
         guard let mapping = node.mapping else { throw error("expected a mapping of keys, found \(kind)") }
         usedKeys.insert(key)
         guard let value = mapping[key] else { return nil }
@@ -57,7 +57,7 @@ public final class ConfigNode {
         return child.isNull ? nil : child
     }
 
-    public func required(_ key: String) throws(ConfigError) -> ConfigNode {
+    package func required(_ key: String) throws(ConfigError) -> ConfigNode {
         guard let child = try optional(key) else {
             // A missing key next to a misspelt one is a typo: point at the typo.
             if let mapping = node.mapping,
@@ -71,10 +71,10 @@ public final class ConfigNode {
     }
 
     /// Keys of a mapping, in file order.
-    public var keys: [String] { node.mapping?.keys.compactMap(\.string) ?? [] }
+    package var keys: [String] { node.mapping?.keys.compactMap(\.string) ?? [] }
 
     /// Elements of a sequence.
-    public func elements() throws(ConfigError) -> [ConfigNode] {
+    package func elements() throws(ConfigError) -> [ConfigNode] {
         guard let sequence = node.sequence else { throw error("expected a list, found \(kind)") }
         return sequence.enumerated().map { i, element in
             let child = ConfigNode(node: element, path: "\(path)[\(i)]", file: file, overridden: overridden)
@@ -84,10 +84,10 @@ public final class ConfigNode {
     }
 
     /// Marks every key as read (for free-form sub-trees validated elsewhere).
-    public func markAllUsed() { usedKeys.formUnion(keys) }
+    package func markAllUsed() { usedKeys.formUnion(keys) }
 
     /// Reports keys nobody asked for, recursively.
-    public func finish() throws(ConfigError) {
+    package func finish() throws(ConfigError) {
         if let mapping = node.mapping {
             for (key, value) in mapping {
                 let name = key.string ?? "?"
@@ -115,12 +115,12 @@ public final class ConfigNode {
 
     // MARK: scalars
 
-    public func string() throws(ConfigError) -> String {
+    package func string() throws(ConfigError) -> String {
         guard let s = node.scalar?.string else { throw error("expected a string, found \(kind)") }
         return s
     }
 
-    public func int(min: Int? = nil, max: Int? = nil) throws(ConfigError) -> Int {
+    package func int(min: Int? = nil, max: Int? = nil) throws(ConfigError) -> Int {
         guard let s = node.scalar?.string, let v = Int(s.replacingOccurrences(of: "_", with: "")) else {
             throw error("expected an integer, found \(kind)")
         }
@@ -129,7 +129,7 @@ public final class ConfigNode {
         return v
     }
 
-    public func double(min: Double? = nil, max: Double? = nil, exclusiveMin: Bool = false) throws(ConfigError) -> Double {
+    package func double(min: Double? = nil, max: Double? = nil, exclusiveMin: Bool = false) throws(ConfigError) -> Double {
         guard let s = node.scalar?.string, let v = Double(s.replacingOccurrences(of: "_", with: "")), v.isFinite else {
             throw error("expected a number, found \(kind)")
         }
@@ -140,7 +140,7 @@ public final class ConfigNode {
         return v
     }
 
-    public func bool() throws(ConfigError) -> Bool {
+    package func bool() throws(ConfigError) -> Bool {
         switch node.scalar?.string.lowercased() {
         case "true", "yes", "on": return true
         case "false", "no", "off": return false
@@ -149,7 +149,7 @@ public final class ConfigNode {
     }
 
     /// One of a fixed set of names.
-    public func choice<T: RawRepresentable & CaseIterable>(_: T.Type) throws(ConfigError) -> T where T.RawValue == String {
+    package func choice<T: RawRepresentable & CaseIterable>(_: T.Type) throws(ConfigError) -> T where T.RawValue == String {
         let s = try string()
         if let v = T(rawValue: s) { return v }
         let names = T.allCases.map(\.rawValue)
@@ -159,7 +159,7 @@ public final class ConfigNode {
     }
 
     /// A number or a nested list of numbers, flattened with its shape.
-    public func numbers() throws(ConfigError) -> (shape: [Int], values: [Float]) {
+    package func numbers() throws(ConfigError) -> (shape: [Int], values: [Float]) {
         if node.scalar != nil { return ([], [Float(try double())]) }
         let items = try elements()
         guard !items.isEmpty else { return ([0], []) }

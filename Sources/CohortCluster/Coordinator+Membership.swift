@@ -1,0 +1,175 @@
+import Foundation
+import ZeroMQ
+
+/// Membership: workers join (HELLO → WELCOME), prove they live (heartbeats both ways), die
+/// (silence, a failed send, their process exiting) and come back; CURVE refusals are reported.
+extension Coordinator {
+    /// Waits until `minimum` workers have joined, answering HELLOs.
+    package func waitForWorkers(_ minimum: Int, timeout: Double) throws {
+        let deadline = Date().addingTimeInterval(timeout)
+        while liveWorkerCount < minimum {
+            guard Date() < deadline else {
+                throw ClusterError("only \(liveWorkerCount) of \(minimum) workers joined within \(Int(timeout)) s at \(endpoint)")
+            }
+            try checkLocalProcesses()
+            if let local = localProcesses, local.running == 0, liveWorkerCount < minimum, local.count > 0 {
+                throw ClusterError("every local worker exited before joining; see their logs in \(local.logDirectory)")
+            }
+            try pump(timeout: 0.2) { _ in }
+        }
+    }
+
+    func welcome(identity: [UInt8], message: Message) throws {
+        guard message.header.version == Wire.version else {
+            let reason = "protocol version \(message.header.version) refused: this coordinator speaks version \(Wire.version)"
+            logger.warning("refused a worker: \(reason)")
+            try send(to: identity, .shutdown, step: 0, body: ShutdownMessage(reason: reason, refused: true).encode())
+            return
+        }
+        let hello = try Hello.decode(message)
+        let sameData = hello.fingerprints.contains(setup.dataset.fingerprint)
+        let worker = WorkerState(id: nextWorkerID, identity: identity, hello: hello, sendsSamples: !sameData)
+        nextWorkerID += 1
+        workers[worker.id] = worker
+        var welcome = Welcome(workerID: worker.id, spec: setup.spec, seed: setup.seed,
+                              datasetFingerprint: setup.dataset.fingerprint, sendsSamples: !sameData,
+                              weightsVersion: weightsVersion, shapes: shapes)
+        if options.sharedMemory && !machineID.isEmpty && hello.machineID == machineID {
+            // Same machine: weights and gradients go through /dev/shm, the messages stay small.
+            let floats = parameterFloats
+            do {
+                if sharedWeights == nil {
+                    sharedWeights = try SharedMemory(path: "/dev/shm/cohort-\(getpid())-\(runID)-weights", floats: floats, create: true)
+                }
+                worker.results = try SharedMemory(path: "/dev/shm/cohort-\(getpid())-\(runID)-worker-\(worker.id)",
+                                                  floats: floats * Self.resultSlots, create: true)
+                welcome.sharedWeights = sharedWeights!.path
+                welcome.sharedResults = worker.results!.path
+                welcome.resultSlots = Self.resultSlots
+            } catch {
+                logger.notice("no shared memory for worker \(worker.id) (\(error)); it gets frames")
+                worker.results = nil
+            }
+        }
+        try send(to: identity, .welcome, step: 0, body: welcome.encode(), tensors: [.zeroCopy(weights.bytes, owner: weights)])
+        worker.weightsVersion = weightsVersion
+        let text = "worker \(worker.id) joined from \(hello.host) pid \(hello.pid), \(hello.threads) BLAS thread(s), " +
+            (sameData ? "same dataset: indices only" : "no matching dataset: samples sent with each task")
+        logger.info("\(text)")
+    }
+
+    // MARK: messages
+
+    /// Waits up to `timeout` seconds for messages, then handles every message that has arrived:
+    /// joins, heartbeats, and results (passed to `results`). Liveness is checked on every call.
+    func pump(timeout: Double, results: (ResultFrom) throws -> Void) throws {
+        var wait = timeout
+        while let frames = try socket.receive(timeout: wait) {
+            wait = 0
+            try handle(frames, results: results)
+        }
+        try heartbeatIfDue()
+        try checkLocalProcesses()
+        checkHeartbeats()
+        reportHandshakes()
+    }
+
+    /// Adds a public key to the CURVE allow-list (for the local workers of this run).
+    package func authorize(_ publicKey: String) { authenticator?.authorize(publicKey) }
+
+    /// Logs the CURVE handshakes the ZAP handler refused (and, at debug level, those it accepted).
+    func reportHandshakes() {
+        for event in monitor?.poll() ?? [] where event.isHandshakeFailure && !event.isAuthenticationFailure {
+            failedHandshakes += 1
+            // A peer retries every fraction of a second; say it the first time and then rarely.
+            if failedHandshakes == 1 || failedHandshakes % 100 == 0 {
+                logger.warning("a connection failed the CURVE handshake (\(failedHandshakes) so far): a worker without --server-key, or with another coordinator's key")
+            }
+        }
+        guard let authenticator else { return }
+        for decision in authenticator.takeDecisions() {
+            if decision.accepted {
+                logger.debug("CURVE key \(decision.publicKey) from \(decision.address) accepted")
+            } else if decision.publicKey.isEmpty {
+                logger.warning("refused a connection from \(decision.address): it does not speak CURVE")
+            } else {
+                logger.warning("refused a connection from \(decision.address): its CURVE key \(decision.publicKey) is not authorized")
+            }
+        }
+    }
+
+    func handle(_ frames: [ZMQFrame], results: (ResultFrom) throws -> Void) throws {
+        let size = frames.reduce(0) { $0 + $1.count }
+        bytesReceived += size; stepBytesReceived += size
+        guard frames.count >= 3 else { drop("\(frames.count) frames"); return }
+        let identity = frames[0].bytes
+        let message: Message
+        do { message = try Message.parse(frames[1...]) } catch { drop("\(error)"); return }
+        let worker = workers.values.first { $0.identity == identity }
+        if message.header.kind == .hello {
+            if let worker { markDead(worker, because: "said hello again") }
+            do { try welcome(identity: identity, message: message) } catch { drop("bad hello: \(error)") }
+            return
+        }
+        guard let worker else { drop("\(message.header.kind) from an unknown worker"); return }
+        if !worker.alive && message.header.runID == runID {
+            // Declared dead for silence but talking again (a long pause, a loaded machine): take it
+            // back. Its old tasks went to others and their late results are dropped; it gets the
+            // current weights before its next task.
+            worker.alive = true
+            worker.weightsVersion = .max
+            logger.notice("worker \(worker.id) is back")
+        }
+        guard message.header.runID == runID, message.header.version == Wire.version else {
+            drop("\(message.header.kind) for another run or protocol version"); return
+        }
+        worker.lastSeen = Date()
+        switch message.header.kind {
+        case .heartbeat: break
+        case .result:
+            do { try results(ResultFrom(worker: worker, message: message, result: try ResultMessage.decode(message))) } catch let error as ProtocolError {
+                drop("result from worker \(worker.id): \(error)")
+            }
+        default: drop("unexpected \(message.header.kind) from worker \(worker.id)")
+        }
+    }
+
+    func heartbeatIfDue() throws {
+        guard Date().timeIntervalSince(lastHeartbeatSent) >= options.heartbeatInterval else { return }
+        lastHeartbeatSent = Date()
+        for worker in liveWorkers { trySend(worker, .heartbeat, step: 0, body: []) }
+    }
+
+    func checkHeartbeats() {
+        for worker in liveWorkers where Date().timeIntervalSince(worker.lastSeen) > options.heartbeatTimeout {
+            markDead(worker, because: "silent for \(String(format: "%.1f", options.heartbeatTimeout)) s")
+        }
+    }
+
+    func checkLocalProcesses() throws {
+        guard let local = localProcesses else { return }
+        for pid in local.reapExited() {
+            if let worker = workers.values.first(where: { $0.hello.pid == Int(pid) && $0.alive }) {
+                markDead(worker, because: "its process \(pid) exited")
+            } else {
+                logger.warning("local worker process \(pid) exited")
+            }
+        }
+    }
+
+    func markDead(_ worker: WorkerState, because reason: String) {
+        guard worker.alive else { return }
+        worker.alive = false
+        logger.warning("worker \(worker.id) is dead (\(reason)); its micro-batches go to the others")
+    }
+
+    /// Tells every worker to stop and waits briefly for local ones to exit.
+    package func shutdown(reason: String) {
+        // Dead ones too: a worker taken for dead may only have been paused, and would otherwise
+        // wait for its own timeout.
+        for worker in workers.values {
+            _ = try? send(to: worker.identity, .shutdown, step: 0, body: ShutdownMessage(reason: reason, refused: false).encode())
+        }
+        localProcesses?.waitForExit(timeout: 5)
+    }
+}

@@ -1,0 +1,180 @@
+import CohortTensor
+import CohortTraining
+import Foundation
+import ZeroMQ
+
+/// The step: the micro-batches go out to the live workers in contiguous ranges (with the
+/// weights, to a worker that lacks them), the tree blocks come back, and the work of a worker
+/// that dies is cut again along the same tree and given to the others.
+extension Coordinator {
+    /// A task sent and not yet answered.
+    struct Outstanding {
+        let worker: UInt32
+        let range: Range<Int>
+        let sharedSlot: Int
+    }
+
+    /// One step's bookkeeping: what was asked of whom, and what has come back.
+    struct StepExchange {
+        let task: StepTask
+        let tree: GradientTree
+        /// The step, which is also the version of the weights it runs on.
+        let version: UInt64
+        var known: [Range<Int>: GradientSum] = [:]
+        var outstanding: [UInt64: Outstanding] = [:]
+        var covered = 0
+    }
+
+    /// A RESULT as it arrived, with the worker it came from.
+    struct ResultFrom {
+        let worker: WorkerState
+        let message: Message
+        let result: ResultMessage
+    }
+
+    package func compute(_ task: StepTask, tree: GradientTree) throws -> [Range<Int>: GradientSum] {
+        let computeStart = Date()
+        defer { stepExchangeSeconds = Date().timeIntervalSince(computeStart) }
+        beginStep(task)
+        var exchange = StepExchange(task: task, tree: tree, version: UInt64(task.step))
+        try assign(tree.root, in: &exchange)
+        while exchange.covered < tree.leafCount {
+            try pump(timeout: 0.25) { from in try collect(from, into: &exchange) }
+            // Work held by workers that died goes to the survivors, cut along the same tree.
+            for (id, job) in exchange.outstanding where workers[job.worker]?.alive != true {
+                exchange.outstanding[id] = nil
+                try assign(job.range, in: &exchange)
+            }
+        }
+        return exchange.known
+    }
+
+    /// Resets the step's counters and takes the task's weights as the current version.
+    func beginStep(_ task: StepTask) {
+        stepBytesSent = 0; stepBytesReceived = 0; stepBroadcastSeconds = 0
+        for worker in workers.values { worker.stepComputeSeconds = 0; worker.slotsUsed = 0 }
+        let version = UInt64(task.step)
+        if version != weightsVersion || task.step == 0 || parameters.isEmpty {
+            parameters = task.parameters
+            packedCache = nil
+            weightsVersion = version
+        }
+    }
+
+    /// Deals `range` out to the live workers, one contiguous part each.
+    func assign(_ range: Range<Int>, in exchange: inout StepExchange) throws {
+        let pool = try liveWorkersOrWait()
+        broadcastWeights(to: pool, step: exchange.version)
+        for (worker, part) in zip(pool, GradientTree.parts(of: range, count: pool.count)) {
+            sendTask(part, to: worker, in: &exchange)
+        }
+    }
+
+    /// The live workers; when everyone has died, waits up to a heartbeat timeout for one to join.
+    func liveWorkersOrWait() throws -> [WorkerState] {
+        var pool = liveWorkers
+        while pool.isEmpty {
+            logger.warning("no live workers; waiting for one to join at \(endpoint)")
+            let deadline = Date().addingTimeInterval(max(options.heartbeatTimeout, 5))
+            while liveWorkers.isEmpty && Date() < deadline { try pump(timeout: 0.2) { _ in } }
+            pool = liveWorkers
+            if pool.isEmpty { throw ClusterError("all workers are gone") }
+        }
+        return pool
+    }
+
+    /// Brings the workers of `pool` that hold older weights up to date: the shared file for
+    /// workers on this machine (a task with a newer version tells them), frames for the others.
+    func broadcastWeights(to pool: [WorkerState], step: UInt64) {
+        let broadcastStart = Date()
+        let stale = pool.filter { $0.weightsVersion != weightsVersion }
+        if let shm = sharedWeights, sharedWeightsVersion != weightsVersion, stale.contains(where: \.usesSharedWeights) {
+            // Workers are idle now (all results are in), so the shared weights can change.
+            shm.write(parameters, at: 0)
+            sharedWeightsVersion = weightsVersion
+        }
+        for worker in stale where !worker.usesSharedWeights {
+            trySend(worker, .weights, step: step, body: WeightsMessage(version: weightsVersion).encode(),
+                    tensors: [.zeroCopy(weights.bytes, owner: weights)])
+        }
+        for worker in stale { worker.weightsVersion = weightsVersion }
+        stepBroadcastSeconds += Date().timeIntervalSince(broadcastStart)
+    }
+
+    /// Sends the leaves `part` to `worker`: their sample indices, and the samples themselves
+    /// when it lacks the dataset.
+    func sendTask(_ part: Range<Int>, to worker: WorkerState, in exchange: inout StepExchange) {
+        let id = nextTaskID
+        nextTaskID += 1
+        let leaves = part.map { exchange.task.microBatches[$0] }
+        var message = TaskMessage(taskID: id, weightsVersion: weightsVersion, leafCount: exchange.tree.leafCount,
+                                  first: part.lowerBound, leaves: leaves, sampleShapes: [])
+        var frames: [OutgoingFrame] = []
+        if worker.sendsSamples {
+            for indices in leaves {
+                let (x, y) = setup.dataset.batch(indices)
+                message.sampleShapes.append((x.shape, y.shape))
+                let px = PackedTensors([x]), py = PackedTensors([y])
+                frames += [.zeroCopy(px.bytes, owner: px), .zeroCopy(py.bytes, owner: py)]
+            }
+        }
+        // Distinct shared slots for every task of this step (a worker may get a dead worker's
+        // share too); frames when its slots run out.
+        let blockCount = exchange.tree.blocks(covering: part).count
+        if worker.results != nil && worker.slotsUsed + blockCount <= Self.resultSlots {
+            message.sharedSlot = worker.slotsUsed
+            worker.slotsUsed += blockCount
+        }
+        exchange.outstanding[id] = Outstanding(worker: worker.id, range: part, sharedSlot: message.sharedSlot)
+        worker.tasks += 1
+        trySend(worker, .task, step: exchange.version, body: message.encode(), tensors: frames)
+    }
+
+    /// Takes in a RESULT: checks it answers an outstanding task with exactly that task's tree
+    /// blocks, then borrows its gradients (from the frames or the shared slots) for the tree sum.
+    func collect(_ from: ResultFrom, into exchange: inout StepExchange) throws {
+        guard let job = exchange.outstanding[from.result.taskID], job.worker == from.worker.id else {
+            drop("result for a task that is not outstanding (late or reassigned)")
+            return
+        }
+        let expected = exchange.tree.blocks(covering: job.range)
+        guard from.result.blocks.map(\.range) == expected else {
+            throw ProtocolError("blocks \(from.result.blocks.map(\.range)) do not cover \(job.range) as the tree requires")
+        }
+        if from.result.shared {
+            guard from.worker.results != nil, job.sharedSlot >= 0 else {
+                throw ProtocolError("gradients in shared memory that was not assigned to this task")
+            }
+        } else if from.message.tensors.count != expected.count * shapes.count {
+            throw ProtocolError("\(from.message.tensors.count) tensor frames for \(expected.count) blocks of \(shapes.count) parameters")
+        }
+        let floats = parameterFloats
+        for (b, block) in from.result.blocks.enumerated() {
+            // Borrow the frames' (or the shared slots') memory: the tree sum adds into it in place.
+            let gradients = try from.result.shared
+                ? from.worker.results!.tensors(at: (job.sharedSlot + b) * floats, shapes: shapes)
+                : shapes.indices.map { p in
+                    try PackedTensors.unpack(from.message.tensors[b * shapes.count + p], shapes: [shapes[p]])[0]
+                }
+            exchange.known[block.range] = GradientSum(gradients: gradients, lossSum: block.lossSum, samples: block.samples,
+                                                      correct: block.correct)
+        }
+        exchange.outstanding[from.result.taskID] = nil
+        exchange.covered += job.range.count
+        from.worker.computeSeconds += from.result.computeSeconds
+        from.worker.stepComputeSeconds += from.result.computeSeconds
+    }
+
+    /// Drops this step's weights, so the trainer's update writes them in place, when a copy of
+    /// them stays here for workers that join before the next step (the shared file, or the
+    /// packed frames). When the shared file holds them, the trainer's weights move into it: the
+    /// update then writes the next weights where local workers read them, and nothing is copied.
+    /// (Workers are idle during the update: every result of the step is in.)
+    package func prepareUpdate(of trainerParameters: inout [Tensor]) {
+        let sharedIsCurrent = sharedWeights != nil && sharedWeightsVersion == weightsVersion
+        if packedCache != nil || sharedIsCurrent { parameters = [] }
+        if sharedIsCurrent, let shm = sharedWeights, !shm.holds(trainerParameters, at: 0) {
+            trainerParameters = shm.tensors(at: 0, shapes: shapes)
+        }
+    }
+}

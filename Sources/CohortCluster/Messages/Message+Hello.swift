@@ -1,0 +1,28 @@
+/// HELLO, worker → coordinator: who it is and which datasets it holds.
+package struct Hello: Sendable, Equatable {
+    package var threads: Int
+    package var host: String
+    package var pid: Int
+    package var fingerprints: [String]
+    /// Host and boot id: equal to the coordinator's when both can share /dev/shm.
+    package var machineID: String = ""
+
+    func encode() -> [UInt8] {
+        var w = WireWriter()
+        w.int(threads); w.string(host); w.int(pid); w.u32(UInt32(fingerprints.count))
+        for f in fingerprints { w.string(f) }
+        w.string(machineID)
+        return w.bytes
+    }
+
+    static func decode(_ m: Message) throws -> Hello {
+        try m.read { r in
+            let threads = try r.int(), host = try r.string(limit: 256), pid = try r.int()
+            let n = Int(try r.u32())
+            guard n <= 64 else { throw ProtocolError("\(n) fingerprints") }
+            var prints: [String] = []
+            for _ in 0..<n { prints.append(try r.string(limit: 128)) }
+            return Hello(threads: threads, host: host, pid: pid, fingerprints: prints, machineID: try r.string(limit: 512))
+        }
+    }
+}

@@ -1,0 +1,41 @@
+/// RESULT, worker → coordinator: sums of whole tree nodes; each block is followed by one tensor
+/// frame per parameter, in parameter order.
+package struct ResultMessage: Sendable {
+    package struct Block: Sendable {
+        package var range: Range<Int>
+        package var lossSum: Double
+        package var samples: Int
+        package var correct: Int
+    }
+    package var taskID: UInt64
+    package var blocks: [Block]
+    package var computeSeconds: Double
+    /// The gradients are in the worker's shared-memory slots 0, 1, … instead of frames.
+    package var shared: Bool = false
+
+    func encode() -> [UInt8] {
+        var w = WireWriter()
+        w.u64(taskID); w.f64(computeSeconds); w.bool(shared); w.u32(UInt32(blocks.count))
+        for b in blocks {
+            w.u32(UInt32(b.range.lowerBound)); w.u32(UInt32(b.range.upperBound)); w.f64(b.lossSum)
+            w.u32(UInt32(b.samples)); w.u32(UInt32(b.correct))
+        }
+        return w.bytes
+    }
+
+    static func decode(_ m: Message) throws -> ResultMessage {
+        try m.read { r in
+            let id = try r.u64(), seconds = try r.f64(), shared = try r.bool(), n = Int(try r.u32())
+            guard n > 0, n <= 64, shared ? m.tensors.isEmpty : m.tensors.count % n == 0 else {
+                throw ProtocolError("\(n) blocks with \(m.tensors.count) tensor frames")
+            }
+            var blocks: [Block] = []
+            for _ in 0..<n {
+                let lo = Int(try r.u32()), hi = Int(try r.u32())
+                guard lo < hi else { throw ProtocolError("empty block \(lo)..<\(hi)") }
+                blocks.append(Block(range: lo..<hi, lossSum: try r.f64(), samples: Int(try r.u32()), correct: Int(try r.u32())))
+            }
+            return ResultMessage(taskID: id, blocks: blocks, computeSeconds: seconds, shared: shared)
+        }
+    }
+}

@@ -1,0 +1,44 @@
+import CohortTraining
+
+/// WELCOME, coordinator → worker: the model, how the data will come, and the current weights.
+package struct Welcome: Sendable {
+    package var workerID: UInt32
+    /// The model (without weights), its loss and reduction: typed, in a binary encoding.
+    package var spec: GradientSpec
+    package var seed: UInt64
+    package var datasetFingerprint: String
+    /// True when the worker's data differs from the coordinator's: tasks then carry samples.
+    package var sendsSamples: Bool
+    package var weightsVersion: UInt64
+    package var shapes: [[Int]]
+    /// Shared-memory files for a worker on the coordinator's machine ("" when not offered):
+    /// the weights of every step, and `resultSlots` gradient blocks written by this worker.
+    package var sharedWeights: String = ""
+    package var sharedResults: String = ""
+    package var resultSlots: Int = 0
+
+    func encode() -> [UInt8] {
+        var w = WireWriter()
+        w.u32(workerID); w.codable(spec); w.u64(seed); w.string(datasetFingerprint); w.bool(sendsSamples)
+        w.u64(weightsVersion); w.u32(UInt32(shapes.count)); for s in shapes { w.shape(s) }
+        w.string(sharedWeights); w.string(sharedResults); w.u32(UInt32(resultSlots))
+        return w.bytes
+    }
+
+    static func decode(_ m: Message) throws -> Welcome {
+        try m.read { r in
+            let id = try r.u32(), spec = try r.codable(GradientSpec.self, limit: 1 << 20), seed = try r.u64(), print = try r.string(limit: 128)
+            let samples = try r.bool(), version = try r.u64()
+            let n = Int(try r.u32())
+            guard n <= 4096 else { throw ProtocolError("\(n) parameters") }
+            var shapes: [[Int]] = []
+            for _ in 0..<n { shapes.append(try r.shape()) }
+            var welcome = Welcome(workerID: id, spec: spec, seed: seed, datasetFingerprint: print, sendsSamples: samples,
+                                  weightsVersion: version, shapes: shapes)
+            welcome.sharedWeights = try r.string(limit: 4096)
+            welcome.sharedResults = try r.string(limit: 4096)
+            welcome.resultSlots = Int(try r.u32())
+            return welcome
+        }
+    }
+}

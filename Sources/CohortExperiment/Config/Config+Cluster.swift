@@ -1,0 +1,51 @@
+import Foundation
+
+/// `cluster:` — what the file says about local workers, the endpoint for others, liveness and
+/// keys. Every value is optional here: the defaults live once, with what they configure (the
+/// coordinator's options, the CLI's cluster launch), and flags given to `cohort train` win.
+package struct ClusterConfig: Sendable {
+    /// Local worker processes to spawn.
+    package var workers: Int?
+    /// Wait for this many workers before training starts.
+    package var minWorkers: Int?
+    /// BLAS threads per worker.
+    package var threadsPerWorker: Int?
+    /// Endpoint to bind for external workers (tcp://host:port).
+    package var bind: String?
+    /// Seconds of silence after which a worker is declared dead and its work reassigned.
+    package var heartbeatTimeout: Double?
+    /// Largest message accepted, in megabytes (ZMQ_MAXMSGSIZE), checked before allocation.
+    package var maxMessageMB: Int?
+    /// Seconds to wait for the first `min_workers` workers.
+    package var startTimeout: Double?
+    /// Exchange weights and gradients with workers on this machine through /dev/shm.
+    package var sharedMemory: Bool?
+    /// CURVE: the coordinator's .key_secret file and the workers' public keys (a .key file or
+    /// a directory of them).
+    package var secretKey: String?
+    package var authorizedKeys: String?
+    /// Allow a non-loopback bind without CURVE.
+    package var insecure: Bool?
+}
+
+extension ExperimentConfig {
+    static func readCluster(_ node: ConfigNode?) throws(ConfigError) -> ClusterConfig {
+        for key in ["secret_key", "authorized_keys"] {
+            if let item = try node?.optional(key), !FileManager.default.fileExists(atPath: try item.string()) {
+                throw item.error("no such file or directory: \(try item.string())")
+            }
+        }
+        return ClusterConfig(
+            workers: try node?.optional("workers")?.int(min: 0, max: 256),
+            minWorkers: try node?.optional("min_workers")?.int(min: 1, max: 256),
+            threadsPerWorker: try node?.optional("threads_per_worker")?.int(min: 1, max: 256),
+            bind: try node?.optional("bind")?.string(),
+            heartbeatTimeout: try node?.optional("heartbeat_timeout")?.double(min: 0.1),
+            maxMessageMB: try node?.optional("max_message_mb")?.int(min: 1),
+            startTimeout: try node?.optional("start_timeout")?.double(min: 0.1),
+            sharedMemory: try node?.optional("shared_memory")?.bool(),
+            secretKey: try node?.optional("secret_key")?.string(),
+            authorizedKeys: try node?.optional("authorized_keys")?.string(),
+            insecure: try node?.optional("insecure")?.bool())
+    }
+}

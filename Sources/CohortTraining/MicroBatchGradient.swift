@@ -1,0 +1,50 @@
+import CohortNN
+import CohortTensor
+
+/// The worker's half of a training step: forward, loss and backward on one micro-batch, giving
+/// the sum (not the mean) of the per-sample gradients. The coordinator adds these along the
+/// gradient tree and divides once by the global batch size.
+package struct MicroBatchGradient: Sendable {
+    package let model: Sequential
+    package let loss: Loss
+    package let reduction: Reduction
+
+    package init(model: Sequential, loss: Loss, reduction: Reduction) {
+        self.model = model; self.loss = loss; self.reduction = reduction
+    }
+
+    /// What one forward/backward pass gives, with the tape kept for inspection (the trace).
+    package struct Pass {
+        package let tape: Tape
+        package let parameters: [Variable]
+        package let outputs: [Variable]
+        package let prediction: Variable
+        package let loss: Variable
+    }
+
+    /// Runs forward and backward and keeps everything (used by the lecture trace and tests).
+    package func pass(parameters: [Tensor], inputs: Tensor, targets: Tensor, context: ForwardContext,
+                     retainIntermediateGradients: Bool = false) -> Pass {
+        let tape = Tape()
+        tape.retainsIntermediateGradients = retainIntermediateGradients
+        let x = tape.constant(inputs)
+        let p = parameters.map { tape.leaf($0) }
+        var outputs: [Variable] = []
+        let prediction = model(x, parameters: p, context: context) { _, h in outputs.append(h) }
+        let lossValue = loss.sampleSum(prediction, targets, reduction: reduction)
+        tape.backward(from: lossValue)
+        return Pass(tape: tape, parameters: p, outputs: outputs, prediction: prediction, loss: lossValue)
+    }
+
+    /// The gradient sum of one micro-batch.
+    package func callAsFunction(parameters: [Tensor], inputs: Tensor, targets: Tensor,
+                               context: ForwardContext) -> GradientSum {
+        let pass = pass(parameters: parameters, inputs: inputs, targets: targets, context: context)
+        // A parameter no gradient reached (e.g. behind a layer cut off from the loss) gets zeros.
+        let gradients = zip(pass.parameters, parameters).map { v, p in pass.tape.takeGradient(of: v) ?? .zeros(p.shape) }
+        return GradientSum(
+            gradients: gradients, lossSum: Double(pass.loss.value.scalar),
+            samples: inputs.shape.first ?? 0,
+            correct: loss.correctCount(predicted: pass.prediction.value, expected: targets) ?? 0)
+    }
+}

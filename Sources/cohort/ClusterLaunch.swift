@@ -1,0 +1,83 @@
+import ArgumentParser
+import CohortCluster
+import CohortExperiment
+import Foundation
+import ZeroMQ
+
+/// `cohort train`'s flags about the cluster. Each one overrides the config's `cluster` key of
+/// the same name.
+struct ClusterFlags: ParsableArguments {
+    @Option(help: "Local worker processes to start (default: cluster.workers, else the number of cores).")
+    var workers: Int?
+
+    @Option(help: "Endpoint for workers to connect to, e.g. tcp://0.0.0.0:5555 (default: a private ipc:// socket).")
+    var bind: String?
+
+    @Option(help: ArgumentHelp("The coordinator's CURVE secret key (a .key_secret file from cohort keygen; also cluster.secret_key).", valueName: "file"))
+    var secretKey: String?
+
+    @Option(help: ArgumentHelp("Public keys of the workers allowed to connect: a .key file or a directory of them (also cluster.authorized_keys).", valueName: "path"))
+    var authorizedKeys: String?
+
+    @Flag(help: "Allow --bind on a non-loopback address without CURVE: anyone on the network can read and join the run.")
+    var insecure = false
+}
+
+/// Everything about a `cohort train` cluster, resolved once: the flag if given, else the
+/// config's `cluster` key, else the default. The coordinator's own defaults are those of
+/// `Coordinator.Options`; the launch's are below. The CURVE rules are checked here and nowhere
+/// else.
+struct ClusterLaunch {
+    var options: Coordinator.Options
+    /// Worker processes to start on this machine, and the BLAS threads of each.
+    var localWorkers: Int
+    var threadsPerWorker: Int
+    /// Workers to wait for before the first step, and for how long.
+    var minWorkers: Int
+    var startTimeout: Double
+
+    static let defaultMinWorkers = 1
+    static let defaultStartTimeout = 120.0
+
+    init(flags: ClusterFlags, config: ClusterConfig, cores: Int) throws {
+        localWorkers = flags.workers ?? config.workers ?? cores
+        guard localWorkers >= 0 else { throw ValidationError("--workers must be 0 or more") }
+        let bind = flags.bind ?? config.bind
+        if localWorkers == 0 && bind == nil {
+            throw ValidationError("--workers 0 needs --bind (or cluster.bind) so external workers can connect")
+        }
+        threadsPerWorker = config.threadsPerWorker ?? max(1, cores / max(localWorkers, 1))
+        minWorkers = config.minWorkers ?? Self.defaultMinWorkers
+        startTimeout = config.startTimeout ?? Self.defaultStartTimeout
+        options = Coordinator.Options(endpoint: bind ?? Self.privateIPCEndpoint())
+        if let seconds = config.heartbeatTimeout { options.heartbeatTimeout = seconds }
+        if let megabytes = config.maxMessageMB { options.maxMessageBytes = Int64(megabytes) << 20 }
+        if let shared = config.sharedMemory { options.sharedMemory = shared }
+        try readKeys(secret: flags.secretKey ?? config.secretKey, authorized: flags.authorizedKeys ?? config.authorizedKeys)
+        if options.curve == nil, !Endpoints.isLoopback(options.endpoint), !(flags.insecure || config.insecure == true) {
+            throw ValidationError("""
+                binding \(options.endpoint) without CURVE lets anyone on the network read and join the run. Make keys with \
+                'cohort keygen' and give --secret-key and --authorized-keys, or say --insecure
+                """)
+        }
+    }
+
+    /// CURVE needs both keys, or neither.
+    mutating func readKeys(secret: String?, authorized: String?) throws {
+        guard (secret == nil) == (authorized == nil) else {
+            throw ValidationError("CURVE needs both --secret-key and --authorized-keys (or cluster.secret_key and cluster.authorized_keys)")
+        }
+        guard let secret, let authorized else { return }
+        do {
+            options.curve = try CurveKeyFile.readSecret(secret)
+            options.authorizedKeys = try CurveKeyFile.readAuthorized(authorized)
+        } catch {
+            throw ValidationError("\(error)")
+        }
+    }
+
+    /// A socket in the temporary directory that only this run uses.
+    static func privateIPCEndpoint() -> String {
+        "ipc://\(NSTemporaryDirectory())cohort-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).ipc"
+    }
+}

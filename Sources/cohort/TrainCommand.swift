@@ -1,0 +1,146 @@
+import ArgumentParser
+import CohortCluster
+import CohortData
+import CohortExperiment
+import CohortTensor
+import CohortTraining
+import Foundation
+import Logging
+import ZeroMQ
+
+struct Train: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Train a model with a coordinator and worker processes, and write its run directory.",
+        discussion: """
+        The coordinator cuts every batch into micro-batches, the workers compute their \
+        gradients, and the coordinator sums them along a fixed tree, averages, clips and \
+        updates. The weights are the same, bit for bit, for any number of workers.
+
+        Writes config.yaml (resolved), metrics.jsonl (one JSON object per step), \
+        final.safetensors (PyTorch parameter names), summary.json, curves.svg, TensorBoard \
+        events and workers/worker-N.log to the run directory, by default runs/<name>.
+
+        Examples:
+          cohort train configs/quickstart.yaml          # one worker per core
+          cohort train configs/mnist-mlp.yaml --workers 2 \\
+              --set checkpoint.every_steps=100
+          cohort train --resume runs/mnist-mlp           # after a crash
+          cohort train configs/mnist-mlp.yaml --bind tcp://0.0.0.0:5555 \\
+              --workers 0 --secret-key keys/coordinator.key_secret \\
+              --authorized-keys keys/workers
+              # then on each machine: cohort worker --connect tcp://HOST:5555 ...
+              # (see cohort keygen --help)
+        """
+    )
+
+    @Argument(help: "The experiment's YAML config (see configs/README.md); not needed with --resume.")
+    var config: String?
+
+    @Option(name: .customLong("set"), help: ArgumentHelp("Override a config key, e.g. --set optimizer.lr=0.1 (repeatable).", valueName: "dotted.key=value"))
+    var overrides: [String] = []
+
+    @Option(help: "Directory for the run's outputs (default: runs/<config name>, never overwriting).")
+    var runDir: String?
+
+    @Option(help: "Continue the run in this directory from its newest valid checkpoint, bit for bit.")
+    var resume: String?
+
+    @OptionGroup var cluster: ClusterFlags
+
+    @Flag(help: "No progress bar and no step lines: print only warnings and errors.")
+    var quiet = false
+
+    @Option(help: ArgumentHelp("Least severe messages shown: \(LogSetup.levels) (default info; also COHORT_LOG_LEVEL).", valueName: "level"))
+    var logLevel: String?
+
+    func run() throws {
+        LogSetup.bootstrap(try LogSetup.level(logLevel, quiet: quiet))
+        guard (config == nil) != (resume == nil) else {
+            throw ValidationError(resume == nil ? "give a config, or --resume RUN_DIR" : "--resume takes the config from the run directory; give no config")
+        }
+        let configPath = resume.map { "\($0)/config.yaml" } ?? config!
+        let config = try ExperimentConfig.load(path: configPath, overrides: overrides)
+        let experiment = try Experiment(config: config)
+        let checkpoint = try resume.map { try Self.newestCheckpoint(in: $0, of: experiment, configPath: configPath) }
+        let cores = ProcessInfo.processInfo.activeProcessorCount
+        let launch = try ClusterLaunch(flags: cluster, config: config.cluster, cores: cores)
+        let directory = try checkpoint.map { try RunDirectory(resuming: resume!, atStep: $0.step) }
+            ?? RunDirectory(explicit: runDir, name: config.name, resolvedConfig: config.resolvedYAML)
+        let bar = !quiet && ProgressBar.isTerminal ? ProgressBar(stepsPerEpoch: experiment.plan.stepsPerEpoch) : nil
+        // On a terminal the bar shows the steps; other lines go above it.
+        LogOutput.shared.attach(bar)
+        defer { bar?.finish(); LogOutput.shared.attach(nil) }
+        let logger = Logger(label: "cohort.train")
+        BLAS.setThreads(1)
+        do {
+            let coordinator = try Coordinator(setup: experiment.setup, options: launch.options, logger: Logger(label: "cohort.coordinator"))
+            defer {
+                coordinator.shutdown(reason: "training finished")
+                if coordinator.endpoint.hasPrefix("ipc://") { unlink(String(coordinator.endpoint.dropFirst(6))) }
+            }
+            try Self.startLocalWorkers(launch, for: coordinator, in: directory, logger: logger)
+            try coordinator.waitForWorkers(max(launch.minWorkers, launch.localWorkers), timeout: launch.startTimeout)
+            var executor = coordinator
+            _ = try TrainingRun.run(experiment, executor: &executor, runDirectory: directory, resumeFrom: checkpoint,
+                                    beforeEvaluation: { BLAS.setThreads(cores); bar?.finish() },
+                                    onStep: bar.map { bar in { record, total in bar.update(record, total: total) } },
+                                    updateThreads: cores, logger: logger)
+        } catch let error as ConfigError {
+            throw error
+        } catch {
+            stderrLine("cohort: training failed: \(error)")
+            throw ExitCode(ExitStatus.runtimeFailure)
+        }
+    }
+
+    /// The checkpoint `--resume` continues from: the newest that reads back whole, made with
+    /// this same config.
+    static func newestCheckpoint(in runDirectory: String, of experiment: Experiment, configPath: String) throws -> Checkpoint {
+        let probe = experiment.config.optimizer.make(parameters: experiment.initialParameters)
+        let (found, skipped) = CheckpointDirectory(runDirectory: runDirectory).newestValid(model: experiment.model, optimizer: probe)
+        for reason in skipped { stderrLine("cohort: skipping a damaged checkpoint: \(reason)") }
+        guard let found else { throw ValidationError("no valid checkpoint in \(runDirectory)/checkpoints") }
+        guard found.configHash == Checkpoint.configHash(experiment.config) else {
+            throw ValidationError("the checkpoint was made with another config than \(configPath); refusing to mix them")
+        }
+        return found
+    }
+
+    /// Starts the launch's local workers (with a key pair of this run when it uses CURVE), or
+    /// says where external ones are awaited.
+    static func startLocalWorkers(_ launch: ClusterLaunch, for coordinator: Coordinator, in directory: RunDirectory,
+                                  logger: Logger) throws {
+        guard launch.localWorkers > 0 else {
+            logger.info("waiting for \(launch.minWorkers) worker(s) at \(coordinator.endpoint)")
+            return
+        }
+        var keyArguments: [String] = []
+        if let curve = launch.options.curve {
+            // Local workers get a key pair of this run, authorized for this run only.
+            let keys = try Self.localWorkerKeys(in: "\(directory.path)/workers", coordinator: curve)
+            coordinator.authorize(keys.publicKey)
+            keyArguments = ["--server-key", keys.serverKeyFile, "--secret-key", keys.secretKeyFile]
+        }
+        coordinator.localProcesses = try LocalWorkers(
+            count: launch.localWorkers, executable: LocalWorkers.currentExecutable, endpoint: coordinator.endpoint,
+            threads: launch.threadsPerWorker, dataConfig: "\(directory.path)/config.yaml", logDirectory: "\(directory.path)/workers",
+            extraArguments: keyArguments)
+        logger.info("started \(launch.localWorkers) local worker(s), \(launch.threadsPerWorker) BLAS thread(s) each, at \(coordinator.endpoint)")
+    }
+}
+
+extension Train {
+    /// Writes a fresh key pair for the local workers and the coordinator's public key next to
+    /// their logs (the secret readable by this user only).
+    static func localWorkerKeys(in directory: String, coordinator: CurveKeyPair) throws
+        -> (publicKey: String, serverKeyFile: String, secretKeyFile: String) {
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        for suffix in [CurveKeyFile.publicSuffix, CurveKeyFile.secretSuffix] {
+            for name in ["local", "coordinator"] { unlink("\(directory)/\(name)\(suffix)") }
+        }
+        let pair = try CurveKeyPair.generate()
+        let files = try CurveKeyFile.write(pair, base: "\(directory)/local", comment: "local workers of this run")
+        let server = try CurveKeyFile.writePublic(coordinator.publicKey, base: "\(directory)/coordinator", comment: "the coordinator of this run")
+        return (pair.publicKey, server, files.secret)
+    }
+}
