@@ -1,169 +1,256 @@
+/// The two GRUs: the lecture's (`RecurrentCell.gru`) and PyTorch's (`.gruPyTorch`). They share
+/// their parameters and the r and z gates; they differ in the candidate. The lecture's
+/// multiplies U_h by r⊙h₋ (a second sgemm per step); PyTorch's scales W_hn h₋ + b_hn by r. So
+/// neither reads W_hh·h₋ whole, as the RNN and LSTM do: each step keeps its hidden product
+/// apart from the input part, and backward keeps the two gate gradients apart too.
+///
+/// Layout: rows b·T + t for every [B·T, ·] matrix; gates r, z, n in PyTorch's order.
 extension Variable {
-    /// The two GRUs (`RecurrentCell.gru`, the lecture's, and `.gruPyTorch`). Their candidate does
-    /// not read W_hh·h₋ whole (the lecture's multiplies U_h by r⊙h₋, a second sgemm; PyTorch's
-    /// scales W_hn h₋ + b_hn by r), so each step keeps its hidden product apart from the input
-    /// part, and backward keeps the two gate gradients apart too.
     func gatedRecurrentUnit(_ cell: RecurrentCell, weightIH wih: Variable, weightHH whh: Variable,
                             biasIH bih: Variable, biasHH bhh: Variable) -> Variable {
-        let x = value
-        let (batch, steps, inputs) = (x.shape[0], x.shape[1], x.shape[2])
-        let W_hh = whh.value, W_ih = wih.value, b_hh = bhh.value
-        let gh = W_ih.shape[0], H = gh / cell.gates
-        // Input part of every gate at every step: rows b·T + t.
-        let xf = x.reshaped([batch * steps, inputs])
-        // The bias is preloaded into C, so the sgemm adds the product to it (beta = 1).
-        var xw = Tensor(repeatingRow: bih.value, rows: batch * steps)
-        xw.matmulAccumulate(xf, W_ih, transposeB: true, beta: 1)
-        // Per step, time-major: gate activations, hidden states, and what the backward pass needs.
-        var acts = [Tensor](), hs = [Tensor.zeros([batch, H])]
-        var hiddenN = [Tensor]()   // gru_pytorch: W_hn h₋ + b_hn; gru: (r⊙h₋)
-        // The lecture GRU splits W_hh: rows r, z act on h₋, rows of the candidate (U_h) on r⊙h₋.
-        let whhRZ = cell == .gru ? Tensor(shape: [2 * H, H], Array(UnsafeBufferPointer(start: W_hh.pointer, count: 2 * H * H))) : W_hh
-        let uh = cell == .gru ? Tensor(shape: [H, H], Array(UnsafeBufferPointer(start: W_hh.pointer + 2 * H * H, count: H * H))) : W_hh
+        let input = GRUInput(x: value, weightIH: wih.value, biasIH: bih.value)
+        let (y, backward): (Tensor, GRUBackward) = cell == .gru
+            ? lectureGRU(input, weightHH: whh.value, biasHH: bhh.value)
+            : pytorchGRU(input, weightHH: whh.value, biasHH: bhh.value)
+        return tape.record(y, inputs: [self, wih, whh, bih, bhh]) { dy, needs in
+            let (dXW, dHW, dWhh) = backward(dy, needs[2])
+            return input.gradients(dXW: dXW, dHW: dHW, dWhh: dWhh, weightIH: wih.value, needs: needs)
+        }
+    }
+
+    /// torch.nn.GRU: r, z = σ(x W_i· + b_i· + h₋ W_h· + b_h·); n = tanh(x W_in + b_in + r⊙(h₋ W_hn + b_hn));
+    /// h = (1 − z)⊙n + z⊙h₋. One sgemm per step gives all three hidden parts.
+    func pytorchGRU(_ input: GRUInput, weightHH W_hh: Tensor, biasHH b_hh: Tensor) -> (Tensor, GRUBackward) {
+        let (batch, steps, H, gh) = (input.batch, input.steps, input.hidden, input.gateWidth)
+        var acts = [Tensor](), hs = [Tensor.zeros([batch, H])], hiddenN = [Tensor]()   // hiddenN: W_hn h₋ + b_hn
         for t in 0..<steps {
             let hPrev = hs[t]
-            var a = Tensor(uninitializedShape: [batch, gh])
-            var h = Tensor(uninitializedShape: [batch, H])
-            let hw = hPrev.matmul(whhRZ, transposeOther: true)
-            let pa = a.mutablePointer, ph = h.mutablePointer
-            let px = xw.pointer, phw = hw.pointer, pb = b_hh.pointer, hp = hPrev.pointer
-            let hwWidth = hw.shape[1]
-            // r and z: σ of the input part, the hidden part and b_hh.
+            var a = Tensor(uninitializedShape: [batch, gh]), h = Tensor(uninitializedShape: [batch, H])
+            var hn = Tensor(uninitializedShape: [batch, H])
+            let hw = hPrev.matmul(W_hh, transposeOther: true)
+            input.activateResetAndUpdate(a.mutablePointer, hiddenPart: hw, biasHH: b_hh, step: t)
+            let pa = a.mutablePointer, ph = h.mutablePointer, phn = hn.mutablePointer
+            let px = input.xw.pointer, phw = hw.pointer, pb = b_hh.pointer, hp = hPrev.pointer
             for b in 0..<batch {
-                let xrow = px + (b * steps + t) * gh, hrow = phw + b * hwWidth, arow = pa + b * gh
-                for k in 0..<(2 * H) { arow[k] = xrow[k] + hrow[k] + pb[k] }
-                VectorMath.sigmoid(arow, count: 2 * H)
-            }
-            if cell == .gruPyTorch {
-                var hn = Tensor(uninitializedShape: [batch, H])
-                let phn = hn.mutablePointer
-                for b in 0..<batch {
-                    let xrow = px + (b * steps + t) * gh, hrow = phw + b * hwWidth, arow = pa + b * gh
-                    for j in 0..<H {
-                        let n0 = hrow[2 * H + j] + pb[2 * H + j]
-                        phn[b * H + j] = n0
-                        arow[2 * H + j] = xrow[2 * H + j] + arow[j] * n0
-                    }
-                    VectorMath.tanh(arow + 2 * H, count: H)
-                    for j in 0..<H {
-                        let z = arow[H + j]
-                        ph[b * H + j] = (1 - z) * arow[2 * H + j] + z * hp[b * H + j]
-                    }
+                let xrow = px + (b * steps + t) * gh, hrow = phw + b * gh, arow = pa + b * gh
+                for j in 0..<H {
+                    let n0 = hrow[2 * H + j] + pb[2 * H + j]
+                    phn[b * H + j] = n0
+                    arow[2 * H + j] = xrow[2 * H + j] + arow[j] * n0
                 }
-                hiddenN.append(hn)
-            } else {
-                // The candidate needs (r⊙h₋)·U_hᵀ, a second sgemm.
-                var rh = Tensor(uninitializedShape: [batch, H])
-                let prh = rh.mutablePointer
-                for b in 0..<batch { for j in 0..<H { prh[b * H + j] = pa[b * gh + j] * hp[b * H + j] } }
-                let un = rh.matmul(uh, transposeOther: true)
-                let pun = un.pointer
-                for b in 0..<batch {
-                    let xrow = px + (b * steps + t) * gh, arow = pa + b * gh
-                    for j in 0..<H { arow[2 * H + j] = xrow[2 * H + j] + pun[b * H + j] + pb[2 * H + j] }
-                    VectorMath.tanh(arow + 2 * H, count: H)
-                    for j in 0..<H {
-                        let z = arow[H + j]
-                        ph[b * H + j] = (1 - z) * hp[b * H + j] + z * arow[2 * H + j]
-                    }
+                VectorMath.tanh(arow + 2 * H, count: H)
+                for j in 0..<H {
+                    let z = arow[H + j]
+                    ph[b * H + j] = (1 - z) * arow[2 * H + j] + z * hp[b * H + j]
                 }
-                withExtendedLifetime(un) {}
-                hiddenN.append(rh)
             }
             // Raw pointers do not keep their tensors alive: keep these until the step is done.
-            withExtendedLifetime((xw, hw, b_hh)) {}
-            acts.append(a); hs.append(h)
+            withExtendedLifetime((input, hw, b_hh)) {}
+            acts.append(a); hs.append(h); hiddenN.append(hn)
         }
-        var y = Tensor(uninitializedShape: [batch, steps, H])
-        let py = y.mutablePointer
-        for t in 0..<steps { let ph = hs[t + 1].pointer; for b in 0..<batch { (py + (b * steps + t) * H).update(from: ph + b * H, count: H) } }
-
-        return tape.record(y, inputs: [self, wih, whh, bih, bhh]) { dy, needs in
-            var dXW = Tensor(uninitializedShape: [batch * steps, gh])     // ∂L/∂(input part), rows b·T + t
-            var dHW = Tensor(uninitializedShape: [batch * steps, gh])     // ∂L/∂(hidden part incl. b_hh)
-            var hPrevAll = Tensor(uninitializedShape: [batch * steps, H]) // what W_hh multiplied
-            var rhAll = Tensor(uninitializedShape: cell == .gru ? [batch * steps, H] : [0, H])
-            var dhNext = Tensor.zeros([batch, H])
-            let pdy = dy.pointer, pdxw = dXW.mutablePointer, pdhw = dHW.mutablePointer, phall = hPrevAll.mutablePointer
-            let prhall = rhAll.mutablePointer
-            for t in stride(from: steps - 1, through: 0, by: -1) {
-                let a = acts[t].pointer, hp = hs[t].pointer
-                var dPre = Tensor(uninitializedShape: [batch, gh])     // for the hidden path
-                var dhPrev = Tensor.zeros([batch, H])
-                let pd = dPre.mutablePointer, pdh = dhNext.mutablePointer, pdhp = dhPrev.mutablePointer
+        let backward: GRUBackward = { dy, needsWhh in
+            input.backThroughTime(dy, states: hs, rowsForWhh: 0) { t, dh, dPre, dXW, dhPrev in
+                let a = acts[t].pointer, hp = hs[t].pointer, hn = hiddenN[t].pointer
                 for b in 0..<batch {
-                    let row = (b * steps + t)
-                    (phall + row * H).update(from: hp + b * H, count: H)
-                    let arow = a + b * gh, drow = pd + b * gh, xrow = pdxw + row * gh
+                    let arow = a + b * gh, drow = dPre + b * gh, xrow = dXW + (b * steps + t) * gh
                     for j in 0..<H {
-                        let dh = pdy[row * H + j] + pdh[b * H + j]
-                        if cell == .gruPyTorch {
-                            let (r, z, n) = (arow[j], arow[H + j], arow[2 * H + j])
-                            let hn = hiddenN[t].pointer[b * H + j]
-                            let dn = dh * (1 - z) * (1 - n * n)
-                            let dz = dh * (hp[b * H + j] - n) * z * (1 - z)
-                            let dr = dn * hn * r * (1 - r)
-                            xrow[j] = dr; xrow[H + j] = dz; xrow[2 * H + j] = dn
-                            drow[j] = dr; drow[H + j] = dz; drow[2 * H + j] = dn * r
-                            pdhp[b * H + j] = dh * z
-                        } else {
-                            let (z, candidate) = (arow[H + j], arow[2 * H + j])
-                            let dn = dh * z * (1 - candidate * candidate)
-                            xrow[2 * H + j] = dn; drow[2 * H + j] = dn
-                            xrow[H + j] = dh * (candidate - hp[b * H + j]) * z * (1 - z)
-                            drow[H + j] = xrow[H + j]
-                            pdhp[b * H + j] = dh * (1 - z)
-                        }
+                        let d = dh[b * H + j]
+                        let (r, z, n) = (arow[j], arow[H + j], arow[2 * H + j])
+                        let dn = d * (1 - z) * (1 - n * n)
+                        let dz = d * (hp[b * H + j] - n) * z * (1 - z)
+                        let dr = dn * hn[b * H + j] * r * (1 - r)
+                        xrow[j] = dr; xrow[H + j] = dz; xrow[2 * H + j] = dn
+                        drow[j] = dr; drow[H + j] = dz; drow[2 * H + j] = dn * r
+                        dhPrev[b * H + j] = d * z
                     }
                 }
-                if cell == .gru {
-                    // Through the candidate's U_h(r⊙h₋): ∂(r⊙h₋) = dn·U_h, then into r and h₋.
-                    var dnOnly = Tensor(uninitializedShape: [batch, H])
-                    let pdn = dnOnly.mutablePointer
-                    for b in 0..<batch { (pdn + b * H).update(from: pd + b * gh + 2 * H, count: H) }
-                    let drhTensor = dnOnly.matmul(uh)
-                    defer { withExtendedLifetime(drhTensor) {} }
-                    let drh = drhTensor.pointer
-                    let rh = hiddenN[t].pointer
-                    for b in 0..<batch {
-                        (prhall + (b * steps + t) * H).update(from: rh + b * H, count: H)
-                        for j in 0..<H {
-                            let r = a[b * gh + j]
-                            let dr = drh[b * H + j] * hp[b * H + j] * r * (1 - r)
-                            pd[b * gh + j] = dr; pdxw[(b * steps + t) * gh + j] = dr
-                            pdhp[b * H + j] += drh[b * H + j] * r
-                        }
-                    }
-                    // Only r and z reach h₋ through the first hidden sgemm.
-                    var drz = Tensor(uninitializedShape: [batch, 2 * H])
-                    let pdrz = drz.mutablePointer
-                    for b in 0..<batch { (pdrz + b * 2 * H).update(from: pd + b * gh, count: 2 * H) }
-                    dhPrev.matmulAccumulate(drz, whhRZ, beta: 1)
-                } else {
-                    dhPrev.matmulAccumulate(dPre, W_hh, beta: 1)
-                }
-                for b in 0..<batch { (pdhw + (b * steps + t) * gh).update(from: pd + b * gh, count: gh) }
-                withExtendedLifetime((dPre, dy)) {}
-                dhNext = dhPrev
+                return (W_hh, gh)
+            } weightGradient: { dHW, hPrevAll in
+                needsWhh ? dHW.matmul(hPrevAll, transposeSelf: true) : nil
             }
-            withExtendedLifetime((dXW, dHW, hPrevAll, rhAll)) {}
-            let dx = needs[0] ? dXW.matmul(W_ih).reshaped(x.shape) : nil
-            let dwih = needs[1] ? dXW.matmul(xf, transposeSelf: true) : nil
-            var dwhh: Tensor? = nil
-            if needs[2] {
-                if cell == .gru {
-                    // Rows r, z multiplied h₋; rows n multiplied r⊙h₋.
-                    var grad = Tensor(uninitializedShape: [gh, H])
-                    let rz = dHW.matmul(hPrevAll, transposeSelf: true), n = dHW.matmul(rhAll, transposeSelf: true)
-                    let pg = grad.mutablePointer
-                    pg.update(from: rz.pointer, count: 2 * H * H)
-                    (pg + 2 * H * H).update(from: n.pointer + 2 * H * H, count: H * H)
-                    dwhh = grad
-                } else {
-                    dwhh = dHW.matmul(hPrevAll, transposeSelf: true)
-                }
-            }
-            return [dx, dwih, dwhh, needs[3] ? dXW.sum(axis: 0) : nil, needs[4] ? dHW.sum(axis: 0) : nil]
         }
+        return (input.batchFirst(hs), backward)
+    }
+
+    /// Lecture 001 §5.3: z, r = σ(W x + U h₋ + b); h̃ = tanh(W_h x + U_h(r⊙h₋) + b_h);
+    /// h = (1 − z)⊙h₋ + z⊙h̃. W_hh's rows r, z act on h₋ and its rows n (U_h) on r⊙h₋.
+    func lectureGRU(_ input: GRUInput, weightHH W_hh: Tensor, biasHH b_hh: Tensor) -> (Tensor, GRUBackward) {
+        let (batch, steps, H, gh) = (input.batch, input.steps, input.hidden, input.gateWidth)
+        let whhRZ = Tensor(shape: [2 * H, H], Array(UnsafeBufferPointer(start: W_hh.pointer, count: 2 * H * H)))
+        let uh = Tensor(shape: [H, H], Array(UnsafeBufferPointer(start: W_hh.pointer + 2 * H * H, count: H * H)))
+        var acts = [Tensor](), hs = [Tensor.zeros([batch, H])], resetHidden = [Tensor]()   // r⊙h₋
+        for t in 0..<steps {
+            let hPrev = hs[t]
+            var a = Tensor(uninitializedShape: [batch, gh]), h = Tensor(uninitializedShape: [batch, H])
+            var rh = Tensor(uninitializedShape: [batch, H])
+            let hw = hPrev.matmul(whhRZ, transposeOther: true)
+            input.activateResetAndUpdate(a.mutablePointer, hiddenPart: hw, biasHH: b_hh, step: t)
+            let pa = a.mutablePointer, ph = h.mutablePointer, prh = rh.mutablePointer
+            let px = input.xw.pointer, pb = b_hh.pointer, hp = hPrev.pointer
+            for b in 0..<batch { for j in 0..<H { prh[b * H + j] = pa[b * gh + j] * hp[b * H + j] } }
+            // The candidate needs (r⊙h₋)·U_hᵀ, a second sgemm.
+            let un = rh.matmul(uh, transposeOther: true)
+            let pun = un.pointer
+            for b in 0..<batch {
+                let xrow = px + (b * steps + t) * gh, arow = pa + b * gh
+                for j in 0..<H { arow[2 * H + j] = xrow[2 * H + j] + pun[b * H + j] + pb[2 * H + j] }
+                VectorMath.tanh(arow + 2 * H, count: H)
+                for j in 0..<H {
+                    let z = arow[H + j]
+                    ph[b * H + j] = (1 - z) * hp[b * H + j] + z * arow[2 * H + j]
+                }
+            }
+            withExtendedLifetime((input, hw, un, b_hh)) {}
+            acts.append(a); hs.append(h); resetHidden.append(rh)
+        }
+        let backward: GRUBackward = { dy, needsWhh in
+            var rhAll = Tensor(uninitializedShape: [batch * steps, H])   // what U_h multiplied, rows b·T + t
+            return input.backThroughTime(dy, states: hs, rowsForWhh: 2 * H) { t, dh, dPre, dXW, dhPrev in
+                let a = acts[t].pointer, hp = hs[t].pointer, rh = resetHidden[t].pointer, prhall = rhAll.mutablePointer
+                for b in 0..<batch {
+                    let arow = a + b * gh, drow = dPre + b * gh, xrow = dXW + (b * steps + t) * gh
+                    for j in 0..<H {
+                        let d = dh[b * H + j]
+                        let (z, candidate) = (arow[H + j], arow[2 * H + j])
+                        let dn = d * z * (1 - candidate * candidate)
+                        xrow[2 * H + j] = dn; drow[2 * H + j] = dn
+                        xrow[H + j] = d * (candidate - hp[b * H + j]) * z * (1 - z)
+                        drow[H + j] = xrow[H + j]
+                        dhPrev[b * H + j] = d * (1 - z)
+                    }
+                }
+                // Through the candidate's U_h(r⊙h₋): ∂(r⊙h₋) = dn·U_h, then into r and h₋.
+                var dnOnly = Tensor(uninitializedShape: [batch, H])
+                let pdn = dnOnly.mutablePointer
+                for b in 0..<batch { (pdn + b * H).update(from: dPre + b * gh + 2 * H, count: H) }
+                let drhTensor = dnOnly.matmul(uh)
+                let drh = drhTensor.pointer
+                for b in 0..<batch {
+                    (prhall + (b * steps + t) * H).update(from: rh + b * H, count: H)
+                    for j in 0..<H {
+                        let r = a[b * gh + j]
+                        let dr = drh[b * H + j] * hp[b * H + j] * r * (1 - r)
+                        dPre[b * gh + j] = dr; dXW[(b * steps + t) * gh + j] = dr
+                        dhPrev[b * H + j] += drh[b * H + j] * r
+                    }
+                }
+                withExtendedLifetime(drhTensor) {}
+                // Only r and z reach h₋ through the first hidden sgemm.
+                return (whhRZ, 2 * H)
+            } weightGradient: { dHW, hPrevAll in
+                guard needsWhh else { return nil }
+                // Rows r, z multiplied h₋; rows n multiplied r⊙h₋.
+                var grad = Tensor(uninitializedShape: [gh, H])
+                let rz = dHW.matmul(hPrevAll, transposeSelf: true), n = dHW.matmul(rhAll, transposeSelf: true)
+                withExtendedLifetime(rhAll) {}
+                let pg = grad.mutablePointer
+                pg.update(from: rz.pointer, count: 2 * H * H)
+                (pg + 2 * H * H).update(from: n.pointer + 2 * H * H, count: H * H)
+                return grad
+            }
+        }
+        return (input.batchFirst(hs), backward)
+    }
+}
+
+/// A GRU's backward pass from ∂L/∂y: ∂L/∂(input part) and ∂L/∂(hidden part incl. b_hh), both
+/// [B·T, 3H], and ∂W_hh when asked for.
+typealias GRUBackward = (_ dy: Tensor, _ needsWeightHH: Bool) -> (dXW: Tensor, dHW: Tensor, dWhh: Tensor?)
+
+/// What both GRUs start from: x as rows b·T + t, and the input part of every gate at every
+/// step, x·W_ihᵀ + b_ih.
+struct GRUInput {
+    let xShape: [Int]
+    let batch, steps, inputs, hidden: Int
+    var gateWidth: Int { 3 * hidden }
+    let xf: Tensor
+    let xw: Tensor
+
+    init(x: Tensor, weightIH: Tensor, biasIH: Tensor) {
+        xShape = x.shape
+        (batch, steps, inputs) = (x.shape[0], x.shape[1], x.shape[2])
+        hidden = weightIH.shape[0] / 3
+        xf = x.reshaped([batch * steps, inputs])
+        // The bias is preloaded into C, so the sgemm adds the product to it (beta = 1).
+        var xw = Tensor(repeatingRow: biasIH, rows: batch * steps)
+        xw.matmulAccumulate(xf, weightIH, transposeB: true, beta: 1)
+        self.xw = xw
+    }
+
+    /// r and z of step t into the rows of `a`: σ(input part + hidden part + b_hh).
+    func activateResetAndUpdate(_ pa: UnsafeMutablePointer<Float>, hiddenPart hw: Tensor, biasHH: Tensor, step t: Int) {
+        let gh = gateWidth, width = hw.shape[1]
+        let px = xw.pointer, phw = hw.pointer, pb = biasHH.pointer
+        for b in 0..<batch {
+            let xrow = px + (b * steps + t) * gh, hrow = phw + b * width, arow = pa + b * gh
+            for k in 0..<(2 * hidden) { arow[k] = xrow[k] + hrow[k] + pb[k] }
+            VectorMath.sigmoid(arow, count: 2 * hidden)
+        }
+        withExtendedLifetime((xw, hw, biasHH)) {}
+    }
+
+    /// The hidden states h₁…h_T (time-major, `states` holds h₀ first) as y [B, T, H].
+    func batchFirst(_ states: [Tensor]) -> Tensor {
+        var y = Tensor(uninitializedShape: [batch, steps, hidden])
+        let py = y.mutablePointer
+        for t in 0..<steps {
+            let ph = states[t + 1].pointer
+            for b in 0..<batch { (py + (b * steps + t) * hidden).update(from: ph + b * hidden, count: hidden) }
+        }
+        return y
+    }
+
+    /// Backpropagation through time, from the last step to the first. `step` fills, for step t
+    /// and ∂L/∂h_t, the step's gate gradients (dPre for the hidden path, dXW's rows for the
+    /// input path) and ∂L/∂h₋ from the gates' direct terms, and returns the matrix (and its
+    /// leading rows of dPre) that carries the hidden path back to h₋. `weightGradient` makes
+    /// ∂W_hh from dHW and the h₋ of every step.
+    func backThroughTime(
+        _ dy: Tensor, states: [Tensor], rowsForWhh: Int,
+        step: (_ t: Int, _ dh: UnsafePointer<Float>, _ dPre: UnsafeMutablePointer<Float>, _ dXW: UnsafeMutablePointer<Float>,
+               _ dhPrev: UnsafeMutablePointer<Float>) -> (weight: Tensor, width: Int),
+        weightGradient: (_ dHW: Tensor, _ hPrevAll: Tensor) -> Tensor?
+    ) -> (dXW: Tensor, dHW: Tensor, dWhh: Tensor?) {
+        let gh = gateWidth, H = hidden
+        var dXW = Tensor(uninitializedShape: [batch * steps, gh])
+        var dHW = Tensor(uninitializedShape: [batch * steps, gh])
+        var hPrevAll = Tensor(uninitializedShape: [batch * steps, H])   // what W_hh multiplied
+        var dhNext = Tensor.zeros([batch, H])
+        let pdy = dy.pointer, pdxw = dXW.mutablePointer, pdhw = dHW.mutablePointer, phall = hPrevAll.mutablePointer
+        for t in stride(from: steps - 1, through: 0, by: -1) {
+            var dh = Tensor(uninitializedShape: [batch, H])
+            let pdh = dh.mutablePointer, next = dhNext.pointer, hp = states[t].pointer
+            for b in 0..<batch {
+                let row = b * steps + t
+                (phall + row * H).update(from: hp + b * H, count: H)
+                for j in 0..<H { pdh[b * H + j] = pdy[row * H + j] + next[b * H + j] }
+            }
+            var dPre = Tensor(uninitializedShape: [batch, gh])
+            var dhPrev = Tensor.zeros([batch, H])
+            let (weight, width) = step(t, dh.pointer, dPre.mutablePointer, pdxw, dhPrev.mutablePointer)
+            if width == gh {
+                dhPrev.matmulAccumulate(dPre, weight, beta: 1)
+            } else {
+                var leading = Tensor(uninitializedShape: [batch, width])
+                let pl = leading.mutablePointer, pd = dPre.pointer
+                for b in 0..<batch { (pl + b * width).update(from: pd + b * gh, count: width) }
+                dhPrev.matmulAccumulate(leading, weight, beta: 1)
+            }
+            let pd = dPre.pointer
+            for b in 0..<batch { (pdhw + (b * steps + t) * gh).update(from: pd + b * gh, count: gh) }
+            withExtendedLifetime((dPre, dh, dy, states)) {}
+            dhNext = dhPrev
+        }
+        withExtendedLifetime((dXW, dHW, hPrevAll)) {}
+        return (dXW, dHW, weightGradient(dHW, hPrevAll))
+    }
+
+    /// ∂x, ∂W_ih, ∂W_hh, ∂b_ih, ∂b_hh from the two gate-gradient matrices.
+    func gradients(dXW: Tensor, dHW: Tensor, dWhh: Tensor?, weightIH: Tensor, needs: [Bool]) -> [Tensor?] {
+        [needs[0] ? dXW.matmul(weightIH).reshaped(xShape) : nil,
+         needs[1] ? dXW.matmul(xf, transposeSelf: true) : nil,
+         dWhh,
+         needs[3] ? dXW.sum(axis: 0) : nil,
+         needs[4] ? dHW.sum(axis: 0) : nil]
     }
 }
