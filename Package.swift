@@ -56,6 +56,8 @@ let package = Package(
         .testTarget(name: "CohortClusterTests", dependencies: ["CohortCluster", "CohortExperiment", "CohortTraining", "ZeroMQ", "CohortTensor", "CohortTestSupport", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "CohortDataTests", dependencies: ["CohortData", "CohortTensor", "CohortTestSupport"]),
         .testTarget(name: "CohortNNTests", dependencies: ["CohortNN", "CohortTensor", "CohortTestSupport"]),
+        // The limits docs/ARCHITECTURE.md sets on the sources themselves.
+        .testTarget(name: "SourceLimitsTests"),
         .testTarget(name: "CohortTrainingTests", dependencies: ["CohortTraining", "CohortNN", "CohortTensor", "CohortTestSupport"]),
         .testTarget(
             name: "CohortExperimentTests",

@@ -175,21 +175,34 @@ extension Variable {
         let x = value, wv = w.value
         precondition(x.rank == 4 && wv.rank == 4 && x.shape[1] == wv.shape[1],
                      "conv2d: input \(x.shape) does not fit weight \(wv.shape)")
-        let batch = x.shape[0], outChannels = wv.shape[0]
         let g = ConvGeometry(channels: x.shape[1], height: x.shape[2], width: x.shape[3],
                              kernelHeight: wv.shape[2], kernelWidth: wv.shape[3], stride: stride, padding: padding)
-        let (k, pixels) = (g.patchSize, g.outputPixels)
-        let chunk = g.samplesPerChunk(batch: batch)
-        let inputSize = g.channels * g.height * g.width, outputSize = outChannels * pixels
-        var y = Tensor(uninitializedShape: [batch, outChannels, g.outputHeight, g.outputWidth])
-        let bias = b?.value
+        let y = g.forward(x, weight: wv, bias: b?.value)
+        let inputs = b.map { [self, w, $0] } ?? [self, w]
+        let hasBias = b != nil
+        return tape.record(y, inputs: inputs) { dy, needs in
+            let (dx, dw) = g.backward(dy, input: x, weight: wv, needsInput: needs[0], needsWeight: needs[1])
+            guard hasBias else { return [dx, dw] }
+            return [dx, dw, needs[2] ? g.biasGradient(dy, outChannels: wv.shape[0]) : nil]
+        }
+    }
+}
+
+extension ConvGeometry {
+    /// y = W ⋆ x + b, chunk by chunk of samples (see `conv2d`).
+    func forward(_ x: Tensor, weight wv: Tensor, bias: Tensor?) -> Tensor {
+        let batch = x.shape[0], outChannels = wv.shape[0]
+        let (k, pixels) = (patchSize, outputPixels)
+        let chunk = samplesPerChunk(batch: batch)
+        let inputSize = channels * height * width, outputSize = outChannels * pixels
+        var y = Tensor(uninitializedShape: [batch, outChannels, outputHeight, outputWidth])
         let cols = UnsafeMutablePointer<Float>.allocate(capacity: k * chunk * pixels)
         let product = UnsafeMutablePointer<Float>.allocate(capacity: outChannels * chunk * pixels)
         defer { cols.deallocate(); product.deallocate() }
         x.withUnsafeBufferPointer { px in wv.withUnsafeBufferPointer { pw in y.withUnsafeMutableBufferPointer { py in
             for first in Swift.stride(from: 0, to: batch, by: chunk) {
                 let count = min(chunk, batch - first), n = count * pixels
-                g.im2col(px.baseAddress! + first * inputSize, batch: count, into: cols)
+                im2col(px.baseAddress! + first * inputSize, batch: count, into: cols)
                 // [O, K] · [K, s·P] → [O, s·P], then to [s, O, P] with the bias added. One
                 // sample's product is already its [O, P] output.
                 let sample = py.baseAddress! + first * outputSize
@@ -209,131 +222,65 @@ extension Variable {
                 }
             }
         } } }
-        let inputs = b.map { [self, w, $0] } ?? [self, w]
-        let hasBias = b != nil
-        return tape.record(y, inputs: inputs) { dy, needs in
-            var dx = needs[0] ? Tensor(uninitializedShape: x.shape) : nil
-            var dw = needs[1] ? Tensor(uninitializedShape: wv.shape) : nil
-            let cols = UnsafeMutablePointer<Float>.allocate(capacity: k * chunk * pixels)
-            let dyChunk = UnsafeMutablePointer<Float>.allocate(capacity: chunk > 1 ? outChannels * chunk * pixels : 0)
-            defer { cols.deallocate(); dyChunk.deallocate() }
-            x.withUnsafeBufferPointer { px in wv.withUnsafeBufferPointer { pw in dy.withUnsafeBufferPointer { pdy in
-                for first in Swift.stride(from: 0, to: batch, by: chunk) {
-                    let count = min(chunk, batch - first), n = count * pixels
-                    // Ȳ of the chunk as [O, s·P], matching the column matrix (one sample's is).
-                    let dyMatrix: UnsafePointer<Float> = count == 1 ? pdy.baseAddress! + first * outputSize : UnsafePointer(dyChunk)
-                    if count > 1 {
-                        for s in 0..<count { for o in 0..<outChannels {
-                            (dyChunk + o * n + s * pixels)
-                                .update(from: pdy.baseAddress! + (first + s) * outputSize + o * pixels, count: pixels)
-                        } }
-                    }
-                    if dw != nil {
-                        g.im2col(px.baseAddress! + first * inputSize, batch: count, into: cols)
-                        // ∂W (+)= Ȳ · colsᵀ, chunk after chunk in a fixed order.
-                        dw!.withUnsafeMutableBufferPointer { pdw in
-                            BLAS.gemm(transA: false, transB: true, m: outChannels, n: k, k: n,
-                                      a: dyMatrix, lda: n, b: cols, ldb: n,
-                                      beta: first == 0 ? 0 : 1, c: pdw.baseAddress!, ldc: k)
-                        }
-                    }
-                    if dx != nil {
-                        // Wᵀ · Ȳ: [K, s·P], added back onto the chunk's pixels.
-                        BLAS.gemm(transA: true, transB: false, m: k, n: n, k: outChannels,
-                                  a: pw.baseAddress!, lda: k, b: dyMatrix, ldb: n, beta: 0, c: cols, ldc: n)
-                        dx!.withUnsafeMutableBufferPointer { pdx in
-                            let chunkInput = pdx.baseAddress! + first * inputSize
-                            chunkInput.update(repeating: 0, count: count * inputSize)
-                            g.col2im(cols, batch: count, into: chunkInput)
-                        }
-                    }
-                }
-            } } }
-            var grads: [Tensor?] = [dx, dw]
-            if hasBias {
-                var db: Tensor? = nil
-                if needs[2] {
-                    // Σ over samples and pixels, sample by sample in order.
-                    var sums = [Float](repeating: 0, count: outChannels)
-                    dy.withUnsafeBufferPointer { pdy in
-                        for s in 0..<batch { for o in 0..<outChannels {
-                            let row = pdy.baseAddress! + s * outputSize + o * pixels
-                            sums[o] += rowSum(row, count: pixels)
-                        } }
-                    }
-                    db = Tensor(shape: [outChannels], sums)
-                }
-                grads.append(db)
-            }
-            return grads
-        }
+        return y
     }
 
-    /// Max pooling over kernel × kernel windows with the given stride (stride 1 overlaps them).
-    /// The gradient goes to the first maximum of each window.
-    public func maxPool2d(kernel: Int, stride: Int) -> Variable {
-        pool2d(kernel: kernel, stride: stride, average: false)
-    }
-
-    /// Average pooling over kernel × kernel windows.
-    public func avgPool2d(kernel: Int, stride: Int) -> Variable {
-        pool2d(kernel: kernel, stride: stride, average: true)
-    }
-
-    func pool2d(kernel: Int, stride: Int, average: Bool) -> Variable {
-        let x = value
-        precondition(x.rank == 4, "pooling needs [B, C, H, W], got \(x.shape)")
-        let (planes, h, w) = (x.shape[0] * x.shape[1], x.shape[2], x.shape[3])
-        let oh = (h - kernel) / stride + 1, ow = (w - kernel) / stride + 1
-        var y = Tensor(uninitializedShape: [x.shape[0], x.shape[1], oh, ow])
-        var argmax = [Int32](repeating: 0, count: average ? 0 : y.count)
-        let scale = 1 / Float(kernel * kernel)
-        x.withUnsafeBufferPointer { src in y.withUnsafeMutableBufferPointer { dst in
-            if !average && kernel == 2 && stride == 2 {
-                // LeNet's pooling, unrolled: the same first-maximum rule as the general loop.
-                argmax.withUnsafeMutableBufferPointer { arg in
-                    for p in 0..<planes { for oy in 0..<oh {
-                        let top = (p * h + 2 * oy) * w
-                        for ox in 0..<ow {
-                            let a = top + 2 * ox
-                            var best = -Float.infinity, where_ = 0
-                            if src[a] > best { best = src[a]; where_ = a }
-                            if src[a + 1] > best { best = src[a + 1]; where_ = a + 1 }
-                            if src[a + w] > best { best = src[a + w]; where_ = a + w }
-                            if src[a + w + 1] > best { best = src[a + w + 1]; where_ = a + w + 1 }
-                            let out = (p * oh + oy) * ow + ox
-                            dst[out] = best
-                            arg[out] = Int32(where_)
-                        }
+    /// ∂x and ∂W from Ȳ, chunk by chunk in a fixed order (see `conv2d`).
+    func backward(_ dy: Tensor, input x: Tensor, weight wv: Tensor, needsInput: Bool, needsWeight: Bool) -> (Tensor?, Tensor?) {
+        let batch = x.shape[0], outChannels = wv.shape[0]
+        let (k, pixels) = (patchSize, outputPixels)
+        let chunk = samplesPerChunk(batch: batch)
+        let inputSize = channels * height * width, outputSize = outChannels * pixels
+        var dx = needsInput ? Tensor(uninitializedShape: x.shape) : nil
+        var dw = needsWeight ? Tensor(uninitializedShape: wv.shape) : nil
+        let cols = UnsafeMutablePointer<Float>.allocate(capacity: k * chunk * pixels)
+        let dyChunk = UnsafeMutablePointer<Float>.allocate(capacity: chunk > 1 ? outChannels * chunk * pixels : 0)
+        defer { cols.deallocate(); dyChunk.deallocate() }
+        x.withUnsafeBufferPointer { px in wv.withUnsafeBufferPointer { pw in dy.withUnsafeBufferPointer { pdy in
+            for first in Swift.stride(from: 0, to: batch, by: chunk) {
+                let count = min(chunk, batch - first), n = count * pixels
+                // Ȳ of the chunk as [O, s·P], matching the column matrix (one sample's is).
+                let dyMatrix: UnsafePointer<Float> = count == 1 ? pdy.baseAddress! + first * outputSize : UnsafePointer(dyChunk)
+                if count > 1 {
+                    for s in 0..<count { for o in 0..<outChannels {
+                        (dyChunk + o * n + s * pixels)
+                            .update(from: pdy.baseAddress! + (first + s) * outputSize + o * pixels, count: pixels)
                     } }
                 }
-                return
-            }
-            for p in 0..<planes { for oy in 0..<oh { for ox in 0..<ow {
-                let out = (p * oh + oy) * ow + ox
-                var best = -Float.infinity, where_ = 0, total: Float = 0
-                for i in 0..<kernel { for j in 0..<kernel {
-                    let at = (p * h + oy * stride + i) * w + ox * stride + j
-                    let v = src[at]
-                    total += v
-                    if v > best { best = v; where_ = at }
-                } }
-                if average { dst[out] = total * scale } else { dst[out] = best; argmax[out] = Int32(where_) }
-            } } }
-        } }
-        return tape.record(y, inputs: [self]) { dy, _ in
-            var dx = Tensor.zeros(x.shape)
-            dy.withUnsafeBufferPointer { g in dx.withUnsafeMutableBufferPointer { d in
-                if !average {
-                    for k in 0..<g.count { d[Int(argmax[k])] += g[k] }
-                    return
+                if dw != nil {
+                    im2col(px.baseAddress! + first * inputSize, batch: count, into: cols)
+                    // ∂W (+)= Ȳ · colsᵀ, chunk after chunk in a fixed order.
+                    dw!.withUnsafeMutableBufferPointer { pdw in
+                        BLAS.gemm(transA: false, transB: true, m: outChannels, n: k, k: n,
+                                  a: dyMatrix, lda: n, b: cols, ldb: n,
+                                  beta: first == 0 ? 0 : 1, c: pdw.baseAddress!, ldc: k)
+                    }
                 }
-                for p in 0..<planes { for oy in 0..<oh { for ox in 0..<ow {
-                    let share = g[(p * oh + oy) * ow + ox] * scale
-                    for i in 0..<kernel { for j in 0..<kernel { d[(p * h + oy * stride + i) * w + ox * stride + j] += share } }
-                } } }
+                if dx != nil {
+                    // Wᵀ · Ȳ: [K, s·P], added back onto the chunk's pixels.
+                    BLAS.gemm(transA: true, transB: false, m: k, n: n, k: outChannels,
+                              a: pw.baseAddress!, lda: k, b: dyMatrix, ldb: n, beta: 0, c: cols, ldc: n)
+                    dx!.withUnsafeMutableBufferPointer { pdx in
+                        let chunkInput = pdx.baseAddress! + first * inputSize
+                        chunkInput.update(repeating: 0, count: count * inputSize)
+                        col2im(cols, batch: count, into: chunkInput)
+                    }
+                }
+            }
+        } } }
+        return (dx, dw)
+    }
+
+    /// ∂b: Σ over samples and pixels, sample by sample in order.
+    func biasGradient(_ dy: Tensor, outChannels: Int) -> Tensor {
+        let batch = dy.shape[0], pixels = outputPixels, outputSize = outChannels * pixels
+        var sums = [Float](repeating: 0, count: outChannels)
+        dy.withUnsafeBufferPointer { pdy in
+            for s in 0..<batch { for o in 0..<outChannels {
+                let row = pdy.baseAddress! + s * outputSize + o * pixels
+                sums[o] += rowSum(row, count: pixels)
             } }
-            return [dx]
         }
+        return Tensor(shape: [outChannels], sums)
     }
 }

@@ -74,6 +74,9 @@ extension Variable {
 
     /// Lecture 001 §5.3: z, r = σ(W x + U h₋ + b); h̃ = tanh(W_h x + U_h(r⊙h₋) + b_h);
     /// h = (1 − z)⊙h₋ + z⊙h̃. W_hh's rows r, z act on h₋ and its rows n (U_h) on r⊙h₋.
+    ///
+    /// A numeric kernel kept in one piece, like `pytorchGRU`: the step's backward closure reads
+    /// the forward's saved gates and must stay beside the formulas it reverses.
     func lectureGRU(_ input: GRUInput, weightHH W_hh: Tensor, biasHH b_hh: Tensor) -> (Tensor, GRUBackward) {
         let (batch, steps, H, gh) = (input.batch, input.steps, input.hidden, input.gateWidth)
         let whhRZ = Tensor(shape: [2 * H, H], Array(UnsafeBufferPointer(start: W_hh.pointer, count: 2 * H * H)))

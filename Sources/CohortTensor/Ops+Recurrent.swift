@@ -46,6 +46,10 @@ extension Variable {
     /// rows (T rows apart: lda = T·G·H), reading h₋ where the previous step wrote it in the
     /// output, and the gates are activated in place. Backward fills one matrix of gate gradients
     /// in the same layout: it gives ∂x, ∂W_ih, ∂W_hh, and both biases' gradient.
+    ///
+    /// A numeric kernel kept in one piece: the forward loop and its pullback share the layout
+    /// constants and raw pointers above, and each gate's derivative is meant to be read beside
+    /// the forward formula it reverses.
     func elmanOrLSTM(_ cell: RecurrentCell, weightIH wih: Variable, weightHH whh: Variable,
                      biasIH bih: Variable, biasHH bhh: Variable) -> Variable {
         let x = value, W_ih = wih.value, W_hh = whh.value
