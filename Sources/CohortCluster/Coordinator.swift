@@ -20,7 +20,7 @@ package final class Coordinator: GradientExecutor {
         package var endpoint: String
         /// Seconds of silence after which a worker is declared dead and its work reassigned.
         package var heartbeatTimeout: Double = 10
-        package var heartbeatInterval: Double = 1
+        var heartbeatInterval: Double = 1
         /// Largest message accepted (ZMQ_MAXMSGSIZE), checked before allocation.
         package var maxMessageBytes: Int64 = 1 << 30
         /// Offer /dev/shm to workers on this machine.
@@ -65,7 +65,7 @@ package final class Coordinator: GradientExecutor {
     let monitor: ZMQMonitor?
     var failedHandshakes = 0
     package let endpoint: String
-    package let runID: UInt64
+    let runID: UInt64
     var workers: [UInt32: WorkerState] = [:]
     var nextWorkerID: UInt32 = 1
     var nextTaskID: UInt64 = 1
@@ -131,7 +131,7 @@ package final class Coordinator: GradientExecutor {
     }
 
     var liveWorkers: [WorkerState] { workers.values.filter(\.alive).sorted { $0.id < $1.id } }
-    package var liveWorkerCount: Int { liveWorkers.count }
+    var liveWorkerCount: Int { liveWorkers.count }
 
     // MARK: sending
 

@@ -44,7 +44,7 @@ package final class LocalWorkers {
     }
 
     /// Pids of workers that exited since the last call (reaped, so no zombies remain).
-    package func reapExited() -> [pid_t] {
+    func reapExited() -> [pid_t] {
         var gone: [pid_t] = []
         for pid in pids where !exited.contains(pid) {
             var status: Int32 = 0
@@ -54,7 +54,7 @@ package final class LocalWorkers {
     }
 
     /// Waits up to `timeout` seconds for every worker to exit, then kills the rest.
-    package func waitForExit(timeout: Double) {
+    func waitForExit(timeout: Double) {
         let deadline = Date().addingTimeInterval(timeout)
         while running > 0 && Date() < deadline {
             _ = reapExited()
@@ -63,7 +63,7 @@ package final class LocalWorkers {
         terminateAll()
     }
 
-    package func terminateAll() {
+    func terminateAll() {
         for pid in pids where !exited.contains(pid) {
             kill(pid, SIGKILL)
             var status: Int32 = 0

@@ -7,14 +7,14 @@ import Glibc
 /// A file in /dev/shm mapped into memory. Workers on the coordinator's own machine exchange
 /// weights and gradients through these instead of copying megabytes through sockets on every
 /// step; the ZeroMQ messages then only say what is where. (Workers elsewhere get the frames.)
-package final class SharedMemory: @unchecked Sendable {
-    package let path: String
-    package let floats: Int
+final class SharedMemory: @unchecked Sendable {
+    let path: String
+    let floats: Int
     let base: UnsafeMutableRawPointer
     let owner: Bool
 
     /// Creates (owner) or opens a mapping of `floats` Float32 values.
-    package init(path: String, floats: Int, create: Bool) throws {
+    init(path: String, floats: Int, create: Bool) throws {
         let bytes = max(floats, 1) * 4
         let fd = create ? open(path, O_RDWR | O_CREAT | O_EXCL, 0o600) : open(path, O_RDWR)
         guard fd >= 0 else { throw ClusterError("cannot \(create ? "create" : "open") \(path): \(String(cString: strerror(errno)))") }
@@ -41,7 +41,7 @@ package final class SharedMemory: @unchecked Sendable {
     }
 
     /// Tensors of `shapes` laid end to end from float offset `offset`, borrowing the mapping.
-    package func tensors(at offset: Int, shapes: [[Int]]) -> [Tensor] {
+    func tensors(at offset: Int, shapes: [[Int]]) -> [Tensor] {
         var at = offset
         return shapes.map { shape in
             defer { at += shape.reduce(1, *) }
@@ -51,7 +51,7 @@ package final class SharedMemory: @unchecked Sendable {
 
     /// Copies tensors in end to end from float offset `offset` (a tensor already there, borrowing
     /// this mapping, is not copied onto itself).
-    package func write(_ tensors: [Tensor], at offset: Int) {
+    func write(_ tensors: [Tensor], at offset: Int) {
         var at = offset
         for t in tensors {
             t.withUnsafeBufferPointer { src in
@@ -64,7 +64,7 @@ package final class SharedMemory: @unchecked Sendable {
     }
 
     /// Whether `tensors` are this mapping's memory, end to end from float offset `offset`.
-    package func holds(_ tensors: [Tensor], at offset: Int) -> Bool {
+    func holds(_ tensors: [Tensor], at offset: Int) -> Bool {
         var at = offset
         for t in tensors {
             let same = t.withUnsafeBufferPointer { UnsafeRawPointer($0.baseAddress) == UnsafeRawPointer(base + 4 * at) }
@@ -76,7 +76,7 @@ package final class SharedMemory: @unchecked Sendable {
 
     /// Removes /dev/shm/cohort-<pid>-… files whose coordinator process is gone (killed before it
     /// could clean up). Files of live coordinators are left alone.
-    package static func removeOrphans(directory: String = "/dev/shm") {
+    static func removeOrphans(directory: String = "/dev/shm") {
         guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else { return }
         for name in names where name.hasPrefix("cohort-") {
             guard let pid = Int32(name.dropFirst(7).prefix { $0.isNumber }), pid > 0 else { continue }
@@ -85,7 +85,7 @@ package final class SharedMemory: @unchecked Sendable {
     }
 
     /// Identifies this machine (and boot), so coordinator and worker can tell they share /dev/shm.
-    package static var machineID: String {
+    static var machineID: String {
         let boot = (try? String(contentsOfFile: "/proc/sys/kernel/random/boot_id", encoding: .utf8))?
             .trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
         return boot.isEmpty ? "" : "\(ProcessInfo.processInfo.hostName)/\(boot)"

@@ -18,7 +18,7 @@ package final class Worker {
         /// Exit when this process (the coordinator that spawned us) is gone.
         package var parentPID: Int32?
         /// Well below the coordinator's heartbeat timeout, so a busy machine is not taken for dead.
-        package var heartbeatInterval: Double = 0.25
+        var heartbeatInterval: Double = 0.25
         /// Exit after this long without a word from the coordinator.
         package var coordinatorTimeout: Double = 60
         package var maxMessageBytes: Int64 = 1 << 30

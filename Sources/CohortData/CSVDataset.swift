@@ -4,8 +4,8 @@ import Foundation
 
 /// A CSV file with a header row: the label column(s) by name, every other column a numeric feature.
 /// One label column gives class indices (or regression targets); several give a multi-hot target.
-package enum CSVDataset {
-    package static func load(path: String, labels labelColumns: [String], classification: Bool = true) throws(DataError) -> Dataset {
+enum CSVDataset {
+    static func load(path: String, labels labelColumns: [String], classification: Bool = true) throws(DataError) -> Dataset {
         guard FileManager.default.fileExists(atPath: path) else { throw DataError(file: path, "no such file") }
         // Read as text first: CSV.swift's stream reader reports a normal end of file as an error.
         guard let data = FileManager.default.contents(atPath: path) else { throw DataError(file: path, "cannot read the file") }

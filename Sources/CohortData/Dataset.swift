@@ -33,7 +33,7 @@ package struct Dataset: Sendable {
     /// Shape of one input sample.
     package var sampleShape: [Int] { Array(inputs.shape.dropFirst()) }
     /// Shape of one target.
-    package var targetShape: [Int] { Array(targets.shape.dropFirst()) }
+    var targetShape: [Int] { Array(targets.shape.dropFirst()) }
 
     /// The samples at `indices`, in that order, as one contiguous batch.
     package func batch(_ indices: [Int]) -> (inputs: Tensor, targets: Tensor) {

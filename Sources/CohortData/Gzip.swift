@@ -2,11 +2,11 @@ import CZlib
 import Foundation
 
 /// gzip decompression through zlib.
-package enum Gzip {
-    package static func isCompressed(_ data: Data) -> Bool { data.count >= 2 && data[data.startIndex] == 0x1f && data[data.startIndex + 1] == 0x8b }
+enum Gzip {
+    static func isCompressed(_ data: Data) -> Bool { data.count >= 2 && data[data.startIndex] == 0x1f && data[data.startIndex + 1] == 0x8b }
 
     /// Inflates a whole gzip stream. `file` names the source in errors.
-    package static func decompress(_ data: Data, file: String) throws(DataError) -> Data {
+    static func decompress(_ data: Data, file: String) throws(DataError) -> Data {
         var out: UnsafeMutablePointer<UInt8>?
         var length = 0
         var message = [CChar](repeating: 0, count: 128)
@@ -21,7 +21,7 @@ package enum Gzip {
     }
 
     /// Reads a file, inflating it when it starts with the gzip magic.
-    package static func readMaybeCompressed(_ path: String) throws(DataError) -> Data {
+    static func readMaybeCompressed(_ path: String) throws(DataError) -> Data {
         guard FileManager.default.fileExists(atPath: path) else { throw DataError(file: path, "no such file") }
         guard let data = FileManager.default.contents(atPath: path) else { throw DataError(file: path, "cannot read the file") }
         return isCompressed(data) ? try decompress(data, file: path) : data

@@ -3,18 +3,18 @@ import Foundation
 
 /// The IDX format of MNIST and Fashion-MNIST (LeCun et al.): a magic number 0x0000TTDD (TT the
 /// element type, DD the number of dimensions), DD big-endian u32 sizes, then the elements.
-package enum IDX {
+enum IDX {
     /// An IDX file of unsigned bytes: its dimensions and raw elements.
-    package struct Bytes: Sendable {
-        package var dimensions: [Int]
-        package var values: Data
+    struct Bytes: Sendable {
+        var dimensions: [Int]
+        var values: Data
     }
 
-    package static func read(path: String, expectedDimensions: Int) throws(DataError) -> Bytes {
+    static func read(path: String, expectedDimensions: Int) throws(DataError) -> Bytes {
         try parse(Gzip.readMaybeCompressed(path), file: path, expectedDimensions: expectedDimensions)
     }
 
-    package static func parse(_ data: Data, file: String, expectedDimensions: Int) throws(DataError) -> Bytes {
+    static func parse(_ data: Data, file: String, expectedDimensions: Int) throws(DataError) -> Bytes {
         let bytes = [UInt8](data.prefix(4 + 4 * 4))
         guard bytes.count >= 4 else { throw DataError(file: file, "too short for an IDX header (\(data.count) bytes)") }
         guard bytes[0] == 0, bytes[1] == 0 else {

@@ -66,7 +66,7 @@ extension Dataset {
     }
 
     /// Class counts of integer labels.
-    package func classCounts() -> [Int] {
+    func classCounts() -> [Int] {
         var counts = [Int](repeating: 0, count: classes ?? 0)
         for i in 0..<count { let c = Int(targets[flat: i]); if c >= 0 && c < counts.count { counts[c] += 1 } }
         return counts

@@ -64,7 +64,7 @@ package struct SHA256: Sendable {
         for (i, v) in [a, b, c, d, e, f, g, h].enumerated() { state[i] = state[i] &+ v }
     }
 
-    package func digest() -> [UInt8] {
+    func digest() -> [UInt8] {
         var copy = self
         let bits = length &* 8
         var tail: [UInt8] = [0x80]

@@ -10,7 +10,7 @@ import Foundation
 /// the optimizer's update count, the seed and the config's hash go in `__metadata__`. The data
 /// order needs no cursor of its own: it follows from the seed and the step.
 package struct Checkpoint: Sendable {
-    package static let formatVersion = "1"
+    static let formatVersion = "1"
 
     package var step: Int
     package var optimizerStep: Int

@@ -3,20 +3,20 @@ import Foundation
 
 /// curves.svg: training loss (and accuracy) against the step, with evaluation points, axes,
 /// labels and a legend. Plain SVG, so any browser opens it.
-package enum Curves {
-    package struct Series {
-        package var name: String
-        package var color: String
-        package var points: [(x: Double, y: Double)]
-        package var dashed = false
+enum Curves {
+    struct Series {
+        var name: String
+        var color: String
+        var points: [(x: Double, y: Double)]
+        var dashed = false
 
-        package init(name: String, color: String, points: [(x: Double, y: Double)], dashed: Bool = false) {
+        init(name: String, color: String, points: [(x: Double, y: Double)], dashed: Bool = false) {
             self.name = name; self.color = color; self.points = points; self.dashed = dashed
         }
     }
 
     /// Two panels side by side: loss (left) and accuracy (right, if any series has points).
-    package static func svg(title: String, loss: [Series], accuracy: [Series]) -> String {
+    static func svg(title: String, loss: [Series], accuracy: [Series]) -> String {
         let width = 960.0, height = 400.0
         var out = """
         <svg xmlns="http://www.w3.org/2000/svg" width="\(Int(width))" height="\(Int(height))" viewBox="0 0 \(Int(width)) \(Int(height))" font-family="sans-serif" font-size="12">
@@ -97,7 +97,7 @@ package enum Curves {
     }
 
     /// Averages consecutive points into at most `limit` points, so long runs stay light.
-    package static func thin(_ points: [(x: Double, y: Double)], limit: Int = 400) -> [(x: Double, y: Double)] {
+    static func thin(_ points: [(x: Double, y: Double)], limit: Int = 400) -> [(x: Double, y: Double)] {
         guard points.count > limit else { return points }
         let group = (points.count + limit - 1) / limit
         return stride(from: 0, to: points.count, by: group).map { start in

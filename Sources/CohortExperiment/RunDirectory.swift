@@ -55,7 +55,7 @@ package final class RunDirectory {
 
     /// Appends one JSON object as a line of metrics.jsonl, and its numbers to the TensorBoard
     /// events (train/<key> for step records, eval/<key> for evaluations).
-    package func appendMetrics(_ record: JSON) {
+    func appendMetrics(_ record: JSON) {
         metrics.write(Data((record.text + "\n").utf8))
         guard case .object(let pairs) = record, let step = pairs.first(where: { $0.0 == "step" }).flatMap({ pair -> Int? in
             if case .int(let s) = pair.1 { return s } else { return nil }
@@ -74,7 +74,7 @@ package final class RunDirectory {
         tensorBoard?.scalars(scalars, step: step)
     }
 
-    package func writeWeights(_ model: Sequential, _ parameters: [Tensor], file: String = "final.safetensors",
+    func writeWeights(_ model: Sequential, _ parameters: [Tensor], file: String = "final.safetensors",
                              metadata: [String: String] = [:]) throws {
         let entries = zip(model.parameterNames, parameters).map { Safetensors.Entry($0, $1) }
         try Safetensors.write(entries, metadata: metadata, to: "\(path)/\(file)")
@@ -83,7 +83,7 @@ package final class RunDirectory {
     /// Rewrites curves.svg from the step records so far and any evaluation points.
     /// `durable: false` for the refreshes during a run (no fsync: the plot is derived from
     /// metrics.jsonl, and the final one is written durably).
-    package func writeCurves(title: String, steps: [StepRecord], evaluations: [(step: Int, loss: Double, accuracy: Double?)],
+    func writeCurves(title: String, steps: [StepRecord], evaluations: [(step: Int, loss: Double, accuracy: Double?)],
                             durable: Bool = true) throws {
         let loss = Curves.thin(steps.map { (Double($0.step), $0.loss) })
         let accuracy = Curves.thin(steps.compactMap { r in r.accuracy.map { (Double(r.step), $0) } })
@@ -97,7 +97,7 @@ package final class RunDirectory {
         try AtomicFile.write(svg, to: "\(path)/curves.svg", durable: durable)
     }
 
-    package func writeSummary(_ summary: JSON) throws {
+    func writeSummary(_ summary: JSON) throws {
         try AtomicFile.write(summary.text + "\n", to: "\(path)/summary.json")
     }
 }

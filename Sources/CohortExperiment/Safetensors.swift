@@ -13,10 +13,10 @@ package enum Safetensors {
         package init(_ name: String, _ tensor: Tensor) { self.name = name; self.tensor = tensor }
     }
 
-    package struct FormatError: Error, CustomStringConvertible {
-        package var path: String
-        package var problem: String
-        package var description: String { "\(path): not a valid safetensors file: \(problem)" }
+    struct FormatError: Error, CustomStringConvertible {
+        var path: String
+        var problem: String
+        var description: String { "\(path): not a valid safetensors file: \(problem)" }
     }
 
     /// Encodes tensors (in the given order) and metadata.

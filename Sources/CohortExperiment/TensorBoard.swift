@@ -8,11 +8,11 @@ import Foundation
 /// write by hand: Event { double wall_time = 1; int64 step = 2; string file_version = 3;
 /// Summary summary = 5 }, Summary { repeated Value value = 1 }, Value { string tag = 1;
 /// float simple_value = 2 }.
-package final class TensorBoardWriter {
-    package let path: String
+final class TensorBoardWriter {
+    let path: String
     private let handle: FileHandle
 
-    package init(directory: String) throws {
+    init(directory: String) throws {
         let name = "events.out.tfevents.\(Int(Date().timeIntervalSince1970)).\(ProcessInfo.processInfo.hostName).\(getpid())"
         path = "\(directory)/\(name)"
         _ = FileManager.default.createFile(atPath: path, contents: nil)   // FileHandle below reports a failure
@@ -27,7 +27,7 @@ package final class TensorBoardWriter {
     deinit { try? handle.close() }
 
     /// One event with scalars for a step.
-    package func scalars(_ values: [(tag: String, value: Double)], step: Int) {
+    func scalars(_ values: [(tag: String, value: Double)], step: Int) {
         var summary = Protobuf()
         for (tag, value) in values where value.isFinite {
             var v = Protobuf()
@@ -47,7 +47,7 @@ package final class TensorBoardWriter {
     }
 
     /// The framing of one record.
-    package static func record(_ data: [UInt8]) -> [UInt8] {
+    static func record(_ data: [UInt8]) -> [UInt8] {
         var length = withUnsafeBytes(of: UInt64(data.count).littleEndian) { Array($0) }
         let lengthCRC = withUnsafeBytes(of: CRC32C.masked(length).littleEndian) { Array($0) }
         let dataCRC = withUnsafeBytes(of: CRC32C.masked(data).littleEndian) { Array($0) }
@@ -57,21 +57,21 @@ package final class TensorBoardWriter {
 }
 
 /// CRC-32C (Castagnoli, reflected polynomial 0x82F63B78), as TFRecord frames use it.
-package enum CRC32C {
+enum CRC32C {
     static let table: [UInt32] = (0..<256).map { i in
         var c = UInt32(i)
         for _ in 0..<8 { c = c & 1 != 0 ? (c >> 1) ^ 0x82F6_3B78 : c >> 1 }
         return c
     }
 
-    package static func checksum(_ bytes: [UInt8]) -> UInt32 {
+    static func checksum(_ bytes: [UInt8]) -> UInt32 {
         var c: UInt32 = 0xFFFF_FFFF
         for b in bytes { c = table[Int((c ^ UInt32(b)) & 0xFF)] ^ (c >> 8) }
         return c ^ 0xFFFF_FFFF
     }
 
     /// TFRecord's mask: rotate right by 15, add 0xa282ead8.
-    package static func masked(_ bytes: [UInt8]) -> UInt32 {
+    static func masked(_ bytes: [UInt8]) -> UInt32 {
         let c = checksum(bytes)
         return ((c >> 15) | (c << 17)) &+ 0xA282_EAD8
     }

@@ -13,14 +13,14 @@ package final class TrainingRun {
     /// Metadata key of the periodic step lines.
     package static let progressMetadataKey = "progress"
     /// How often curves.svg is rewritten during a run.
-    package static let curveRefreshSeconds = 3.0
+    static let curveRefreshSeconds = 3.0
 
     package struct Result: Sendable {
         package var parameters: [Tensor]
         package var steps: Int
-        package var finalLoss: Double
-        package var trainLoss: Double
-        package var trainAccuracy: Double?
+        var finalLoss: Double
+        var trainLoss: Double
+        var trainAccuracy: Double?
         package var seconds: Double
         package var runDirectory: String
     }

@@ -31,7 +31,7 @@ public struct Optimizer: Sendable {
     /// Threads for the update of a large parameter. The coordinator, whose workers are idle while
     /// it updates, uses every core; elsewhere one. Every rule is elementwise, so cutting a tensor
     /// into contiguous pieces changes no result.
-    public var lanes = 1
+    package var lanes = 1
 
     /// Applies one update to every parameter, with gradient `scale · gradients[i]`.
     public mutating func apply(to parameters: inout [Tensor], gradients: [Tensor], scale: Float = 1) {

@@ -10,12 +10,12 @@ public enum BLAS {
     public static var coreName: String { String(cString: openblas_get_corename()) }
 
     /// Keeps large per-step buffers on the heap instead of fresh mmaps (see CBLAS/shim.h).
-    public static func tuneAllocator() { cohort_tune_malloc() }
+    package static func tuneAllocator() { cohort_tune_malloc() }
 
     /// C ← alpha · op(A) · op(B) + beta · C on raw row-major buffers.
     /// op(A) is m×k, op(B) is k×n, C is m×n; lda/ldb are the row lengths of A and B as stored.
     @inlinable
-    public static func gemm(
+    package static func gemm(
         transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float = 1,
         a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
         beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int

@@ -5,26 +5,26 @@
 /// It runs as im2col + one sgemm per chunk of samples: the patches of the chunk's samples become
 /// the columns of one matrix, large enough for BLAS to run at full speed and small enough to stay
 /// in cache (`ConvGeometry.samplesPerChunk`).
-public struct ConvGeometry: Sendable, Equatable {
-    public let channels, height, width: Int
-    public let kernelHeight, kernelWidth: Int
-    public let stride, padding: Int
+package struct ConvGeometry: Sendable, Equatable {
+    package let channels, height, width: Int
+    package let kernelHeight, kernelWidth: Int
+    package let stride, padding: Int
 
-    public init(channels: Int, height: Int, width: Int, kernelHeight: Int, kernelWidth: Int, stride: Int, padding: Int) {
+    package init(channels: Int, height: Int, width: Int, kernelHeight: Int, kernelWidth: Int, stride: Int, padding: Int) {
         self.channels = channels; self.height = height; self.width = width
         self.kernelHeight = kernelHeight; self.kernelWidth = kernelWidth; self.stride = stride; self.padding = padding
     }
 
     /// ⌊(n − f + 2p)/s⌋ + 1 (lecture 001).
-    public static func outputSize(_ n: Int, kernel f: Int, stride s: Int, padding p: Int) -> Int {
+    package static func outputSize(_ n: Int, kernel f: Int, stride s: Int, padding p: Int) -> Int {
         (n - f + 2 * p) / s + 1
     }
 
-    public var outputHeight: Int { Self.outputSize(height, kernel: kernelHeight, stride: stride, padding: padding) }
-    public var outputWidth: Int { Self.outputSize(width, kernel: kernelWidth, stride: stride, padding: padding) }
+    package var outputHeight: Int { Self.outputSize(height, kernel: kernelHeight, stride: stride, padding: padding) }
+    package var outputWidth: Int { Self.outputSize(width, kernel: kernelWidth, stride: stride, padding: padding) }
     /// Rows of the column matrix: one per (channel, kernel row, kernel column).
-    public var patchSize: Int { channels * kernelHeight * kernelWidth }
-    public var outputPixels: Int { outputHeight * outputWidth }
+    package var patchSize: Int { channels * kernelHeight * kernelWidth }
+    package var outputPixels: Int { outputHeight * outputWidth }
 
     /// Column matrix [patchSize, batch · outputPixels]; column (b, y, x) holds sample b's patch.
     /// Channels are spread over the cores (each writes its own rows, so the result is fixed).

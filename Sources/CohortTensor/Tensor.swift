@@ -63,7 +63,7 @@ public struct Tensor: @unchecked Sendable {
     /// A tensor over memory that `owner` keeps alive (e.g. a received message), without copying.
     /// The memory must hold `shape`'s element count of Float32 and be 4-byte aligned; the tensor
     /// may write to it (it is then this tensor's alone, unless copied first).
-    public init(borrowing pointer: UnsafeMutableRawPointer, shape: [Int], owner: AnyObject) {
+    package init(borrowing pointer: UnsafeMutableRawPointer, shape: [Int], owner: AnyObject) {
         precondition(Int(bitPattern: pointer) % MemoryLayout<Float>.alignment == 0, "unaligned tensor memory")
         self.shape = shape
         storage = TensorStorage(borrowing: pointer.assumingMemoryBound(to: Float.self), count: shape.reduce(1, *), owner: owner)

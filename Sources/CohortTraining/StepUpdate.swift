@@ -68,7 +68,7 @@ package struct StepUpdate: Sendable {
     }
 
     /// ‖g‖₂ over all parameters together.
-    package static func globalNorm(_ gradients: [Tensor]) -> Double {
+    static func globalNorm(_ gradients: [Tensor]) -> Double {
         gradients.reduce(0) { $0 + $1.squaredNorm() }.squareRoot()
     }
 }

@@ -87,7 +87,7 @@ package struct Trainer {
 }
 
 /// The executor returned sums that do not cover every micro-batch.
-package struct MissingBlock: Error, CustomStringConvertible {
-    package var leaf: Int
-    package var description: String { "no gradient arrived for micro-batch \(leaf)" }
+struct MissingBlock: Error, CustomStringConvertible {
+    var leaf: Int
+    var description: String { "no gradient arrived for micro-batch \(leaf)" }
 }

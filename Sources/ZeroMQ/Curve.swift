@@ -26,9 +26,9 @@ package struct CurveKeyPair: Sendable, Equatable {
 }
 
 /// ZeroMQ's Z85 text encoding of binary keys (RFC 32).
-package enum Z85 {
+enum Z85 {
     /// Nil unless `text` is Z85 of a length that is a multiple of 5.
-    package static func decode(_ text: String) -> [UInt8]? {
+    static func decode(_ text: String) -> [UInt8]? {
         let alphabet = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.-:+=^!/*?&<>()[]{}@%$#"
         guard !text.isEmpty, text.utf8.count % 5 == 0, text.allSatisfy({ alphabet.contains($0) }) else { return nil }
         var bytes = [UInt8](repeating: 0, count: text.utf8.count * 4 / 5)
@@ -36,7 +36,7 @@ package enum Z85 {
         return bytes
     }
 
-    package static func encode(_ bytes: [UInt8]) -> String? {
+    static func encode(_ bytes: [UInt8]) -> String? {
         guard bytes.count % 4 == 0 else { return nil }
         var text = [CChar](repeating: 0, count: bytes.count * 5 / 4 + 1)
         guard zmq_z85_encode(&text, bytes, bytes.count) != nil else { return nil }
@@ -45,11 +45,11 @@ package enum Z85 {
 }
 
 /// A key file that could not be used.
-package struct CurveKeyError: Error, CustomStringConvertible, Sendable {
-    package let file: String
-    package let message: String
-    package init(file: String, _ message: String) { self.file = file; self.message = message }
-    package var description: String { "\(file): \(message)" }
+struct CurveKeyError: Error, CustomStringConvertible, Sendable {
+    let file: String
+    let message: String
+    init(file: String, _ message: String) { self.file = file; self.message = message }
+    var description: String { "\(file): \(message)" }
 }
 
 /// Key files in the text format of ZeroMQ's certificates (czmq's zcert): NAME.key holds the public

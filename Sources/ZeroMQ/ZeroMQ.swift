@@ -11,7 +11,7 @@ package struct ZMQError: Error, CustomStringConvertible, Sendable {
         code = zmq_errno()
     }
 
-    package var isTimeout: Bool { code == EAGAIN }
+    var isTimeout: Bool { code == EAGAIN }
     package var description: String { "\(call) failed: \(String(cString: zmq_strerror(code))) (errno \(code))" }
 }
 
@@ -136,7 +136,7 @@ package final class ZMQSocket: @unchecked Sendable {
         guard zmq_setsockopt(try socket, option, &v, MemoryLayout<Int32>.size) == 0 else { throw ZMQError("zmq_setsockopt(\(option))") }
     }
 
-    package func set64(_ option: Int32, _ value: Int64) throws(ZMQError) {
+    func set64(_ option: Int32, _ value: Int64) throws(ZMQError) {
         var v = value
         guard zmq_setsockopt(try socket, option, &v, MemoryLayout<Int64>.size) == 0 else { throw ZMQError("zmq_setsockopt(\(option))") }
     }

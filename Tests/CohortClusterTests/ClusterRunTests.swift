@@ -1,9 +1,9 @@
 @testable import CohortCluster
-import CohortExperiment
+@testable import CohortExperiment
 import CohortTestSupport
 import Foundation
 import Testing
-import ZeroMQ
+@testable import ZeroMQ
 
 /// Whole runs of `cohort train` with real worker processes.
 @Suite(.serialized) struct ClusterRunTests {

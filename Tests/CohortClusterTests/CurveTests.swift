@@ -1,8 +1,8 @@
-import CohortCluster
+@testable import CohortCluster
 import CohortTestSupport
 import Foundation
 import Testing
-import ZeroMQ
+@testable import ZeroMQ
 
 @Suite struct CurveKeyTests {
     /// RFC 32's test vector, and a round trip of a key.

@@ -1,8 +1,8 @@
 @testable import CohortCluster
-import CohortTensor
+@testable import CohortTensor
 import Foundation
 import Testing
-import ZeroMQ
+@testable import ZeroMQ
 
 /// Sends frames over a real PAIR of sockets and returns what arrives, so messages are decoded
 /// from genuine ZMQ frames.

@@ -1,5 +1,5 @@
-import CohortData
-import CohortTensor
+@testable import CohortData
+@testable import CohortTensor
 import CohortTestSupport
 import Foundation
 import Testing

@@ -1,5 +1,5 @@
-import CohortExperiment
-import CohortTensor
+@testable import CohortExperiment
+@testable import CohortTensor
 import CohortTestSupport
 import Foundation
 import Testing

@@ -1,8 +1,8 @@
-import CohortData
-import CohortExperiment
-import CohortTraining
-import CohortNN
-import CohortTensor
+@testable import CohortData
+@testable import CohortExperiment
+@testable import CohortTraining
+@testable import CohortNN
+@testable import CohortTensor
 import CohortTestSupport
 import Testing
 

@@ -1,7 +1,7 @@
-import CohortExperiment
-import CohortTraining
-import CohortNN
-import CohortTensor
+@testable import CohortExperiment
+@testable import CohortTraining
+@testable import CohortNN
+@testable import CohortTensor
 import CohortTestSupport
 import Foundation
 import Testing

@@ -1,7 +1,7 @@
-import CohortData
-import CohortExperiment
-import CohortTraining
-import CohortTensor
+@testable import CohortData
+@testable import CohortExperiment
+@testable import CohortTraining
+@testable import CohortTensor
 import CohortTestSupport
 import Foundation
 #if canImport(FoundationXML)

@@ -1,4 +1,4 @@
-import CohortExperiment
+@testable import CohortExperiment
 import CohortTestSupport
 import Foundation
 import Testing

@@ -1,5 +1,5 @@
-import CohortNN
-import CohortTensor
+@testable import CohortNN
+@testable import CohortTensor
 import Foundation
 import CohortTestSupport
 import Testing

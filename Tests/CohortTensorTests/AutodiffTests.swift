@@ -1,4 +1,4 @@
-import CohortTensor
+@testable import CohortTensor
 import CohortTestSupport
 import Foundation
 import Testing

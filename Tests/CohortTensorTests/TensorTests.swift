@@ -1,4 +1,4 @@
-import CohortTensor
+@testable import CohortTensor
 import Testing
 
 @Suite struct TensorTests {

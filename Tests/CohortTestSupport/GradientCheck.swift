@@ -1,4 +1,4 @@
-import CohortTensor
+@testable import CohortTensor
 
 /// Finite-difference gradient check: compares the tape's gradient of L = Σ R ⊙ f(inputs) (R a
 /// fixed random tensor, so every output element matters) with central differences.

@@ -1,6 +1,6 @@
-import CohortNN
-import CohortTraining
-import CohortTensor
+@testable import CohortNN
+@testable import CohortTraining
+@testable import CohortTensor
 import Testing
 
 @Suite struct GradientTreeTests {

@@ -1,11 +1,11 @@
 /// HELLO, worker → coordinator: who it is and which datasets it holds.
-package struct Hello: Sendable, Equatable {
-    package var threads: Int
-    package var host: String
-    package var pid: Int
-    package var fingerprints: [String]
+struct Hello: Sendable, Equatable {
+    var threads: Int
+    var host: String
+    var pid: Int
+    var fingerprints: [String]
     /// Host and boot id: equal to the coordinator's when both can share /dev/shm.
-    package var machineID: String = ""
+    var machineID: String = ""
 
     func encode() -> [UInt8] {
         var w = WireWriter()

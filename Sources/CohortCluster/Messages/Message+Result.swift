@@ -1,17 +1,17 @@
 /// RESULT, worker → coordinator: sums of whole tree nodes; each block is followed by one tensor
 /// frame per parameter, in parameter order.
-package struct ResultMessage: Sendable {
-    package struct Block: Sendable {
-        package var range: Range<Int>
-        package var lossSum: Double
-        package var samples: Int
-        package var correct: Int
+struct ResultMessage: Sendable {
+    struct Block: Sendable {
+        var range: Range<Int>
+        var lossSum: Double
+        var samples: Int
+        var correct: Int
     }
-    package var taskID: UInt64
-    package var blocks: [Block]
-    package var computeSeconds: Double
+    var taskID: UInt64
+    var blocks: [Block]
+    var computeSeconds: Double
     /// The gradients are in the worker's shared-memory slots 0, 1, … instead of frames.
-    package var shared: Bool = false
+    var shared: Bool = false
 
     func encode() -> [UInt8] {
         var w = WireWriter()

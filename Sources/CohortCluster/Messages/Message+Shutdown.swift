@@ -1,7 +1,7 @@
 /// SHUTDOWN, coordinator → worker: stop, and why (the end of training, or a refusal).
-package struct ShutdownMessage: Sendable {
-    package var reason: String
-    package var refused: Bool
+struct ShutdownMessage: Sendable {
+    var reason: String
+    var refused: Bool
 
     func encode() -> [UInt8] { var w = WireWriter(); w.bool(refused); w.string(reason); return w.bytes }
 

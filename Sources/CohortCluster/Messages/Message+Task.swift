@@ -1,18 +1,18 @@
 /// TASK, coordinator → worker: compute leaves [first, last) of a tree of `leafCount` micro-batches.
 /// Each leaf lists its sample indices; with `hasSamples` two tensor frames per leaf follow
 /// (inputs, targets) whose shapes are in the body.
-package struct TaskMessage: Sendable {
-    package var taskID: UInt64
-    package var weightsVersion: UInt64
-    package var leafCount: Int
-    package var first: Int
-    package var leaves: [[Int]]
-    package var sampleShapes: [(inputs: [Int], targets: [Int])]
+struct TaskMessage: Sendable {
+    var taskID: UInt64
+    var weightsVersion: UInt64
+    var leafCount: Int
+    var first: Int
+    var leaves: [[Int]]
+    var sampleShapes: [(inputs: [Int], targets: [Int])]
     /// The first shared-memory slot for this task's blocks, or −1 to send them as frames. Tasks
     /// of one step get distinct slots, so a result is never overwritten before it is summed.
-    package var sharedSlot: Int = -1
+    var sharedSlot: Int = -1
 
-    package var range: Range<Int> { first..<(first + leaves.count) }
+    var range: Range<Int> { first..<(first + leaves.count) }
 
     func encode() -> [UInt8] {
         var w = WireWriter()

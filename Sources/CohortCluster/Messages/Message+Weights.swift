@@ -1,8 +1,8 @@
 /// WEIGHTS, coordinator → workers: the new weights as one packed frame, or (for workers on the
 /// coordinator's machine) a note that they are in the shared weights file.
-package struct WeightsMessage: Sendable {
-    package var version: UInt64
-    package var shared: Bool = false
+struct WeightsMessage: Sendable {
+    var version: UInt64
+    var shared: Bool = false
 
     func encode() -> [UInt8] { var w = WireWriter(); w.u64(version); w.bool(shared); return w.bytes }
 

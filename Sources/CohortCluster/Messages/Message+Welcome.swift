@@ -1,21 +1,21 @@
 import CohortTraining
 
 /// WELCOME, coordinator → worker: the model, how the data will come, and the current weights.
-package struct Welcome: Sendable {
-    package var workerID: UInt32
+struct Welcome: Sendable {
+    var workerID: UInt32
     /// The model (without weights), its loss and reduction: typed, in a binary encoding.
-    package var spec: GradientSpec
-    package var seed: UInt64
-    package var datasetFingerprint: String
+    var spec: GradientSpec
+    var seed: UInt64
+    var datasetFingerprint: String
     /// True when the worker's data differs from the coordinator's: tasks then carry samples.
-    package var sendsSamples: Bool
-    package var weightsVersion: UInt64
-    package var shapes: [[Int]]
+    var sendsSamples: Bool
+    var weightsVersion: UInt64
+    var shapes: [[Int]]
     /// Shared-memory files for a worker on the coordinator's machine ("" when not offered):
     /// the weights of every step, and `resultSlots` gradient blocks written by this worker.
-    package var sharedWeights: String = ""
-    package var sharedResults: String = ""
-    package var resultSlots: Int = 0
+    var sharedWeights: String = ""
+    var sharedResults: String = ""
+    var resultSlots: Int = 0
 
     func encode() -> [UInt8] {
         var w = WireWriter()

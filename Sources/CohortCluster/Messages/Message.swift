@@ -18,10 +18,10 @@ package enum MessageKind: UInt8, Sendable, CaseIterable {
 package struct Header: Sendable, Equatable {
     package var version: UInt16 = Wire.version
     package var kind: MessageKind
-    package var runID: UInt64
+    var runID: UInt64
     package var step: UInt64
-    package var bodyLength: UInt32 = 0
-    package var tensorFrames: UInt32 = 0
+    var bodyLength: UInt32 = 0
+    var tensorFrames: UInt32 = 0
 
     func encode() -> [UInt8] {
         var w = WireWriter()

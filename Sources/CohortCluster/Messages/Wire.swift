@@ -3,8 +3,8 @@ import Foundation
 import ZeroMQ
 
 /// A malformed message: it is dropped, counted and logged, never trusted.
-package struct ProtocolError: Error, CustomStringConvertible, Sendable {
-    package var description: String
+struct ProtocolError: Error, CustomStringConvertible, Sendable {
+    var description: String
     init(_ description: String) { self.description = description }
 }
 
@@ -92,11 +92,11 @@ final class TensorBox {
 
 /// Float32 tensors packed into one contiguous little-endian buffer: one frame per message, sent
 /// without a copy, and the same buffer for every worker.
-package final class PackedTensors: @unchecked Sendable {
-    package let shapes: [[Int]]
-    package var buffer: Tensor
+final class PackedTensors: @unchecked Sendable {
+    let shapes: [[Int]]
+    var buffer: Tensor
 
-    package init(_ tensors: [Tensor]) {
+    init(_ tensors: [Tensor]) {
         shapes = tensors.map(\.shape)
         var flat = Tensor(uninitializedShape: [tensors.reduce(0) { $0 + $1.count }])
         flat.withUnsafeMutableBufferPointer { dst in
@@ -109,16 +109,16 @@ package final class PackedTensors: @unchecked Sendable {
         buffer = flat
     }
 
-    package var byteCount: Int { buffer.count * 4 }
+    var byteCount: Int { buffer.count * 4 }
 
     /// The bytes for a zero-copy send (valid while this object lives; the send retains it).
-    package var bytes: UnsafeRawBufferPointer {
+    var bytes: UnsafeRawBufferPointer {
         buffer.withUnsafeBufferPointer { UnsafeRawBufferPointer($0) }
     }
 
     /// Tensors of the given shapes over a received frame, without copying: they keep the frame
     /// alive. The frame's size must match the shapes exactly.
-    package static func unpack(_ frame: ZMQFrame, shapes: [[Int]]) throws -> [Tensor] {
+    static func unpack(_ frame: ZMQFrame, shapes: [[Int]]) throws -> [Tensor] {
         let total = shapes.reduce(0) { $0 + $1.reduce(1, *) }
         guard frame.count == total * 4 else { throw ProtocolError("tensor frame has \(frame.count) bytes, the shapes need \(total * 4)") }
         let base = frame.mutableBaseAddress

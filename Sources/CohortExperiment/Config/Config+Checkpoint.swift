@@ -1,9 +1,9 @@
 /// `checkpoint:` — checkpoints under the run directory's checkpoints/.
 package struct CheckpointConfig: Sendable {
     /// Save every this many steps (nil: none).
-    package var everySteps: Int?
+    var everySteps: Int?
     /// How many of the newest to keep.
-    package var keepLast: Int
+    var keepLast: Int
 }
 
 extension ExperimentConfig {

@@ -1,11 +1,11 @@
 /// `evaluation:` — the held-out set (the test set, or the validation split).
 package struct EvaluationConfig: Sendable {
     /// Evaluate when training ends (written to summary.json).
-    package var atEnd: Bool
+    var atEnd: Bool
     /// Evaluate at most this many samples (the first ones).
     package var limit: Int?
     /// Also evaluate every this many steps (metrics.jsonl and curves.svg).
-    package var everySteps: Int?
+    var everySteps: Int?
 }
 
 extension ExperimentConfig {

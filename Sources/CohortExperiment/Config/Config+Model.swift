@@ -7,7 +7,7 @@ package struct ModelConfig: Sendable {
     package var inputShape: [Int]
     package var layers: [LayerConfig]
     package var initializer: Initializer
-    package var initFrom: String?
+    var initFrom: String?
 
     /// The model without its weights (what a worker rebuilds).
     package var spec: ModelSpec { ModelSpec(inputShape: inputShape, layers: layers.map(\.spec)) }

@@ -13,7 +13,7 @@ package struct OptimizerConfig: Sendable {
     package var beta1: Float = 0.9, beta2: Float = 0.999
     package var epsilon: Float = 1e-8
     /// AdamW's decoupled weight decay.
-    package var weightDecay: Float = 0.01
+    var weightDecay: Float = 0.01
     package var alpha: Float = 0.99
     package var schedule = LearningRateSchedule()
 

@@ -15,9 +15,9 @@ package struct TrainingConfig: Sendable {
     package var regularization: Regularization
     package var shuffle: Bool
     package var dropLast: Bool
-    package var logEvery: Int
+    var logEvery: Int
     /// Where batch_size was set, for errors that need the dataset size to detect.
-    package var batchSizeLocation: ConfigError
+    var batchSizeLocation: ConfigError
 }
 
 extension ExperimentConfig {

@@ -17,10 +17,10 @@ package struct ExperimentConfig: Sendable {
     package var checkpoint: CheckpointConfig
     /// The resolved config as YAML (overrides applied), written to the run directory.
     package var resolvedYAML: String
-    package var sourcePath: String
+    var sourcePath: String
 
     /// What a worker needs to rebuild the model and loss (weights travel in the protocol).
-    package var gradientSpec: GradientSpec {
+    var gradientSpec: GradientSpec {
         GradientSpec(model: model.spec, loss: training.loss, reduction: training.reduction)
     }
 }

@@ -6,7 +6,7 @@ package struct ConfigError: Error, CustomStringConvertible, Sendable {
     package var file: String
     package var line: Int?
     package var column: Int?
-    package var keyPath: String
+    var keyPath: String
     package var message: String
 
     package var description: String {
@@ -43,12 +43,12 @@ package final class ConfigNode {
 
     // MARK: mappings
 
-    package var isMapping: Bool { node.mapping != nil }
-    package var isSequence: Bool { node.sequence != nil }
-    package var isNull: Bool { node.scalar.map { ["", "~", "null", "Null", "NULL"].contains($0.string) && $0.style == .plain } ?? false }
+    var isMapping: Bool { node.mapping != nil }
+    var isSequence: Bool { node.sequence != nil }
+    var isNull: Bool { node.scalar.map { ["", "~", "null", "Null", "NULL"].contains($0.string) && $0.style == .plain } ?? false }
 
     /// The value under `key`, or nil when absent or null.
-    package func optional(_ key: String) throws(ConfigError) -> ConfigNode? {
+    func optional(_ key: String) throws(ConfigError) -> ConfigNode? {
         guard let mapping = node.mapping else { throw error("expected a mapping of keys, found \(kind)") }
         usedKeys.insert(key)
         guard let value = mapping[key] else { return nil }
@@ -57,7 +57,7 @@ package final class ConfigNode {
         return child.isNull ? nil : child
     }
 
-    package func required(_ key: String) throws(ConfigError) -> ConfigNode {
+    func required(_ key: String) throws(ConfigError) -> ConfigNode {
         guard let child = try optional(key) else {
             // A missing key next to a misspelt one is a typo: point at the typo.
             if let mapping = node.mapping,
@@ -84,7 +84,7 @@ package final class ConfigNode {
     }
 
     /// Marks every key as read (for free-form sub-trees validated elsewhere).
-    package func markAllUsed() { usedKeys.formUnion(keys) }
+    func markAllUsed() { usedKeys.formUnion(keys) }
 
     /// Reports keys nobody asked for, recursively.
     package func finish() throws(ConfigError) {
@@ -129,7 +129,7 @@ package final class ConfigNode {
         return v
     }
 
-    package func double(min: Double? = nil, max: Double? = nil, exclusiveMin: Bool = false) throws(ConfigError) -> Double {
+    func double(min: Double? = nil, max: Double? = nil, exclusiveMin: Bool = false) throws(ConfigError) -> Double {
         guard let s = node.scalar?.string, let v = Double(s.replacingOccurrences(of: "_", with: "")), v.isFinite else {
             throw error("expected a number, found \(kind)")
         }
