@@ -53,7 +53,7 @@ extension Coordinator {
         }
         try send(to: identity, .welcome, step: 0, body: welcome.encode(), tensors: [.zeroCopy(weights.bytes, owner: weights)])
         worker.weightsVersion = weightsVersion
-        let text = "worker \(worker.id) joined from \(hello.host) pid \(hello.pid), \(hello.threads) BLAS thread(s), " +
+        let text = "worker \(worker.id) joined from \(hello.host) pid \(hello.pid), \(hello.threads) thread(s), " +
             (sameData ? "same dataset: indices only" : "no matching dataset: samples sent with each task")
         logger.info("\(text)")
     }

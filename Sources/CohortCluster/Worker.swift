@@ -49,7 +49,8 @@ package final class Worker {
     var weightsVersion: UInt64 = 0
     var usesLocalData = false
     var localData: Dataset? { options.localData }
-    var assembler = BatchAssembler()
+    /// The threads that compute a task's micro-batches.
+    let leafThreads: LeafThreads
     var droppedMessages = 0
     var sharedWeights: SharedMemory?
     var sharedResults: SharedMemory?
@@ -60,10 +61,13 @@ package final class Worker {
     package init(options: Options, logger: Logger) {
         self.options = options
         self.logger = logger
+        leafThreads = LeafThreads(count: options.threads)
     }
 
     package func run() throws -> Exit {
-        BLAS.setThreads(options.threads)
+        // Threads compute whole micro-batches, each with one BLAS thread: a threaded sgemm would
+        // add in another order, and the weights would depend on the machine's core count.
+        BLAS.setThreads(1)
         if let localData {
             logger.info("holds dataset \(localData.name) (\(localData.count) samples, fingerprint \(localData.fingerprint.prefix(12))…)")
         }
@@ -210,17 +214,40 @@ package final class Worker {
         let tree = GradientTree(leafCount: task.leafCount)
         let ranges = tree.blocks(covering: task.range)
         let shared = sharedResults != nil && task.sharedSlot >= 0 && task.sharedSlot + ranges.count <= resultSlots
+        var known = computeLeaves(task, tree: tree, step: step, sent: sent, gradient: gradient, halves: shared, socket: socket)
         var blocks: [ResultMessage.Block] = []
         var frames: [OutgoingFrame] = []
         for block in ranges {
-            let sum = try blockSum(block, of: tree, task: task, step: step, sent: sent, gradient: gradient,
-                                   sharedSlot: shared ? task.sharedSlot + blocks.count : nil, socket: socket)
+            let sum = try complete(block, of: tree, from: &known, sharedSlot: shared ? task.sharedSlot + blocks.count : nil)
             // One frame per parameter, straight from the gradient tensors: no packing copy.
             if !shared { frames += sum.gradients.map { TensorBox($0).frame } }
             blocks.append(.init(range: block, lossSum: sum.lossSum, samples: sum.samples, correct: sum.correct))
         }
         let result = ResultMessage(taskID: task.taskID, blocks: blocks, computeSeconds: Date().timeIntervalSince(start), shared: shared)
         try send(socket, .result, step: step, body: result.encode(), tensors: frames)
+    }
+
+    /// The task's micro-batches on this worker's threads (one BLAS thread each): the tree blocks
+    /// of each thread's part (as halves for a shared slot, whose last addition writes there). The
+    /// first thread also keeps the heartbeats going.
+    func computeLeaves(_ task: TaskMessage, tree: GradientTree, step: UInt64, sent: [(Tensor, Tensor)],
+                       gradient: MicroBatchGradient, halves: Bool, socket: ZMQSocket) -> [Range<Int>: GradientSum] {
+        let (localData, parameters, seed) = (usesLocalData ? localData : nil, parameters, seed)
+        let heartbeat = Heartbeat { [self] in try? heartbeatIfDue(socket) }
+        return leafThreads.blocks(of: task.range, in: tree, halves: halves) { thread, leaf, assembler in
+            if thread == 0 { heartbeat.beat() }
+            let k = leaf - task.first
+            let indices = task.leaves[k]
+            let (x, y) = localData.map { assembler.assemble(indices, from: $0) } ?? sent[k]
+            let context = ForwardContext(training: true, seed: seed, step: Int(step), sampleIndices: indices)
+            return gradient(parameters: parameters, inputs: x, targets: y, context: context)
+        }
+    }
+
+    /// A closure that touches this worker's socket, called from the one thread that may.
+    final class Heartbeat: @unchecked Sendable {
+        let beat: () -> Void
+        init(_ beat: @escaping () -> Void) { self.beat = beat }
     }
 
     /// The samples a task carries (two frames per leaf), copied out before the frames go; none
@@ -247,26 +274,20 @@ package final class Worker {
         return sent
     }
 
-    /// The gradient sum of one tree block, its leaves computed here. With a shared slot the
-    /// block's last addition writes straight into it (the coordinator reads it there).
-    func blockSum(_ block: Range<Int>, of tree: GradientTree, task: TaskMessage, step: UInt64, sent: [(Tensor, Tensor)],
-                  gradient: MicroBatchGradient, sharedSlot: Int?, socket: ZMQSocket) throws -> GradientSum {
-        func leafSum(_ leaf: Int) throws -> GradientSum {
-            try heartbeatIfDue(socket)
-            let k = leaf - task.first
-            let indices = task.leaves[k]
-            let (x, y) = usesLocalData ? assembler.assemble(indices, from: localData!) : sent[k]
-            let context = ForwardContext(training: true, seed: seed, step: Int(step), sampleIndices: indices)
-            return gradient(parameters: parameters, inputs: x, targets: y, context: context)
-        }
-        guard let sharedSlot, let sharedResults else { return try tree.sum(block, leaf: leafSum) }
-        let slot = sharedResults.tensors(at: sharedSlot * shapes.reduce(0) { $0 + $1.reduce(1, *) }, shapes: shapes)
+    /// One block of the task's result, added up from the blocks the threads found. With a shared
+    /// slot the block's last addition writes straight into it (the coordinator reads it there).
+    func complete(_ block: Range<Int>, of tree: GradientTree, from known: inout [Range<Int>: GradientSum],
+                  sharedSlot: Int?) throws -> GradientSum {
+        let missing: (Int) throws -> GradientSum = { leaf in throw ProtocolError("no thread computed micro-batch \(leaf)") }
+        guard let sharedSlot, let sharedResults else { return try tree.sum(block, taking: &known, leaf: missing) }
+        let offset = sharedSlot * shapes.reduce(0) { $0 + $1.reduce(1, *) }
         guard block.count > 1 else {
-            let sum = try tree.sum(block, leaf: leafSum)
-            sharedResults.write(sum.gradients, at: sharedSlot * shapes.reduce(0) { $0 + $1.reduce(1, *) })
+            let sum = try tree.sum(block, taking: &known, leaf: missing)
+            sharedResults.write(sum.gradients, at: offset)
             return sum
         }
         let (l, r) = GradientTree.children(of: block)
-        return GradientSum.sum(try tree.sum(l, leaf: leafSum), try tree.sum(r, leaf: leafSum), into: slot)
+        let left = try tree.sum(l, taking: &known, leaf: missing), right = try tree.sum(r, taking: &known, leaf: missing)
+        return GradientSum.sum(left, right, into: sharedResults.tensors(at: offset, shapes: shapes))
     }
 }

@@ -29,7 +29,7 @@ struct ClusterFlags: ParsableArguments {
 /// else.
 struct ClusterLaunch {
     var options: Coordinator.Options
-    /// Worker processes to start on this machine, and the BLAS threads of each.
+    /// Worker processes to start on this machine, and the threads of each (one BLAS thread each).
     var localWorkers: Int
     var threadsPerWorker: Int
     /// Workers to wait for before the first step, and for how long.

@@ -125,7 +125,7 @@ struct Train: ParsableCommand {
             count: launch.localWorkers, executable: LocalWorkers.currentExecutable, endpoint: coordinator.endpoint,
             threads: launch.threadsPerWorker, dataConfig: "\(directory.path)/config.yaml", logDirectory: "\(directory.path)/workers",
             extraArguments: keyArguments)
-        logger.info("started \(launch.localWorkers) local worker(s), \(launch.threadsPerWorker) BLAS thread(s) each, at \(coordinator.endpoint)")
+        logger.info("started \(launch.localWorkers) local worker(s), \(launch.threadsPerWorker) thread(s) each, at \(coordinator.endpoint)")
     }
 }
 

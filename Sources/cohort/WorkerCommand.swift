@@ -24,7 +24,7 @@ struct WorkerCommand: ParsableCommand {
     @Option(help: "The coordinator's endpoint, e.g. tcp://10.0.0.5:5555.")
     var connect: String
 
-    @Option(help: "OpenBLAS threads (one per worker when several workers share the cores).")
+    @Option(help: "Threads computing micro-batches, one BLAS thread each (the weights do not depend on it).")
     var threads = 1
 
     @Option(help: "A config whose dataset to load locally (its data section; the model comes from the coordinator).")

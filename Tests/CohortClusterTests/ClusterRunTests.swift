@@ -31,6 +31,21 @@ import Testing
         #expect(weights[0] == weights[1] && weights[0] == weights[2] && weights[0] == weights[3])
     }
 
+    /// The default threads: one worker on this machine's cores, or several sharing them. Each
+    /// worker's threads compute whole micro-batches with one BLAS thread, so the bytes agree.
+    @Test func defaultThreadsGiveTheSameWeightsFor1And2And3Workers() throws {
+        let dir = temporaryDirectory()
+        var weights: [[String: Data]] = []
+        for workers in [1, 2, 3] {
+            let run = dir.appendingPathComponent("w\(workers)").path
+            let result = try runCohort(["train", "configs/mnist-mlp.yaml", "--workers", "\(workers)", "--run-dir", run, "--quiet",
+                                        "--set", "training.steps=20", "--set", "evaluation.at_end=false"])
+            #expect(result.status == 0, "\(result.stderr)")
+            weights.append(try tensorBytes("\(run)/final.safetensors"))
+        }
+        #expect(weights[0].count == 4 && weights[0] == weights[1] && weights[0] == weights[2])
+    }
+
     /// The same for the lecture's LeNet: convolution, pooling and all, across processes.
     @Test func leNetIsBitwiseIdenticalFor1And2Workers() throws {
         let dir = temporaryDirectory()

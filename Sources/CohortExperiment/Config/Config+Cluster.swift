@@ -8,7 +8,7 @@ package struct ClusterConfig: Sendable {
     package var workers: Int?
     /// Wait for this many workers before training starts.
     package var minWorkers: Int?
-    /// BLAS threads per worker.
+    /// Threads per local worker (each computes whole micro-batches with one BLAS thread).
     package var threadsPerWorker: Int?
     /// Endpoint to bind for external workers (tcp://host:port).
     package var bind: String?
