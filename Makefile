@@ -4,10 +4,10 @@
 SWIFT      ?= swift
 CONFIG     ?= configs/quickstart.yaml
 APT_DEPS   := libopenblas-dev libzmq3-dev zlib1g-dev pkg-config
-# Tests run on release builds: numeric code is 10-50x slower in debug (../shared/PLATFORM.md).
+# Tests run on release builds: numeric code is 10-50x slower in debug.
 TEST_FLAGS := -c release -Xswiftc -enable-testing
 
-.PHONY: all deps build run test bench clean
+.PHONY: all deps build run test test-mnist bench clean
 
 all: build
 
@@ -35,6 +35,14 @@ test: deps
 	@# Checkpoints must load in Python without PyTorch: safetensors and numpy from PyPI.
 	@$(PYTHON) -c "import safetensors, numpy" 2>/dev/null || $(PYTHON) -m pip install -q --disable-pip-version-check safetensors numpy
 	$(PYTHON) Tests/python/check_checkpoints.py
+
+# The checks that read MNIST, on the MNIST that COHORT_DATA names (the full set, say):
+# make test-mnist COHORT_DATA=~/.cache/cohort/mnist
+MNIST_SUITES := MNISTTests|MNISTAccuracyTests|ClusterRunTests|CurveRunTests
+test-mnist: deps
+	@test -n "$(COHORT_DATA)" || { echo "set COHORT_DATA to an MNIST directory"; exit 2; }
+	$(SWIFT) build $(TEST_FLAGS) --build-tests
+	COHORT_DATA="$(COHORT_DATA)" $(SWIFT) test $(TEST_FLAGS) --skip-build --filter '$(MNIST_SUITES)'
 
 # JSON lines: sgemm, training steps, data pipeline, and the distributed trainer (which runs the
 # cohort executable, so both are built).

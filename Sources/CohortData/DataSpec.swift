@@ -26,11 +26,6 @@ package struct DataSpec: Sendable {
         self.limit = limit; self.oneHot = oneHot
     }
 
-    /// The default MNIST directory: $COHORT_DATA, else ../shared/data/mnist.
-    package static var defaultMNISTDirectory: String {
-        ProcessInfo.processInfo.environment["COHORT_DATA"] ?? "../shared/data/mnist"
-    }
-
     /// Loads the training set and the evaluation set (validation split, else the source's test set).
     package func load(seed: UInt64) throws(DataError) -> (train: Dataset, evaluation: Dataset?) {
         var (train, test) = try loadRaw(seed: seed)

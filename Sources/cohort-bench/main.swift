@@ -33,8 +33,9 @@ func measure(trials: Int = 5, minimum: Double = 0.2, _ body: () -> Void) -> Doub
     return best
 }
 
-/// MNIST for the benchmarks: $COHORT_DATA, else ../shared/data/mnist.
-let mnistDirectory = ProcessInfo.processInfo.environment["COHORT_DATA"] ?? "../shared/data/mnist"
+/// MNIST for the benchmarks: where configs find it ($COHORT_DATA, configs/data/mnist, the
+/// download cache), else the subset shipped in data/mnist-subset (speed does not need all of it).
+let mnistDirectory = MNISTSearch(fashion: false, configDirectory: "configs").find() ?? "data/mnist-subset"
 
 /// Runs a benchmark that may fail (a missing dataset, say): its error becomes a JSON line too.
 func benchmark(_ name: String, _ body: () throws -> Void) {
@@ -236,7 +237,8 @@ func distributedRun(config: String, workers: Int, overrides: [String]) throws ->
     let process = Process()
     process.executableURL = URL(fileURLWithPath: cohort)
     process.arguments = ["train", config, "--workers", "\(workers)", "--run-dir", run, "--quiet",
-                         "--set", "cluster.threads_per_worker=1", "--set", "evaluation.at_end=false"] + overrides.flatMap { ["--set", $0] }
+                         "--set", "cluster.threads_per_worker=1", "--set", "evaluation.at_end=false",
+                         "--set", "data.path=\(mnistDirectory)"] + overrides.flatMap { ["--set", $0] }
     try process.run()
     process.waitUntilExit()
     guard process.terminationStatus == 0,

@@ -12,12 +12,14 @@ func temporaryDirectory() -> URL {
 
 @Suite struct MNISTTests {
     @Test func realMNISTHasTheKnownShapeAndClassCounts() throws {
+        // The full set, or the subset shipped in data/mnist-subset (its README gives its counts).
+        let expected = MNISTExpectations.current
         let train = try MNIST.load(directory: mnistDirectory.path, split: .train)
-        #expect(train.inputs.shape == [60000, 1, 28, 28])
-        #expect(train.classCounts() == [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949])
+        #expect(train.inputs.shape == [expected.trainCount, 1, 28, 28])
+        #expect(train.classCounts() == expected.trainClassCounts)
         #expect(train.inputs.scalars.max() == 255)
         let test = try MNIST.load(directory: mnistDirectory.path, split: .test)
-        #expect(test.count == 10000 && test.classCounts().reduce(0, +) == 10000)
+        #expect(test.count == expected.testCount && test.classCounts().reduce(0, +) == expected.testCount)
         #expect(train.fingerprint.count == 64 && train.fingerprint != test.fingerprint)
     }
 
@@ -43,7 +45,8 @@ func temporaryDirectory() -> URL {
         let swapped = temporaryDirectory()
         try copyMNIST(into: swapped, swapLabels: true)
         let mismatch = try #require(loadError(swapped))
-        #expect(mismatch.message.contains("10000 labels for 60000 images"))
+        let expected = MNISTExpectations.current
+        #expect(mismatch.message.contains("\(expected.testCount) labels for \(expected.trainCount) images"))
 
         // Truncated gzip, corrupt gzip, wrong magic, truncated raw file.
         let labels = try Data(contentsOf: mnistDirectory.appendingPathComponent("t10k-labels-idx1-ubyte.gz"))
@@ -67,8 +70,8 @@ func temporaryDirectory() -> URL {
     }
 
     @Test func downloaderChecksChecksumsAndKeepsOnlyGoodFiles() throws {
-        // The shared copies were recompressed, so their MD5s differ from the published ones: a
-        // mirror serving them must be refused, and nothing may be left behind.
+        // The test copies were recompressed (or cut, for the subset), so their MD5s differ from
+        // the published ones: a mirror serving them must be refused, and nothing may be left behind.
         let target = temporaryDirectory().appendingPathComponent("mnist")
         #expect(throws: DataError.self) {
             try MNISTDownload.fetch(to: target.path, mirrors: [mnistDirectory.absoluteString],
@@ -81,7 +84,7 @@ func temporaryDirectory() -> URL {
             sums[file] = MD5.hexDigest(try Data(contentsOf: mnistDirectory.appendingPathComponent(file)))
         }
         try MNISTDownload.fetch(to: target.path, mirrors: ["file:///nonexistent/", mnistDirectory.absoluteString], checksums: sums)
-        #expect(try MNIST.load(directory: target.path, split: .test).count == 10000)
+        #expect(try MNIST.load(directory: target.path, split: .test).count == MNISTExpectations.current.testCount)
     }
 }
 

@@ -43,7 +43,9 @@ import Testing
         let files = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasSuffix(".yaml") }
         #expect(files.count >= 3)
         for file in files {
-            let config = try ExperimentConfig.load(path: dir.appendingPathComponent(file).path)
+            // The MNIST configs read the tests' MNIST (the full set, or the shipped subset).
+            let config = try ExperimentConfig.load(path: dir.appendingPathComponent(file).path,
+                                                   overrides: file.hasPrefix("mnist") ? ["data.path=\(mnistDirectory.path)"] : [])
             _ = try Experiment(config: config)
         }
     }

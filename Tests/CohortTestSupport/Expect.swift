@@ -4,10 +4,40 @@ import Foundation
 public let packageRoot: URL = URL(fileURLWithPath: #filePath)
     .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
-/// MNIST for tests and benchmarks: $COHORT_DATA, else ../shared/data/mnist beside the checkout.
+/// MNIST for tests: the full set when $COHORT_DATA points at one, else the 6,000/1,000-image
+/// subset shipped in data/mnist-subset.
 public var mnistDirectory: URL {
-    if let dir = ProcessInfo.processInfo.environment["COHORT_DATA"] { return URL(fileURLWithPath: dir) }
-    return packageRoot.deletingLastPathComponent().appendingPathComponent("shared/data/mnist")
+    if let dir = ProcessInfo.processInfo.environment["COHORT_DATA"], !dir.isEmpty { return URL(fileURLWithPath: dir) }
+    return packageRoot.appendingPathComponent("data/mnist-subset")
+}
+
+/// What the tests may expect of the MNIST they were given: the full set's counts, or the
+/// subset's (data/mnist-subset/README.md).
+public struct MNISTExpectations: Sendable {
+    public var isFull: Bool
+    public var trainCount: Int
+    public var testCount: Int
+    public var trainClassCounts: [Int]
+
+    public static var current: MNISTExpectations {
+        let labels = mnistDirectory.appendingPathComponent("train-labels-idx1-ubyte.gz")
+        let size = (try? FileManager.default.attributesOfItem(atPath: labels.path)[.size] as? Int) ?? 0
+        // The full label file is about 29 KB compressed; the subset's about 3 KB.
+        return size > 20_000 ? full : subset
+    }
+
+    public static let full = MNISTExpectations(isFull: true, trainCount: 60000, testCount: 10000,
+                                                trainClassCounts: [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949])
+    public static let subset = MNISTExpectations(isFull: false, trainCount: 6000, testCount: 1000,
+                                                  trainClassCounts: [592, 671, 581, 608, 623, 514, 608, 651, 551, 601])
+}
+
+/// The environment of a `cohort` child: this one, with $COHORT_DATA set to the tests' MNIST, so
+/// configs with `data.name: mnist` find it on a fresh clone too.
+public var childEnvironment: [String: String] {
+    var environment = ProcessInfo.processInfo.environment
+    environment["COHORT_DATA"] = mnistDirectory.path
+    return environment
 }
 
 public struct TestSetupError: Error, CustomStringConvertible {
@@ -36,6 +66,7 @@ public func startCohort(_ arguments: [String], log: URL) throws -> Process {
     process.executableURL = try cohortExecutable()
     process.arguments = arguments
     process.currentDirectoryURL = packageRoot
+    process.environment = childEnvironment
     _ = FileManager.default.createFile(atPath: log.path, contents: nil)   // FileHandle below throws on failure
     let handle = try FileHandle(forWritingTo: log)
     process.standardOutput = handle
@@ -50,6 +81,7 @@ public func runCohort(_ arguments: [String]) throws -> (status: Int32, stdout: S
     process.executableURL = try cohortExecutable()
     process.arguments = arguments
     process.currentDirectoryURL = packageRoot
+    process.environment = childEnvironment
     let out = Pipe()
     // stderr goes to a file so a chatty child can never block on a full pipe.
     let errPath = temporaryDirectory().appendingPathComponent("stderr")

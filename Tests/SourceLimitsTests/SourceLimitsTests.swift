@@ -54,6 +54,26 @@ import Testing
         #expect(found[1].docComment.contains("numeric kernel"))
     }
 
+    /// A clone stands alone: nothing the project ships points at a directory beside it (CI's own
+    /// script, .ci/run, may use one for extra checks).
+    @Test func nothingReachesOutsideTheCheckout() throws {
+        let outside = "../" + "shared"
+        let fm = FileManager.default
+        var offenders: [String] = []
+        for folder in ["Sources", "Tests", "docs", "configs", "cluster", "bench", "data"] {
+            let base = Self.root.appendingPathComponent(folder)
+            for name in fm.enumerator(atPath: base.path)?.compactMap({ $0 as? String }) ?? [] {
+                let url = base.appendingPathComponent(name)
+                guard !name.hasSuffix(".gz"), let text = try? String(contentsOf: url, encoding: .utf8) else { continue }
+                if text.contains(outside) { offenders.append("\(folder)/\(name)") }
+            }
+        }
+        for file in ["README.md", "Makefile", "Package.swift"] {
+            if try String(contentsOf: Self.root.appendingPathComponent(file), encoding: .utf8).contains(outside) { offenders.append(file) }
+        }
+        #expect(offenders.isEmpty, "\(offenders)")
+    }
+
     @Test func theClusterNeverReadsConfigs() throws {
         for file in Self.swiftFiles(under: "Sources/CohortCluster") {
             let text = try String(contentsOf: file, encoding: .utf8)

@@ -51,13 +51,18 @@ extension ExperimentConfig {
         return .inline(inputs: Tensor(shape: x.shape, x.values), targets: Tensor(shape: y.shape, y.values))
     }
 
+    /// `data.path`, or the first place `MNISTSearch` finds (the config's own directory counts).
     static func readMNIST(_ node: ConfigNode, nameNode: ConfigNode, fashion: Bool) throws(ConfigError) -> DataSpec.Source {
-        let pathNode = try node.optional("path")
-        let directory = try pathNode?.string() ?? DataSpec.defaultMNISTDirectory
+        guard let pathNode = try node.optional("path") else {
+            let configDirectory = URL(fileURLWithPath: node.file).deletingLastPathComponent().path
+            let search = MNISTSearch(fashion: fashion, configDirectory: configDirectory)
+            guard let found = search.find() else { throw nameNode.error(search.notFoundMessage) }
+            return .mnist(directory: found, fashion: fashion)
+        }
+        let directory = try pathNode.string()
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
-            let message = "no MNIST directory at \(directory) (set data.path or COHORT_DATA; README.md says how to fetch MNIST)"
-            throw (pathNode ?? nameNode).error(message)
+            throw pathNode.error("no MNIST directory at \(directory) (cohort data mnist --to DIRECTORY downloads one)")
         }
         return .mnist(directory: directory, fashion: fashion)
     }

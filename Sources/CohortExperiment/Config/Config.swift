@@ -50,10 +50,16 @@ extension ExperimentConfig {
             root = try setting(value, at: key.split(separator: ".").map(String.init), in: root, fullKey: key)
             overridden.insert(key)
         }
-        let resolved = (try? Yams.serialize(node: root)) ?? text
         let top = ConfigNode(node: root, path: "", file: file, overridden: overridden)
-        let config = try read(top, file: file, resolved: resolved)
+        var config = try read(top, file: file, resolved: "")
         try top.finish()
+        // A dataset found by searching is written down, so that the run directory's copy of the
+        // config (which local workers and --resume read) names the same files.
+        if case .mnist(let directory, _) = config.data.source, root.mapping?["data"]?.mapping?["path"] == nil {
+            let absolute = URL(fileURLWithPath: directory).standardized.path
+            root = try setting(Node(absolute), at: ["data", "path"], in: root, fullKey: "data.path")
+        }
+        config.resolvedYAML = (try? Yams.serialize(node: root)) ?? text
         return config
     }
 
