@@ -15,6 +15,7 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
         .package(url: "https://github.com/yaslab/CSV.swift", from: "2.5.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
         .systemLibrary(
@@ -28,7 +29,8 @@ let package = Package(
         .target(name: "CohortTensor", dependencies: ["CBLAS"]),
         .target(name: "CohortNN", dependencies: ["CohortTensor"]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
-        .target(name: "CohortData", dependencies: ["CohortTensor", "CZlib", .product(name: "CSV", package: "CSV.swift"), .product(name: "Logging", package: "swift-log")]),
+        .target(name: "CohortData", dependencies: ["CohortTensor", "CZlib", .product(name: "CSV", package: "CSV.swift"),
+                                                  .product(name: "Logging", package: "swift-log"), .product(name: "Crypto", package: "swift-crypto")]),
         // The training step: tasks, executors, the gradient tree, ÷ B, clipping and the update.
         .target(name: "CohortTraining", dependencies: ["CohortTensor", "CohortNN", "CohortData"]),
         // Configs (YAML), run directories, checkpoints, plots, TensorBoard: the run around the step.
