@@ -35,10 +35,17 @@ package final class LocalWorkers {
         posix_spawn_file_actions_addopen(&actions, 1, log, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         posix_spawn_file_actions_adddup2(&actions, 1, 2)
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        // A process group of its own: Ctrl-C at the terminal goes to the coordinator alone, which
+        // finishes the step with its workers and then tells them to stop.
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP))
+        posix_spawnattr_setpgroup(&attributes, 0)
         var argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
         defer { for p in argv { free(p) } }
         var pid: pid_t = 0
-        let rc = posix_spawn(&pid, arguments[0], &actions, nil, &argv, environ)
+        let rc = posix_spawn(&pid, arguments[0], &actions, &attributes, &argv, environ)
         guard rc == 0 else { throw ClusterError("cannot start a worker (\(arguments[0])): \(String(cString: strerror(rc)))") }
         return pid
     }

@@ -7,30 +7,31 @@ import Foundation
 /// A checkpoint: everything needed to continue a run bit for bit, in one safetensors file.
 /// Weights keep their PyTorch names (so the file also loads into PyTorch); the optimizer state is
 /// stored as `optimizer.<parameter>.<state>` (e.g. `optimizer.0.weight.exp_avg`); the step,
-/// the optimizer's update count, the seed and the config's hash go in `__metadata__`. The data
-/// order needs no cursor of its own: it follows from the seed and the step.
+/// the optimizer's update count, the seed, the resolved config and its hash go in
+/// `__metadata__`, with a checksum of every tensor. The data order needs no cursor of its own: it
+/// follows from the seed and the step.
 package struct Checkpoint: Sendable {
-    static let formatVersion = "1"
+    /// Format 2 adds the resolved config and hashes it by keys (`ConfigFingerprint`); format 1
+    /// files are still read.
+    static let formatVersion = "2"
 
     package var step: Int
     package var optimizerStep: Int
     package var parameters: [Tensor]
     package var optimizerState: [[Tensor]]
     package var configHash: String
+    /// The config the checkpoint was made with (format 2), to name what changed.
+    package var resolvedConfig: String? = nil
+    package var format = Checkpoint.formatVersion
 
-    /// SHA-256 of the resolved config without the sections that may change on resume
-    /// (cluster: where and how many workers; checkpoint: how often to save).
+    /// The hash a checkpoint of this config must carry (see `ConfigFingerprint`).
     package static func configHash(_ config: ExperimentConfig) -> String {
-        var hash = SHA256()
-        let kept = config.resolvedYAML.split(separator: "\n", omittingEmptySubsequences: false)
-        var skipping = false
-        for line in kept {
-            if let first = line.first, first != " " && first != "-" && first != "#" {
-                skipping = line.hasPrefix("cluster:") || line.hasPrefix("checkpoint:")
-            }
-            if !skipping { hash.update(Data((line + "\n").utf8)) }
-        }
-        return hash.hexDigest()
+        ConfigFingerprint.hash(config.resolvedYAML)
+    }
+
+    /// Whether this checkpoint continues `config`: the same hash, in the checkpoint's format.
+    package func matches(_ config: ExperimentConfig) -> Bool {
+        configHash == (format == "1" ? ConfigFingerprint.legacyHash(config.resolvedYAML) : Self.configHash(config))
     }
 
     package func write(to path: String, model: Sequential, optimizer: Optimizer, config: ExperimentConfig) throws {
@@ -42,7 +43,8 @@ package struct Checkpoint: Sendable {
         }
         let metadata = ["format": "pt", "producer": "cohort", "cohort_checkpoint": Self.formatVersion,
                         "step": "\(step)", "optimizer_step": "\(optimizerStep)", "seed": "\(config.seed)",
-                        "config_hash": configHash, "config": config.name, "optimizer": config.optimizer.name.rawValue]
+                        "config_hash": configHash, "config": config.name, "optimizer": config.optimizer.name.rawValue,
+                        "resolved_config": config.resolvedYAML]
         try Safetensors.write(entries, metadata: metadata, to: path)
     }
 
@@ -50,7 +52,7 @@ package struct Checkpoint: Sendable {
     package static func read(_ path: String, model: Sequential, optimizer: Optimizer) throws -> Checkpoint {
         let (entries, metadata) = try Safetensors.read(path: path)
         func fail(_ problem: String) -> Safetensors.FormatError { Safetensors.FormatError(path: path, problem: problem) }
-        guard metadata["cohort_checkpoint"] == formatVersion, let step = Int(metadata["step"] ?? ""),
+        guard let format = metadata["cohort_checkpoint"], ["1", formatVersion].contains(format), let step = Int(metadata["step"] ?? ""),
               let optimizerStep = Int(metadata["optimizer_step"] ?? ""), let hash = metadata["config_hash"] else {
             throw fail("not a Cohort checkpoint (no step, optimizer_step or config_hash in its metadata)")
         }
@@ -66,7 +68,8 @@ package struct Checkpoint: Sendable {
                 return t
             })
         }
-        return Checkpoint(step: step, optimizerStep: optimizerStep, parameters: parameters, optimizerState: state, configHash: hash)
+        return Checkpoint(step: step, optimizerStep: optimizerStep, parameters: parameters, optimizerState: state, configHash: hash,
+                          resolvedConfig: metadata["resolved_config"], format: format)
     }
 }
 

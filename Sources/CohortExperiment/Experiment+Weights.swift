@@ -8,10 +8,10 @@ extension Experiment {
         let byName = Dictionary(file.map { ($0.name, $0.tensor) }, uniquingKeysWith: { a, _ in a })
         return try model.parameterSpecs.map { entry in
             guard let tensor = byName[entry.name] else {
-                throw Safetensors.FormatError(path: path, problem: "no tensor '\(entry.name)' (it has \(byName.keys.sorted().joined(separator: ", ")))")
+                throw Safetensors.MismatchError(path: path, problem: "has no tensor '\(entry.name)' for this config's model (it has \(byName.keys.sorted().joined(separator: ", "))); is it the config these weights were trained with?")
             }
             guard tensor.shape == entry.spec.shape else {
-                throw Safetensors.FormatError(path: path, problem: "'\(entry.name)' has shape \(tensor.shape), the model needs \(entry.spec.shape)")
+                throw Safetensors.MismatchError(path: path, problem: "'\(entry.name)' has shape \(tensor.shape), but this config's model needs \(entry.spec.shape); is it the config these weights were trained with?")
             }
             return tensor
         }

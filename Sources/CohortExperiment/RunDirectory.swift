@@ -10,10 +10,14 @@ package final class RunDirectory {
     private let metrics: FileHandle
 
     /// Creates the directory. Without an explicit path it is runs/<name>, or runs/<name>-2, -3, ...
-    /// when that exists, so an earlier run is never overwritten.
+    /// when that exists, so an earlier run is never overwritten; an explicit path must be new or
+    /// empty (`--resume` continues a run instead).
     package init(explicit: String?, name: String, resolvedConfig: String) throws {
         let fm = FileManager.default
         if let explicit {
+            if let contents = try? fm.contentsOfDirectory(atPath: explicit), !contents.isEmpty {
+                throw RunDirectoryError(path: explicit, contents: contents)
+            }
             path = explicit
         } else {
             var candidate = "runs/\(name)"
@@ -33,14 +37,16 @@ package final class RunDirectory {
 
     /// Reopens an existing run directory to continue it: metrics.jsonl keeps the records up to
     /// and including `step` (later ones belong to the interrupted attempt) and grows from there.
-    package init(resuming path: String, atStep step: Int) throws {
+    /// config.yaml becomes `resolvedConfig` (a resumed run may change the keys that allow it).
+    package init(resuming path: String, atStep step: Int, resolvedConfig: String) throws {
         self.path = path
+        try AtomicFile.write(resolvedConfig, to: "\(path)/config.yaml")
         let metricsPath = "\(path)/metrics.jsonl"
         let lines = ((try? String(contentsOfFile: metricsPath, encoding: .utf8)) ?? "").split(separator: "\n")
         let kept = lines.filter { line in
             guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
                   let s = object["step"] as? Int else { return false }
-            return s <= step && object["eval_loss"] == nil
+            return s <= step
         }
         try AtomicFile.write(kept.map { $0 + "\n" }.joined(), to: metricsPath)
         guard let handle = FileHandle(forWritingAtPath: metricsPath) else { throw POSIXFailure(call: "open", path: metricsPath) }
@@ -49,6 +55,26 @@ package final class RunDirectory {
     }
 
     deinit { try? metrics.close() }
+
+    /// The step and evaluation records metrics.jsonl holds (from an earlier attempt of a
+    /// resumed run), as far as the plot and the final training loss need them.
+    package func recordedSteps() -> (steps: [StepRecord], evaluations: [(step: Int, loss: Double, accuracy: Double?)]) {
+        let text = (try? String(contentsOfFile: "\(path)/metrics.jsonl", encoding: .utf8)) ?? ""
+        var steps: [StepRecord] = [], evaluations: [(step: Int, loss: Double, accuracy: Double?)] = []
+        for line in text.split(separator: "\n") {
+            guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+                  let step = object["step"] as? Int else { continue }
+            if let loss = object["eval_loss"] as? Double {
+                evaluations.append((step, loss, object["eval_accuracy"] as? Double))
+            } else if let loss = object["loss"] as? Double {
+                steps.append(StepRecord(step: step, epoch: object["epoch"] as? Int ?? 0, loss: loss, accuracy: object["accuracy"] as? Double,
+                                        learningRate: Float(object["lr"] as? Double ?? 0), gradientNorm: object["grad_norm"] as? Double ?? 0,
+                                        clipped: object["clipped"] as? Bool ?? false, samples: object["samples"] as? Int ?? 0,
+                                        seconds: object["step_time_s"] as? Double ?? 0))
+            }
+        }
+        return (steps, evaluations)
+    }
 
     /// TensorBoard event file, opened on first use.
     private var tensorBoard: TensorBoardWriter?
@@ -99,5 +125,17 @@ package final class RunDirectory {
 
     func writeSummary(_ summary: JSON) throws {
         try AtomicFile.write(summary.text + "\n", to: "\(path)/summary.json")
+    }
+}
+
+/// `--run-dir` names a directory that already holds something: refused, so nothing is lost.
+package struct RunDirectoryError: Error, CustomStringConvertible {
+    package var path: String
+    package var contents: [String]
+
+    package var description: String {
+        let shown = contents.sorted().prefix(4).joined(separator: ", ") + (contents.count > 4 ? ", …" : "")
+        return "\(path) is not empty (\(shown)); a run directory is never overwritten. Give a new --run-dir, " +
+            "or continue that run with 'cohort train --resume \(path)'"
     }
 }

@@ -19,13 +19,33 @@ package enum Safetensors {
         var description: String { "\(path): not a valid safetensors file: \(problem)" }
     }
 
-    /// Encodes tensors (in the given order) and metadata.
+    /// A whole file whose tensors do not fit the model it is loaded for.
+    package struct MismatchError: Error, CustomStringConvertible {
+        var path: String
+        var problem: String
+        package var description: String { "\(path): \(problem)" }
+    }
+
+    /// Metadata key of a tensor's checksum: SHA-256 of its little-endian bytes. Cohort writes one
+    /// for every tensor and checks it on reading, so a damaged file is refused rather than used
+    /// (PyTorch ignores the metadata).
+    static func checksumKey(_ name: String) -> String { "sha256:\(name)" }
+
+    static func checksum(_ tensor: Tensor) -> String {
+        var hasher = SHA256()
+        tensor.withUnsafeBufferPointer { hasher.update(UnsafeRawBufferPointer($0)) }
+        return hasher.hexDigest()
+    }
+
+    /// Encodes tensors (in the given order) and metadata, with each tensor's checksum.
     package static func encode(_ entries: [Entry], metadata: [String: String] = [:]) -> Data {
         var header: [String: Any] = [:]
         var offset = 0
+        var metadata = metadata
         for entry in entries {
             let bytes = entry.tensor.count * 4
             header[entry.name] = ["dtype": "F32", "shape": entry.tensor.shape, "data_offsets": [offset, offset + bytes]]
+            metadata[checksumKey(entry.name)] = checksum(entry.tensor)
             offset += bytes
         }
         if !metadata.isEmpty { header["__metadata__"] = metadata }
@@ -78,9 +98,11 @@ package enum Safetensors {
                   let shape = info["shape"] as? [Int], let offsets = info["data_offsets"] as? [Int], offsets.count == 2
             else { throw fail("entry '\(name)' lacks dtype, shape or data_offsets") }
             guard dtype == "F32" else { throw fail("tensor '\(name)' has dtype \(dtype); Cohort reads F32") }
-            let count = shape.reduce(1, *)
-            guard shape.allSatisfy({ $0 >= 0 }), offsets[0] >= 0, offsets[1] - offsets[0] == count * 4,
-                  dataStart + offsets[1] <= data.count
+            // Shapes and offsets come from the file: checked arithmetic, so a crafted header is
+            // an error message and never an overflow trap.
+            guard shape.count <= 8, shape.allSatisfy({ $0 >= 0 }), offsets[0] >= 0, offsets[1] >= offsets[0],
+                  let count = checkedProduct(shape), let bytes = checkedProduct([count, 4]),
+                  offsets[1] - offsets[0] == bytes, offsets[1] <= data.count - dataStart
             else { throw fail("tensor '\(name)' has offsets \(offsets) that do not fit shape \(shape) and the file") }
             var tensor = Tensor(uninitializedShape: shape)
             tensor.withUnsafeMutableBufferPointer { dst in
@@ -91,8 +113,24 @@ package enum Safetensors {
                     }
                 }
             }
+            if let expected = metadata[checksumKey(name)], checksum(tensor) != expected {
+                throw fail("tensor '\(name)' does not match its checksum: the file is damaged")
+            }
             entries.append((offsets[0], Entry(name, tensor)))
         }
-        return (entries.sorted { $0.offset < $1.offset }.map(\.entry), metadata)
+        // The checksums are the file's own business: checked above, not handed on.
+        let userMetadata = metadata.filter { !$0.key.hasPrefix("sha256:") }
+        return (entries.sorted { $0.offset < $1.offset }.map(\.entry), userMetadata)
+    }
+
+    /// The product of sizes, or nil when it overflows.
+    static func checkedProduct(_ sizes: [Int]) -> Int? {
+        var product = 1
+        for size in sizes {
+            let (next, overflow) = product.multipliedReportingOverflow(by: size)
+            if overflow { return nil }
+            product = next
+        }
+        return product
     }
 }

@@ -38,6 +38,10 @@ package final class TrainingRun {
     var recent: [StepRecord] = []
     var evaluations: [(step: Int, loss: Double, accuracy: Double?)] = []
     var lastCurves = DispatchTime.now()
+    /// When and at which step the last checkpoint was written (time-based checkpoints count
+    /// from the start of this attempt).
+    var lastCheckpoint = DispatchTime.now()
+    var lastCheckpointStep: Int?
 
     init(_ experiment: Experiment, runDirectory: RunDirectory, resumeFrom: Checkpoint?, updateThreads: Int, logger: Logger) {
         self.experiment = experiment
@@ -46,21 +50,27 @@ package final class TrainingRun {
         trainer = Trainer(experiment: experiment)
         // Threads for the optimizer update: the coordinator's workers are idle then.
         trainer.updateThreads = updateThreads
+        checkpoints = CheckpointDirectory(runDirectory: runDirectory.path)
         if let resumeFrom {
             trainer.restore(resumeFrom)
+            lastCheckpointStep = resumeFrom.step
+            (history, evaluations) = runDirectory.recordedSteps()
+            recent = Array(history.suffix(min(experiment.plan.stepsPerEpoch, experiment.totalSteps)))
             logger.info("resuming at step \(resumeFrom.step)")
         }
-        checkpoints = CheckpointDirectory(runDirectory: runDirectory.path)
     }
 
     /// Trains to the end, writing metrics as it goes and the weights and summary at the end.
     /// `updateThreads`: threads for the optimizer update. `logger` receives one human-readable
     /// line every `training.log_every` steps, marked with `progressMetadataKey`, and the run's
     /// other news.
+    /// `stopRequested` is asked after every step; a signal number stops the run there (see
+    /// `interrupt`).
     package static func run<E: GradientExecutor>(
         _ experiment: Experiment, executor: inout E, runDirectory: RunDirectory,
         resumeFrom: Checkpoint? = nil, beforeEvaluation: () -> Void = {},
-        onStep: ((StepRecord, _ total: Int) -> Void)? = nil, updateThreads: Int = 1, logger: Logger
+        onStep: ((StepRecord, _ total: Int) -> Void)? = nil, stopRequested: () -> Int32? = { nil },
+        updateThreads: Int = 1, logger: Logger
     ) throws -> Result {
         let run = TrainingRun(experiment, runDirectory: runDirectory, resumeFrom: resumeFrom, updateThreads: updateThreads, logger: logger)
         run.announce()
@@ -68,10 +78,40 @@ package final class TrainingRun {
             let record = try run.trainer.runStep(with: &executor)
             try run.record(record)
             onStep?(record, experiment.totalSteps)
+            if let signal = stopRequested() {
+                try run.interrupt(signal: signal, executorSummary: executor.summary(wallSeconds: run.elapsed))
+            }
         }
-        let seconds = Double(DispatchTime.now().uptimeNanoseconds - run.start.uptimeNanoseconds) / 1e9
+        if experiment.config.checkpoint.atEnd && run.trainer.step > 0 { try run.saveCheckpoint() }
+        let seconds = run.elapsed
         beforeEvaluation()
         return try run.finish(seconds: seconds, executorSummary: executor.summary(wallSeconds: seconds))
+    }
+
+    var elapsed: Double { seconds(since: start) }
+
+    /// Writes the newest checkpoint, unless this step already has one.
+    func saveCheckpoint() throws {
+        guard lastCheckpointStep != trainer.step else { return }
+        try checkpoints.save(trainer.checkpoint(of: config), model: experiment.model, optimizer: trainer.optimizer,
+                             config: config, keepLast: config.checkpoint.keepLast)
+        lastCheckpoint = DispatchTime.now()
+        lastCheckpointStep = trainer.step
+    }
+
+    /// Stops at a step boundary for a signal: a checkpoint, summary.json marked interrupted and
+    /// the plot, then `TrainingInterrupted` (the CLI exits 128 + the signal).
+    func interrupt(signal: Int32, executorSummary: ExecutorSummary?) throws -> Never {
+        try saveCheckpoint()
+        var summary: [(String, JSON)] = [("name", .string(config.name)), ("interrupted", .bool(true)), ("signal", .int(Int(signal))),
+                                         ("steps", .int(trainer.step)), ("total_steps", .int(total)),
+                                         ("final_step_loss", .number(history.last?.loss ?? .nan)),
+                                         ("wall_time_s", .number(elapsed)), ("samples", .int(samples))]
+        summary += executorSummary?.json ?? []
+        try runDirectory.writeSummary(.object(summary))
+        try runDirectory.writeCurves(title: config.name, steps: history, evaluations: evaluations)
+        logger.warning("stopped at step \(trainer.step) of \(total) (signal \(signal)); continue with: cohort train --resume \(runDirectory.path)")
+        throw TrainingInterrupted(signal: signal, step: trainer.step)
     }
 
     var total: Int { experiment.totalSteps }
@@ -96,9 +136,11 @@ package final class TrainingRun {
            let (name, loss, accuracy) = evaluate() {
             logger.info("\("step \(record.step): \(name) loss \(String(format: "%.6f", loss))" + (accuracy.map { " accuracy \(String(format: "%.4f", $0))" } ?? ""))")
         }
-        if let every = config.checkpoint.everySteps, record.step % every == 0 || record.step == total {
-            try checkpoints.save(trainer.checkpoint(of: config), model: experiment.model, optimizer: trainer.optimizer,
-                                 config: config, keepLast: config.checkpoint.keepLast)
+        let minutes = config.checkpoint.everyMinutes
+        if let every = config.checkpoint.everySteps, record.step % every == 0 {
+            try saveCheckpoint()
+        } else if minutes > 0, seconds(since: lastCheckpoint) >= minutes * 60 {
+            try saveCheckpoint()
         }
         if seconds(since: lastCurves) >= Self.curveRefreshSeconds {
             lastCurves = DispatchTime.now()
@@ -164,6 +206,13 @@ package final class TrainingRun {
         return Result(parameters: trainer.parameters, steps: trainer.step, finalLoss: history.last?.loss ?? .nan,
                       trainLoss: trainLoss, trainAccuracy: trainAccuracy, seconds: seconds, runDirectory: runDirectory.path)
     }
+}
+
+/// A run stopped by a signal at a step boundary, its state saved.
+package struct TrainingInterrupted: Error, CustomStringConvertible {
+    package var signal: Int32
+    package var step: Int
+    package var description: String { "interrupted by signal \(signal) after step \(step)" }
 }
 
 func seconds(since start: DispatchTime) -> Double {

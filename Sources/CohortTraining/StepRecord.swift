@@ -14,6 +14,14 @@ package struct StepRecord: Sendable {
     package var updateSeconds: Double = 0
     /// What a distributed executor reports (per-worker compute, bytes, broadcast).
     package var exchange: ExchangeMetrics?
+
+    package init(step: Int, epoch: Int, loss: Double, accuracy: Double?, learningRate: Float, gradientNorm: Double,
+                 clipped: Bool, samples: Int, seconds: Double, reduceSeconds: Double = 0, updateSeconds: Double = 0,
+                 exchange: ExchangeMetrics? = nil) {
+        self.step = step; self.epoch = epoch; self.loss = loss; self.accuracy = accuracy; self.learningRate = learningRate
+        self.gradientNorm = gradientNorm; self.clipped = clipped; self.samples = samples; self.seconds = seconds
+        self.reduceSeconds = reduceSeconds; self.updateSeconds = updateSeconds; self.exchange = exchange
+    }
 }
 
 /// One step of a distributed executor: who computed for how long, and what crossed the sockets.

@@ -43,6 +43,14 @@ struct Cohort: ParsableCommand {
         } catch let error as DataError {
             FileHandle.standardError.write(Data("cohort: data error: \(error)\n".utf8))
             Glibc.exit(ExitStatus.usage)
+        } catch let error as UsageError {
+            FileHandle.standardError.write(Data("cohort: \(error.message)\n".utf8))
+            Glibc.exit(ExitStatus.usage)
+        } catch let error as RunDirectoryError {
+            FileHandle.standardError.write(Data("cohort: \(error)\n".utf8))
+            Glibc.exit(ExitStatus.usage)
+        } catch let error as TrainingInterrupted {
+            Glibc.exit(128 + error.signal)
         } catch let error as ExitCode {
             Glibc.exit(error.rawValue)
         } catch {
@@ -57,6 +65,13 @@ struct Cohort: ParsableCommand {
             Glibc.exit(isUsage ? ExitStatus.usage : ExitStatus.runtimeFailure)
         }
     }
+}
+
+/// A mistake in how a command was called, said plainly: exit 2 without ArgumentParser's usage
+/// text (which would only hide the message).
+struct UsageError: Error {
+    var message: String
+    init(_ message: String) { self.message = message }
 }
 
 /// Options shared by the commands that read a config.

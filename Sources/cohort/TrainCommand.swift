@@ -61,10 +61,10 @@ struct Train: ParsableCommand {
         let configPath = resume.map { "\($0)/config.yaml" } ?? config!
         let config = try ExperimentConfig.load(path: configPath, overrides: overrides)
         let experiment = try Experiment(config: config)
-        let checkpoint = try resume.map { try Self.newestCheckpoint(in: $0, of: experiment, configPath: configPath) }
+        let checkpoint = try resume.map { try Self.newestCheckpoint(in: $0, of: experiment) }
         let cores = ProcessInfo.processInfo.activeProcessorCount
         let launch = try ClusterLaunch(flags: cluster, config: config.cluster, cores: cores)
-        let directory = try checkpoint.map { try RunDirectory(resuming: resume!, atStep: $0.step) }
+        let directory = try checkpoint.map { try RunDirectory(resuming: resume!, atStep: $0.step, resolvedConfig: config.resolvedYAML) }
             ?? RunDirectory(explicit: runDir, name: config.name, resolvedConfig: config.resolvedYAML)
         let bar = !quiet && ProgressBar.isTerminal ? ProgressBar(stepsPerEpoch: experiment.plan.stepsPerEpoch) : nil
         // On a terminal the bar shows the steps; other lines go above it.
@@ -72,20 +72,32 @@ struct Train: ParsableCommand {
         defer { bar?.finish(); LogOutput.shared.attach(nil) }
         let logger = Logger(label: "cohort.train")
         BLAS.setThreads(1)
+        StopRequest.install()
         do {
+            func train<E: GradientExecutor>(_ executor: inout E) throws {
+                _ = try TrainingRun.run(experiment, executor: &executor, runDirectory: directory, resumeFrom: checkpoint,
+                                        beforeEvaluation: { BLAS.setThreads(cores); bar?.finish() },
+                                        onStep: bar.map { bar in { record, total in bar.update(record, total: total) } },
+                                        stopRequested: { StopRequest.requested }, updateThreads: cores, logger: logger)
+            }
+            guard experiment.totalSteps > (checkpoint?.step ?? 0) else {
+                // Nothing to compute (training.steps 0, or a finished run resumed as it was):
+                // the weights are written as they are, without starting workers.
+                var executor = LocalExecutor(experiment: experiment)
+                return try train(&executor)
+            }
             let coordinator = try Coordinator(setup: experiment.setup, options: launch.options, logger: Logger(label: "cohort.coordinator"))
             defer {
-                coordinator.shutdown(reason: "training finished")
+                coordinator.shutdown(reason: StopRequest.requested == nil ? "training finished" : "training interrupted")
                 if coordinator.endpoint.hasPrefix("ipc://") { unlink(String(coordinator.endpoint.dropFirst(6))) }
             }
             try Self.startLocalWorkers(launch, for: coordinator, in: directory, logger: logger)
             try coordinator.waitForWorkers(max(launch.minWorkers, launch.localWorkers), timeout: launch.startTimeout)
             var executor = coordinator
-            _ = try TrainingRun.run(experiment, executor: &executor, runDirectory: directory, resumeFrom: checkpoint,
-                                    beforeEvaluation: { BLAS.setThreads(cores); bar?.finish() },
-                                    onStep: bar.map { bar in { record, total in bar.update(record, total: total) } },
-                                    updateThreads: cores, logger: logger)
+            try train(&executor)
         } catch let error as ConfigError {
+            throw error
+        } catch let error as TrainingInterrupted {
             throw error
         } catch {
             stderrLine("cohort: training failed: \(error)")
@@ -94,14 +106,28 @@ struct Train: ParsableCommand {
     }
 
     /// The checkpoint `--resume` continues from: the newest that reads back whole, made with
-    /// this same config.
-    static func newestCheckpoint(in runDirectory: String, of experiment: Experiment, configPath: String) throws -> Checkpoint {
+    /// this same config (the keys `ConfigFingerprint` leaves out may differ).
+    static func newestCheckpoint(in runDirectory: String, of experiment: Experiment) throws -> Checkpoint {
         let probe = experiment.config.optimizer.make(parameters: experiment.initialParameters)
         let (found, skipped) = CheckpointDirectory(runDirectory: runDirectory).newestValid(model: experiment.model, optimizer: probe)
         for reason in skipped { stderrLine("cohort: skipping a damaged checkpoint: \(reason)") }
-        guard let found else { throw ValidationError("no valid checkpoint in \(runDirectory)/checkpoints") }
-        guard found.configHash == Checkpoint.configHash(experiment.config) else {
-            throw ValidationError("the checkpoint was made with another config than \(configPath); refusing to mix them")
+        guard let found else {
+            throw UsageError("""
+                \(runDirectory) has no checkpoint to resume from\(skipped.isEmpty ? "" : " that reads back whole"). Runs write one \
+                every checkpoint.every_minutes (default \(Int(CheckpointConfig.defaultEveryMinutes))), at the end \
+                (checkpoint.at_end), and every checkpoint.every_steps if set, and when stopped with Ctrl-C; \
+                this run was made without any
+                """)
+        }
+        guard found.matches(experiment.config) else {
+            var change = ""
+            if let old = found.resolvedConfig, let difference = ConfigFingerprint.firstDifference(old, experiment.config.resolvedYAML) {
+                change = ": \(difference.key) is \(difference.new ?? "absent") now but was \(difference.old ?? "absent")"
+            }
+            throw UsageError("""
+                the checkpoint in \(runDirectory) was made with another config\(change). On resume only \
+                \(ConfigFingerprint.mayChangeText) may change; refusing to mix them
+                """)
         }
         return found
     }

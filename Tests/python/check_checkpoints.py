@@ -4,7 +4,7 @@ configs (state_dict of the modules listed in each config, in order).
 
 Run by `make test` after the Swift tests: python3 Tests/python/check_checkpoints.py
 """
-import json, os, subprocess, sys, tempfile
+import hashlib, json, os, subprocess, sys, tempfile
 
 import numpy as np
 from safetensors.numpy import load_file
@@ -12,6 +12,8 @@ from safetensors import safe_open
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 COHORT = os.path.join(ROOT, ".build", "release", "cohort")
+# The full MNIST when COHORT_DATA names it, else the subset shipped with the repository.
+MNIST = os.environ.get("COHORT_DATA") or os.path.join(ROOT, "data", "mnist-subset")
 
 # nn.Sequential(nn.Linear(784, 512), nn.ReLU(), nn.Linear(512, 10)).state_dict()
 MLP = {"0.weight": (512, 784), "0.bias": (512,), "2.weight": (10, 512), "2.bias": (10,)}
@@ -25,7 +27,7 @@ LENET = {"0.weight": (20, 1, 5, 5), "0.bias": (20,), "3.weight": (50, 20, 5, 5),
 def train(config, run_dir, extra):
     cmd = [COHORT, "train", config, "--run-dir", run_dir, "--quiet", "--workers", "1",
            "--set", "training.steps=2", "--set", "evaluation.at_end=false",
-           "--set", "checkpoint.every_steps=1"] + extra
+           "--set", "checkpoint.every_steps=1", "--set", f"data.path={MNIST}"] + extra
     subprocess.run(cmd, cwd=ROOT, check=True)
 
 
@@ -47,6 +49,11 @@ def check(config, expected, extra=()):
         assert {f"optimizer.{k}.momentum_buffer" for k in expected} <= names, names
         for k, v in weights.items():
             assert np.array_equal(v, final[k]), k
+        # Every tensor carries the SHA-256 of its little-endian bytes, computed here independently.
+        for k in names:
+            with safe_open(ckpt, framework="numpy") as f:
+                data = f.get_tensor(k).astype("<f4").tobytes()
+            assert meta[f"sha256:{k}"] == hashlib.sha256(data).hexdigest(), k
         print(f"ok: {config}: {len(final)} tensors match nn.Sequential's state_dict, checkpoint has step {meta['step']}")
 
 

@@ -25,7 +25,8 @@ extension ExperimentConfig {
         let loss = try node.required("loss").choice(Loss.self)
         let reduction = try node.optional("reduction")?.choice(Reduction.self) ?? .mean
         let epochs = try node.optional("epochs")?.int(min: 1) ?? 1
-        let steps = try node.optional("steps")?.int(min: 1)
+        // 0 steps writes the initial weights (to export or inspect them).
+        let steps = try node.optional("steps")?.int(min: 0)
         let batchNode = try node.required("batch_size")
         let batchSize = try batchNode.int(min: 1)
         let microNode = try node.optional("micro_batches")
