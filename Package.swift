@@ -47,7 +47,7 @@ let package = Package(
             name: "cohort",
             dependencies: [
                 "CohortCluster", "CohortExperiment", "CohortTraining", "CohortNN", "CohortTensor", "CohortData", "ZeroMQ",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"), .product(name: "Yams", package: "Yams"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),

@@ -30,7 +30,7 @@ package enum MNISTDownload {
     /// Downloads into `directory`, trying each mirror in turn. A file already present with the
     /// right checksum is kept. Nothing is written unless its checksum and contents check out.
     package static func fetch(to directory: String, mirrors: [String], checksums: [String: String],
-                             logger: Logger = Logger(label: "cohort.data")) throws(DataError) {
+                             logger: Logger = Logger(label: "cohort.data")) throws {
         do { try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) } catch {
             throw DataError(file: directory, "cannot create the directory: \(error.localizedDescription)")
         }
@@ -44,11 +44,11 @@ package enum MNISTDownload {
             var failures: [String] = []
             var stored = false
             for mirror in mirrors {
-                guard let url = URL(string: mirror.hasSuffix("/") ? mirror + file : mirror + "/" + file) else { continue }
+                let url = Self.url(of: file, at: mirror)
                 logger.info("\(file): fetching \(url.absoluteString)")
                 let data: Data
                 do { data = try Data(contentsOf: url) } catch {
-                    failures.append("\(url.absoluteString): \(error.localizedDescription)")
+                    failures.append("\(url.absoluteString): \(Self.reason(error, url: url))")
                     continue
                 }
                 let digest = MD5.hexDigest(data)
@@ -65,7 +65,41 @@ package enum MNISTDownload {
                 stored = true
                 break
             }
-            guard stored else { throw DataError(file: file, "no mirror gave a valid copy:\n  " + failures.joined(separator: "\n  ")) }
+            guard stored else { throw DownloadError(file: file, directory: directory, failures: failures) }
         }
+    }
+
+    /// The file at a mirror: a URL (https://, file://) or a local directory.
+    static func url(of file: String, at mirror: String) -> URL {
+        if mirror.contains("://"), let base = URL(string: mirror.hasSuffix("/") ? mirror : mirror + "/") {
+            return base.appendingPathComponent(file)
+        }
+        return URL(fileURLWithPath: mirror).appendingPathComponent(file)
+    }
+
+    /// Why a fetch failed, in words: Foundation's own ("NSCocoaErrorDomain error 256") say little.
+    static func reason(_ error: Error, url: URL) -> String {
+        if url.isFileURL {
+            return FileManager.default.fileExists(atPath: url.path) ? "cannot read it" : "no such file"
+        }
+        let nsError = error as NSError
+        if let underlying = nsError.userInfo[NSUnderlyingErrorKey] as? NSError, underlying.domain == NSURLErrorDomain {
+            return "cannot reach \(url.host ?? "the host") (\(underlying.localizedDescription)); is there a network?"
+        }
+        if nsError.domain == NSURLErrorDomain { return "cannot reach \(url.host ?? "the host") (\(nsError.localizedDescription))" }
+        return "cannot download it (no network, or the mirror refused)"
+    }
+}
+
+/// No mirror gave a good copy of a file: every attempt, and how to place the files by hand.
+package struct DownloadError: Error, CustomStringConvertible {
+    package var file: String
+    package var directory: String
+    package var failures: [String]
+
+    package var description: String {
+        "could not get \(file):\n  " + failures.joined(separator: "\n  ") + "\n" +
+            "Without a network, copy the four files (\(MNISTDownload.files.joined(separator: ", "))) into \(directory) " +
+            "by hand, or give --mirror DIRECTORY where they are."
     }
 }

@@ -3,13 +3,16 @@ import Foundation
 
 /// Adam (Kingma & Ba, 2015) as torch.optim.Adam: m ← β₁m + (1 − β₁)g, v ← β₂v + (1 − β₂)g²,
 /// θ ← θ − (η / (1 − β₁ᵗ)) · m / (√v / √(1 − β₂ᵗ) + ε). With `decoupledWeightDecay` λ it is
-/// AdamW (Loshchilov & Hutter, 2019): θ ← θ(1 − ηλ) first.
+/// AdamW (Loshchilov & Hutter, 2019): θ ← θ(1 − ηλ) first. `weightDecay` is Adam's own (coupled)
+/// L2 term, as torch.optim.Adam's weight_decay: g ← g + λθ before the moments.
 public struct Adam: OptimizerRule {
     public var beta1: Float, beta2: Float, epsilon: Float
     public var decoupledWeightDecay: Float
+    public var weightDecay: Float
 
-    public init(beta1: Float = 0.9, beta2: Float = 0.999, epsilon: Float = 1e-8, decoupledWeightDecay: Float = 0) {
+    public init(beta1: Float = 0.9, beta2: Float = 0.999, epsilon: Float = 1e-8, decoupledWeightDecay: Float = 0, weightDecay: Float = 0) {
         self.beta1 = beta1; self.beta2 = beta2; self.epsilon = epsilon; self.decoupledWeightDecay = decoupledWeightDecay
+        self.weightDecay = weightDecay
     }
 
     public var stateNames: [String] { ["exp_avg", "exp_avg_sq"] }
@@ -22,9 +25,9 @@ public struct Adam: OptimizerRule {
         let decay = 1 - lr * decoupledWeightDecay
         let p = parameter.mutablePointer, g = gradient.pointer
         let m = state[0].mutablePointer, v = state[1].mutablePointer
-        let (b1, b2, eps) = (beta1, beta2, epsilon)
+        let (b1, b2, eps, wd) = (beta1, beta2, epsilon, weightDecay)
         for i in 0..<n {
-            let gi = scale * g[i]
+            let gi = wd == 0 ? scale * g[i] : scale * g[i] + wd * p[i]
             if decoupledWeightDecay != 0 { p[i] *= decay }
             m[i] = b1 * m[i] + (1 - b1) * gi
             v[i] = b2 * v[i] + (1 - b2) * gi * gi

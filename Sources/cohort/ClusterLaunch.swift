@@ -2,6 +2,7 @@ import ArgumentParser
 import CohortCluster
 import CohortExperiment
 import Foundation
+import Yams
 import ZeroMQ
 
 /// `cohort train`'s flags about the cluster. Each one overrides the config's `cluster` key of
@@ -79,5 +80,23 @@ struct ClusterLaunch {
     /// A socket in the temporary directory that only this run uses.
     static func privateIPCEndpoint() -> String {
         "ipc://\(NSTemporaryDirectory())cohort-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).ipc"
+    }
+}
+
+extension ClusterLaunch {
+    /// Every `cluster` key with the value a run would use (for `cohort config --defaults`): the
+    /// config's, else the default of the launch or of `Coordinator.Options`.
+    static func everyKey(_ config: ClusterConfig, cores: Int) -> [(String, Node)] {
+        let defaults = Coordinator.Options(endpoint: "")
+        let workers = config.workers ?? cores
+        func node<T>(_ v: T?) -> Node { v.map { Node("\($0)") } ?? Node("null") }
+        return [("workers", node(workers)), ("min_workers", node(config.minWorkers ?? defaultMinWorkers)),
+                ("threads_per_worker", node(config.threadsPerWorker ?? max(1, cores / max(workers, 1)))),
+                ("bind", node(config.bind)), ("heartbeat_timeout", node(config.heartbeatTimeout ?? defaults.heartbeatTimeout)),
+                ("max_message_mb", node(config.maxMessageMB ?? Int(defaults.maxMessageBytes >> 20))),
+                ("start_timeout", node(config.startTimeout ?? defaultStartTimeout)),
+                ("shared_memory", node(config.sharedMemory ?? defaults.sharedMemory)),
+                ("secret_key", node(config.secretKey)), ("authorized_keys", node(config.authorizedKeys)),
+                ("insecure", node(config.insecure ?? false))]
     }
 }

@@ -10,36 +10,28 @@ struct Evaluate: ParsableCommand {
         abstract: "Loss, accuracy and the confusion matrix of trained weights.",
         discussion: """
         Examples:
-          cohort eval runs/mnist-mlp/final.safetensors --config configs/mnist-mlp.yaml
-          cohort eval runs/mnist-lenet/final.safetensors \\
-              --config configs/mnist-lenet.yaml --split train
+          cohort eval runs/mnist-mlp/final.safetensors     # reads runs/mnist-mlp/config.yaml
+          cohort eval runs/mnist-lenet/checkpoints/step-400.safetensors --split train
+          cohort eval weights.safetensors --config configs/mnist-mlp.yaml \\
+              --set data.path=~/data/mnist
         """
     )
 
-    @Argument(help: "A safetensors file written by cohort train.")
-    var checkpoint: String
-
-    @Option(help: "The config that describes the model and the data.")
-    var config: String
+    @OptionGroup var trained: TrainedWeightsOptions
 
     @Option(help: "test (the held-out set: test set or validation split) or train.")
     var split = "test"
 
     func run() throws {
-        let config = try ExperimentConfig.load(path: config)
-        let experiment = try Experiment(config: config)
         guard ["test", "train"].contains(split) else { throw ValidationError("--split is test or train") }
+        let (experiment, parameters) = try trained.load(command: "cohort eval")
         guard let dataset = split == "train" ? experiment.dataset : experiment.evaluation else {
-            throw ValidationError("the config's data has no held-out set: use --split train or set data.validation")
-        }
-        let parameters: [Tensor]
-        do { parameters = try Experiment.loadWeights(checkpoint, for: experiment.model) } catch {
-            stderrLine("cohort eval: \(error)")
-            throw ExitCode(ExitStatus.usage)
+            throw UsageError("the config's data has no held-out set: use --split train or set data.validation")
         }
         BLAS.setThreads(ProcessInfo.processInfo.activeProcessorCount)
-        let report = Evaluation.run(model: experiment.model, parameters: parameters, loss: config.training.loss,
-                                    reduction: config.training.reduction, on: dataset)
+        let training = experiment.config.training
+        let report = Evaluation.run(model: experiment.model, parameters: parameters, loss: training.loss,
+                                    reduction: training.reduction, on: dataset)
         print(report.text)
     }
 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import CohortData
 import CohortExperiment
+import CohortNN
 import CohortTensor
 import Foundation
 
@@ -10,59 +11,74 @@ struct Predict: ParsableCommand {
         discussion: """
         The input is a .npy array of samples ([N, ...] in the model's input shape, \
         float32, float64 or uint8) or a headerless CSV of numbers, one sample per row. Inputs \
-        get the config's normalization (data.normalize, fitted on its training set). Output: \
-        one row per sample with the predicted class and the class probabilities (softmax for \
-        cross_entropy, sigmoid for the BCE losses), or the raw outputs for regression losses.
+        get the run's normalization (data.normalize, fitted on its training set) once: with \
+        normalize: scale, input already in [0, 1] is taken as scaled. Output: one row per \
+        sample with the predicted class and the class probabilities (softmax for \
+        cross_entropy, sigmoid for the BCE losses), the raw outputs for regression losses, or \
+        with --logits the raw outputs at full precision.
 
         Example:
-          cohort predict runs/mnist-lenet/final.safetensors \\
-              --config configs/mnist-lenet.yaml --input digits.npy
+          cohort predict runs/mnist-lenet/final.safetensors --input digits.npy
         """
     )
 
-    @Argument(help: "A safetensors file written by cohort train.")
-    var checkpoint: String
+    @OptionGroup var trained: TrainedWeightsOptions
 
-    @Option(help: "The config that describes the model and its data preparation.")
-    var config: String
-
-    @Option(help: "Samples: a .npy file or a headerless CSV of numbers.")
+    @Option(help: "Samples: a .npy file or a headerless CSV of numbers.", completion: .file(extensions: ["npy", "csv"]))
     var input: String
 
     @Option(help: "Write the CSV here instead of standard output.")
     var output: String?
 
+    @Flag(help: "Print the model's raw outputs (logits) at full precision instead of classes and probabilities.")
+    var logits = false
+
     func run() throws {
-        let config = try ExperimentConfig.load(path: config)
-        let experiment = try Experiment(config: config)
-        let parameters: [Tensor]
+        let (experiment, parameters) = try trained.load(command: "cohort predict")
         var samples: Tensor
-        do {
-            parameters = try Experiment.loadWeights(checkpoint, for: experiment.model)
-            samples = try Self.readSamples(input)
-        } catch {
-            stderrLine("cohort predict: \(error)")
-            throw ExitCode(ExitStatus.usage)
-        }
+        do { samples = try Self.readSamples(input) } catch { throw UsageError("cohort predict: \(error)") }
         let features = experiment.model.inputShape.reduce(1, *)
         guard samples.count % max(features, 1) == 0, samples.count > 0 else {
-            stderrLine("cohort predict: \(input): \(samples.count) values do not make samples of \(features)")
-            throw ExitCode(ExitStatus.usage)
+            throw UsageError("cohort predict: \(input): \(samples.count) values do not make samples of \(features)")
         }
         let n = samples.count / features
-        samples = samples.reshaped([n] + experiment.model.inputShape)
-        // The same preparation as training: raw samples through the config's normalization.
-        let raw = try config.data.loadRawTraining(seed: config.seed)
-        let normalizer = Normalizer(fitting: config.data.normalization, to: raw)
-        samples = normalizer.apply(Dataset(name: "input", inputs: samples, targets: Tensor.zeros([n]))).inputs
+        samples = try prepare(samples.reshaped([n] + experiment.model.inputShape), for: experiment)
         BLAS.setThreads(ProcessInfo.processInfo.activeProcessorCount)
         let z = experiment.model.predict(samples, parameters: parameters)
+        let text = logits ? Self.rawTable(z) : Self.predictionTable(z, loss: experiment.config.training.loss)
+        if let output { try AtomicFile.write(text, to: output) } else { FileHandle.standardOutput.write(Data(text.utf8)) }
+    }
+
+    /// The training data's preparation, applied once: raw samples through the normalizer fitted
+    /// on the run's training set. For `scale` (÷ 255) input that is already in [0, 1] is left as
+    /// it is: dividing it again would feed the model near-zero images.
+    func prepare(_ samples: Tensor, for experiment: Experiment) throws -> Tensor {
+        let data = experiment.config.data
+        if data.normalization == .scale, samples.maxAbs <= 1 {
+            stderrLine("cohort predict: input is already in [0, 1]; not scaling it again")
+            return samples
+        }
+        let raw = try data.loadRawTraining(seed: experiment.config.seed)
+        let normalizer = Normalizer(fitting: data.normalization, to: raw)
+        return normalizer.apply(Dataset(name: "input", inputs: samples, targets: Tensor.zeros([samples.shape[0]]))).inputs
+    }
+
+    /// index, then each raw output to 9 significant digits (exact for Float32).
+    static func rawTable(_ z: Tensor) -> String {
         let (rows, columns) = z.matrixShape
-        var lines: [String] = []
-        let loss = config.training.loss
+        var lines = ["index," + (0..<columns).map { "z\($0)" }.joined(separator: ",")]
+        for r in 0..<rows {
+            lines.append(([String(r)] + (0..<columns).map { String(format: "%.9g", Double(z[flat: r * columns + $0])) }).joined(separator: ","))
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// index, the predicted class (classification) and the probabilities, or the outputs.
+    static func predictionTable(_ z: Tensor, loss: Loss) -> String {
+        let (rows, columns) = z.matrixShape
         let classify = loss.isClassification
-        lines.append((classify ? ["index", "prediction"] : ["index"]) .joined(separator: ",") + "," +
-                     (0..<columns).map { classify ? "p\($0)" : "y\($0)" }.joined(separator: ","))
+        var lines = [(classify ? ["index", "prediction"] : ["index"]).joined(separator: ",") + "," +
+                     (0..<columns).map { classify ? "p\($0)" : "y\($0)" }.joined(separator: ",")]
         for r in 0..<rows {
             var values = (0..<columns).map { Double(z[flat: r * columns + $0]) }
             var prediction = ""
@@ -80,8 +96,7 @@ struct Predict: ParsableCommand {
             let cells = values.map { String(format: "%.6g", $0) }
             lines.append(([String(r)] + (classify ? [prediction] : []) + cells).joined(separator: ","))
         }
-        let text = lines.joined(separator: "\n") + "\n"
-        if let output { try AtomicFile.write(text, to: output) } else { FileHandle.standardOutput.write(Data(text.utf8)) }
+        return lines.joined(separator: "\n") + "\n"
     }
 
     static func readSamples(_ path: String) throws -> Tensor {

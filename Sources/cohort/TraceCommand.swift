@@ -18,8 +18,11 @@ struct Trace: ParsableCommand {
     @Option(help: "Decimal places printed.")
     var decimals = 4
 
+    @Flag(help: "Print every value of large tensors too (by default those of more than \(LectureTrace.summaryThreshold) values are summarized).")
+    var full = false
+
     func run() throws {
         let experiment = try Experiment(config: try options.load())
-        try LectureTrace.run(experiment, steps: steps, decimals: decimals) { print($0) }
+        try LectureTrace.run(experiment, steps: steps, decimals: decimals, full: full) { print($0) }
     }
 }

@@ -127,7 +127,8 @@ import Testing
         let dir = temporaryDirectory()
         let settings = ["--set", "training.steps=160", "--set", "checkpoint.every_steps=40", "--set", "checkpoint.keep_last=2",
                         "--set", "cluster.threads_per_worker=1", "--set", "evaluation.at_end=false",
-                        "--set", "optimizer.name=adam", "--set", "optimizer.lr=0.001", "--set", "optimizer.nesterov=false"]
+                        "--set", "optimizer.name=adam", "--set", "optimizer.lr=0.001",
+                        "--set", "optimizer.nesterov=null", "--set", "optimizer.momentum=null"]
         let reference = dir.appendingPathComponent("reference").path
         #expect(try runCohort(["train", "configs/mnist-mlp.yaml", "--workers", "2", "--run-dir", reference, "--quiet"] + settings).status == 0)
 

@@ -112,4 +112,22 @@ import Testing
         let typo = try #require(error(valid, overrides: ["optimiser.lr=1"]))
         #expect(typo.message.contains("did you mean 'optimizer'"))
     }
+
+    /// Each optimizer takes its own settings: weight_decay reaches SGD, Adam and RMSprop (and
+    /// AdamW keeps its 0.01 default), and another optimizer's setting is refused by name.
+    @Test func optimizerSettingsBelongToTheirOptimizer() throws {
+        for name in ["sgd", "adam", "rmsprop"] {
+            let config = try ExperimentConfig.parse(valid, file: "test.yaml", overrides: ["optimizer.name=\(name)", "optimizer.weight_decay=0.02"])
+            #expect(config.optimizer.weightDecay == 0.02, "\(name)")
+            #expect("\(config.optimizer.rule)".contains("weightDecay: 0.02"), "\(config.optimizer.rule)")
+        }
+        #expect(try ExperimentConfig.parse(valid, file: "test.yaml", overrides: ["optimizer.name=adamw"]).optimizer.weightDecay == 0.01)
+        #expect(try ExperimentConfig.parse(valid, file: "test.yaml", overrides: ["optimizer.name=adam"]).optimizer.weightDecay == 0)
+        let momentum = try #require(error(valid, overrides: ["optimizer.name=adam", "optimizer.momentum=0.9"]))
+        #expect(momentum.keyPath == "optimizer.momentum" && momentum.message.contains("adam has no 'momentum'"), "\(momentum)")
+        let betas = try #require(error(valid, overrides: ["optimizer.betas=[0.9, 0.99]"]))
+        #expect(betas.keyPath == "optimizer.betas" && betas.message.contains("sgd has no 'betas'"))
+        let typo = try #require(error(valid, overrides: ["optimizer.weight_decy=0.1"]))
+        #expect(typo.message.contains("did you mean 'weight_decay'"))
+    }
 }

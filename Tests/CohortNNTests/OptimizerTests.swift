@@ -98,4 +98,34 @@ import Testing
         #expect(abs(s.rate(base: 0.1, step: 60, totalSteps: 110) - 0.055) < 1e-6)    // half way down the cosine
         #expect(abs(s.rate(base: 0.1, step: 110, totalSteps: 110) - 0.01) < 1e-7)
     }
+
+    /// torch.optim's weight_decay for SGD, Adam and RMSprop is coupled L2: the rule sees
+    /// g + λθ. So a rule with λ must step exactly as the rule without it fed g + λθ.
+    @Test(arguments: [SGD(momentum: 0.9, weightDecay: 0.05) as any OptimizerRule, SGD(momentum: 0.9, nesterov: true, weightDecay: 0.05),
+                      SGD(weightDecay: 0.05), Adam(weightDecay: 0.05), RMSProp(weightDecay: 0.05)])
+    func weightDecayIsCoupledL2(rule: any OptimizerRule) {
+        func plain(_ rule: any OptimizerRule) -> any OptimizerRule {
+            switch rule {
+            case var r as SGD: r.weightDecay = 0; return r
+            case var r as Adam: r.weightDecay = 0; return r
+            case var r as RMSProp: r.weightDecay = 0; return r
+            default: return rule
+            }
+        }
+        var decayed = [Tensor([0.5, -2, 3])], reference = decayed
+        var a = Optimizer(rule: rule, learningRate: 0.1, parameters: decayed)
+        var b = Optimizer(rule: plain(rule), learningRate: 0.1, parameters: reference)
+        for g in [[0.25, 1, -0.5], [0.5, -0.25, 1], [-1, 0.75, 0.125]] as [[Float]] {
+            a.apply(to: &decayed, gradients: [Tensor(g)])
+            let coupled = zip(g, reference[0].scalars).map { $0 + 0.05 * $1 }
+            b.apply(to: &reference, gradients: [Tensor(coupled)])
+            #expect(decayed[0].scalars == reference[0].scalars, "\(rule)")
+        }
+        #expect(decayed[0].scalars != [0.5, -2, 3])
+        // One SGD step by hand: θ = 1, g = 0.5, λ = 0.1, η = 0.1 ⇒ θ − η(g + λθ) = 0.94.
+        var p = [Tensor([1])]
+        var sgd = Optimizer(rule: SGD(weightDecay: 0.1), learningRate: 0.1, parameters: p)
+        sgd.apply(to: &p, gradients: [Tensor([0.5])])
+        #expect(abs(p[0].scalar - 0.94) < 1e-7)
+    }
 }

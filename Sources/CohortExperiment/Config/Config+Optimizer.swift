@@ -3,9 +3,23 @@ import CohortTensor
 import CohortTraining
 
 /// `optimizer:` — the rule, its settings and the learning-rate schedule. A new optimizer adds a
-/// name here, the settings it reads, and the rule it makes (see `rule`).
+/// name here, the settings it reads (`keys`), and the rule it makes (`rule`).
 package struct OptimizerConfig: Sendable {
-    package enum Name: String, Sendable, CaseIterable { case sgd, adam, adamw, rmsprop }
+    package enum Name: String, Sendable, CaseIterable {
+        case sgd, adam, adamw, rmsprop
+
+        /// The settings of this optimizer, as torch.optim names them; any other is refused.
+        package var keys: [String] {
+            switch self {
+            case .sgd: ["lr", "momentum", "nesterov", "weight_decay"]
+            case .adam, .adamw: ["lr", "betas", "eps", "weight_decay"]
+            case .rmsprop: ["lr", "alpha", "eps", "weight_decay"]
+            }
+        }
+
+        /// torch.optim's default: AdamW decays by 0.01 (decoupled), the others not at all.
+        var defaultWeightDecay: Float { self == .adamw ? 0.01 : 0 }
+    }
     package var name: Name
     package var lr: Float
     package var momentum: Float = 0
@@ -19,10 +33,10 @@ package struct OptimizerConfig: Sendable {
 
     package var rule: any OptimizerRule {
         switch name {
-        case .sgd: SGD(momentum: momentum, nesterov: nesterov)
-        case .adam: Adam(beta1: beta1, beta2: beta2, epsilon: epsilon)
+        case .sgd: SGD(momentum: momentum, nesterov: nesterov, weightDecay: weightDecay)
+        case .adam: Adam(beta1: beta1, beta2: beta2, epsilon: epsilon, weightDecay: weightDecay)
         case .adamw: Adam(beta1: beta1, beta2: beta2, epsilon: epsilon, decoupledWeightDecay: weightDecay)
-        case .rmsprop: RMSProp(alpha: alpha, epsilon: epsilon)
+        case .rmsprop: RMSProp(alpha: alpha, epsilon: epsilon, weightDecay: weightDecay)
         }
     }
 
@@ -35,6 +49,7 @@ package struct OptimizerConfig: Sendable {
 extension ExperimentConfig {
     static func readOptimizer(_ node: ConfigNode) throws(ConfigError) -> OptimizerConfig {
         let name = try node.optional("name")?.choice(OptimizerConfig.Name.self) ?? .sgd
+        try refuseForeignKeys(node, of: name)
         var o = OptimizerConfig(name: name, lr: Float(try node.required("lr").double(min: 0, exclusiveMin: true)))
         o.momentum = Float(try node.optional("momentum")?.double(min: 0, max: 1) ?? 0)
         o.nesterov = try node.optional("nesterov")?.bool() ?? false
@@ -45,13 +60,25 @@ extension ExperimentConfig {
             o.beta2 = Float(try items[1].double(min: 0, max: 0.999999))
         }
         o.epsilon = Float(try node.optional("eps")?.double(min: 0, exclusiveMin: true) ?? 1e-8)
-        o.weightDecay = Float(try node.optional("weight_decay")?.double(min: 0) ?? 0.01)
+        o.weightDecay = Float(try node.optional("weight_decay")?.double(min: 0) ?? Double(name.defaultWeightDecay))
         o.alpha = Float(try node.optional("alpha")?.double(min: 0, max: 1) ?? 0.99)
         if o.nesterov && (name != .sgd || o.momentum == 0) {
             throw try node.required("nesterov").error("Nesterov needs optimizer sgd with momentum > 0")
         }
         if let s = try node.optional("schedule") { o.schedule = try readSchedule(s) }
         return o
+    }
+
+    /// A setting of another optimizer (momentum under adam, say) is an error, not silently
+    /// ignored (`--set optimizer.momentum=null` removes one); an unknown key is left to the
+    /// did-you-mean of `ConfigNode.finish`.
+    static func refuseForeignKeys(_ node: ConfigNode, of name: OptimizerConfig.Name) throws(ConfigError) {
+        let own = Set(name.keys + ["name", "schedule"])
+        let everyOptimizersKeys = Set(OptimizerConfig.Name.allCases.flatMap(\.keys))
+        for key in node.keys where !own.contains(key) && everyOptimizersKeys.contains(key) {
+            guard try node.optional(key) != nil else { continue }
+            throw try node.required(key).error("\(name.rawValue) has no '\(key)' (its settings: \(name.keys.joined(separator: ", ")), schedule)")
+        }
     }
 
     static func readSchedule(_ s: ConfigNode) throws(ConfigError) -> LearningRateSchedule {
