@@ -49,8 +49,11 @@ let package = Package(
                 "CohortCluster", "CohortExperiment", "CohortTraining", "CohortNN", "CohortTensor", "CohortData", "ZeroMQ",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"), .product(name: "Yams", package: "Yams"),
                 .product(name: "Logging", package: "swift-log"),
-            ]
+            ],
+            plugins: ["BuildStamp"]
         ),
+        // The git commit a build comes from, for cohort --version.
+        .plugin(name: "BuildStamp", capability: .buildTool()),
         .executableTarget(name: "cohort-bench", dependencies: ["CBLAS", "CohortTensor", "CohortNN", "CohortData", "CohortTraining", "CohortExperiment"]),
         // Helpers shared by the test targets (finite-difference checks, paths to data).
         .target(name: "CohortTestSupport", dependencies: ["CohortTensor"], path: "Tests/CohortTestSupport"),

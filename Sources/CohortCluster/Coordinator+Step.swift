@@ -43,6 +43,7 @@ extension Coordinator {
             // Work held by workers that died goes to the survivors, cut along the same tree.
             for (id, job) in exchange.outstanding where workers[job.worker]?.alive != true {
                 exchange.outstanding[id] = nil
+                logger.debug("step \(task.step): micro-batches \(job.range) of dead worker \(job.worker) go to the others")
                 try assign(job.range, in: &exchange)
             }
         }
@@ -127,6 +128,7 @@ extension Coordinator {
         }
         exchange.outstanding[id] = Outstanding(worker: worker.id, range: part, sharedSlot: message.sharedSlot)
         worker.tasks += 1
+        logger.debug("step \(exchange.version): task \(id), micro-batches \(part) to worker \(worker.id)\(worker.sendsSamples ? " with their samples" : "")")
         trySend(worker, .task, step: exchange.version, body: message.encode(), tensors: frames)
     }
 
@@ -161,6 +163,7 @@ extension Coordinator {
         }
         exchange.outstanding[from.result.taskID] = nil
         exchange.covered += job.range.count
+        logger.debug("step \(exchange.version): task \(from.result.taskID) done by worker \(from.worker.id): blocks \(expected), \(String(format: "%.2f", from.result.computeSeconds * 1000)) ms\(from.result.shared ? " (shared memory)" : "")")
         from.worker.computeSeconds += from.result.computeSeconds
         from.worker.stepComputeSeconds += from.result.computeSeconds
     }

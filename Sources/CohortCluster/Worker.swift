@@ -75,18 +75,18 @@ package final class Worker {
         let socket = try ZMQSocket(context, .dealer)
         defer { socket.close() }
         try socket.setMaximumMessageSize(options.maxMessageBytes)
-        var monitor: ZMQMonitor?
+        try socket.setImmediate()
         if let serverKey = options.serverKey {
             try socket.makeCurveClient(try options.curve ?? CurveKeyPair.generate(), serverKey: serverKey)
-            monitor = try ZMQMonitor(socket)
         }
+        var monitor: ZMQMonitor? = try ZMQMonitor(socket)
         defer { monitor = nil }
         var reportedHandshakeFailure = false
         try socket.connect(options.endpoint)
-        let hello = Hello(threads: options.threads, host: ProcessInfo.processInfo.hostName, pid: Int(getpid()),
-                          fingerprints: localData.map { [$0.fingerprint] } ?? [], machineID: SharedMemory.machineID)
-        try send(socket, .hello, step: 0, body: hello.encode())
+        if let exit = try sayHello(socket, monitor: monitor!) { return exit }
         logger.info("connected to \(options.endpoint), said hello")
+        // From now on a send that cannot go out for this long means the coordinator is gone.
+        try socket.setSendTimeout(options.coordinatorTimeout)
         while true {
             if let parent = options.parentPID, getppid() != parent {
                 return .coordinatorLost("the coordinator process \(parent) is gone")
@@ -114,6 +114,42 @@ package final class Worker {
             }
             if let exit = try handle(message, socket: socket) { return exit }
         }
+    }
+
+    /// Says HELLO until a connection takes it. With ZMQ_IMMEDIATE the message waits for a
+    /// completed handshake, so a coordinator that never answers, or one that wants CURVE from a
+    /// plain worker, ends in a clear message instead of a send blocked for ever.
+    func sayHello(_ socket: ZMQSocket, monitor: ZMQMonitor) throws -> Exit? {
+        let hello = Hello(threads: options.threads, host: ProcessInfo.processInfo.hostName, pid: Int(getpid()),
+                          fingerprints: localData.map { [$0.fingerprint] } ?? [], machineID: SharedMemory.machineID)
+        let deadline = Date().addingTimeInterval(options.coordinatorTimeout)
+        var handshakeFailed = false
+        try socket.setSendTimeout(0.25)
+        while true {
+            do {
+                try send(socket, .hello, step: 0, body: hello.encode())
+                return nil
+            } catch let error as ZMQError where error.isTimeout {}
+            for event in monitor.poll() where event.isHandshakeFailure {
+                if event.isAuthenticationFailure {
+                    return .refused("the coordinator refused this worker's CURVE key (ZAP status \(event.value))")
+                }
+                handshakeFailed = true
+            }
+            if let parent = options.parentPID, getppid() != parent { return .coordinatorLost("the coordinator process \(parent) is gone") }
+            guard Date() < deadline else { return .coordinatorLost(noConnection(handshakeFailed: handshakeFailed)) }
+        }
+    }
+
+    /// Why no connection came about, with what to try.
+    func noConnection(handshakeFailed: Bool) -> String {
+        let seconds = Int(options.coordinatorTimeout)
+        guard handshakeFailed else { return "no connection to the coordinator at \(options.endpoint) within \(seconds) s (is it running, and the address right?)" }
+        if options.serverKey == nil {
+            return "the coordinator at \(options.endpoint) refused the handshake for \(seconds) s: it may require CURVE " +
+                "(give --server-key with its .key file, and --secret-key with this worker's key)"
+        }
+        return "the CURVE handshake with \(options.endpoint) failed for \(seconds) s: is --server-key the coordinator's public key?"
     }
 
     func drop(_ why: String) {
@@ -224,6 +260,7 @@ package final class Worker {
             blocks.append(.init(range: block, lossSum: sum.lossSum, samples: sum.samples, correct: sum.correct))
         }
         let result = ResultMessage(taskID: task.taskID, blocks: blocks, computeSeconds: Date().timeIntervalSince(start), shared: shared)
+        logger.debug("step \(step): task \(task.taskID), micro-batches \(task.range) in \(String(format: "%.2f", result.computeSeconds * 1000)) ms")
         try send(socket, .result, step: step, body: result.encode(), tensors: frames)
     }
 

@@ -15,6 +15,19 @@ package final class TrainingRun {
     /// How often curves.svg is rewritten during a run.
     static let curveRefreshSeconds = 3.0
 
+    /// What the caller (the CLI) wants to hear of, or to say, while the run goes.
+    package struct Hooks {
+        /// After every step, with the run's total steps (the progress bar).
+        package var onStep: ((StepRecord, _ total: Int) -> Void)?
+        /// Before the evaluation at the end (the CLI gives BLAS every core then).
+        package var beforeEvaluation: () -> Void = {}
+        /// During an evaluation: the set's name, samples done, samples in all.
+        package var onEvaluation: ((_ set: String, _ done: Int, _ total: Int) -> Void)?
+        /// Asked after every step: a signal number stops the run there (see `interrupt`).
+        package var stopRequested: () -> Int32? = { nil }
+        package init() {}
+    }
+
     package struct Result: Sendable {
         package var parameters: [Tensor]
         package var steps: Int
@@ -42,6 +55,9 @@ package final class TrainingRun {
     /// from the start of this attempt).
     var lastCheckpoint = DispatchTime.now()
     var lastCheckpointStep: Int?
+    /// The pace of this attempt, for the step lines.
+    var pace = StepPace()
+    var onEvaluation: ((_ set: String, _ done: Int, _ total: Int) -> Void)?
 
     init(_ experiment: Experiment, runDirectory: RunDirectory, resumeFrom: Checkpoint?, updateThreads: Int, logger: Logger) {
         self.experiment = experiment
@@ -64,27 +80,24 @@ package final class TrainingRun {
     /// `updateThreads`: threads for the optimizer update. `logger` receives one human-readable
     /// line every `training.log_every` steps, marked with `progressMetadataKey`, and the run's
     /// other news.
-    /// `stopRequested` is asked after every step; a signal number stops the run there (see
-    /// `interrupt`).
     package static func run<E: GradientExecutor>(
         _ experiment: Experiment, executor: inout E, runDirectory: RunDirectory,
-        resumeFrom: Checkpoint? = nil, beforeEvaluation: () -> Void = {},
-        onStep: ((StepRecord, _ total: Int) -> Void)? = nil, stopRequested: () -> Int32? = { nil },
-        updateThreads: Int = 1, logger: Logger
+        resumeFrom: Checkpoint? = nil, updateThreads: Int = 1, hooks: Hooks = Hooks(), logger: Logger
     ) throws -> Result {
         let run = TrainingRun(experiment, runDirectory: runDirectory, resumeFrom: resumeFrom, updateThreads: updateThreads, logger: logger)
+        run.onEvaluation = hooks.onEvaluation
         run.announce()
         while !run.trainer.isFinished {
             let record = try run.trainer.runStep(with: &executor)
             try run.record(record)
-            onStep?(record, experiment.totalSteps)
-            if let signal = stopRequested() {
+            hooks.onStep?(record, experiment.totalSteps)
+            if let signal = hooks.stopRequested() {
                 try run.interrupt(signal: signal, executorSummary: executor.summary(wallSeconds: run.elapsed))
             }
         }
         if experiment.config.checkpoint.atEnd && run.trainer.step > 0 { try run.saveCheckpoint() }
         let seconds = run.elapsed
-        beforeEvaluation()
+        hooks.beforeEvaluation()
         return try run.finish(seconds: seconds, executorSummary: executor.summary(wallSeconds: seconds))
     }
 
@@ -129,6 +142,7 @@ package final class TrainingRun {
     func record(_ record: StepRecord) throws {
         runDirectory.appendMetrics(record.json)
         samples += record.samples
+        pace.record(step: record.step, samples: record.samples, at: Double(DispatchTime.now().uptimeNanoseconds) / 1e9)
         recent.append(record)
         if recent.count > min(experiment.plan.stepsPerEpoch, total) { recent.removeFirst() }
         history.append(record)
@@ -156,7 +170,9 @@ package final class TrainingRun {
     @discardableResult
     func evaluate() -> (name: String, loss: Double, accuracy: Double?)? {
         guard let evaluation = experiment.evaluation else { return nil }
-        let (loss, accuracy) = trainer.evaluate(on: evaluation)
+        logger.info("evaluating on \(evaluation.name) (\(evaluation.count) samples)")
+        let report = onEvaluation.map { hook in { done, total in hook(evaluation.name, done, total) } }
+        let (loss, accuracy) = trainer.evaluate(on: evaluation, progress: report)
         evaluations.append((trainer.step, loss, accuracy))
         runDirectory.appendMetrics(.object([("step", .int(trainer.step)), ("eval_set", .string(evaluation.name)),
                                             ("eval_loss", .number(loss))] + (accuracy.map { [("eval_accuracy", JSON.number($0))] } ?? [])))
@@ -164,10 +180,12 @@ package final class TrainingRun {
     }
 
     func logStep(_ record: StepRecord) {
-        let elapsed = seconds(since: start)
         var line = "step \(record.step)/\(total) epoch \(record.epoch + 1) loss \(String(format: "%.6f", record.loss))"
         if let accuracy = record.accuracy { line += " acc \(String(format: "%.4f", accuracy))" }
-        line += " |g| \(String(format: "%.4g", record.gradientNorm)) \(String(format: "%.0f", Double(samples) / max(elapsed, 1e-9))) samples/s"
+        line += " |g| \(String(format: "%.4g", record.gradientNorm))"
+        if let rate = pace.samplesPerSecond, let remaining = pace.secondsRemaining(until: total) {
+            line += " \(String(format: "%.0f", rate)) samples/s, \(String(format: "%.0f", remaining)) s to go"
+        }
         // Marked, so a progress bar that already shows the steps can leave these out.
         logger.info("\(line)", metadata: [TrainingRun.progressMetadataKey: "step"])
     }

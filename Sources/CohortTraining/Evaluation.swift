@@ -13,8 +13,10 @@ package struct Evaluation: Sendable {
     /// confusion[true class][predicted class], for class-index targets of cross_entropy.
     package var confusion: [[Int]]?
 
+    /// `progress(done, total)` is told after every batch (a long evaluation shows it).
     package static func run(model: Sequential, parameters: [Tensor], loss: Loss, reduction: Reduction,
-                            on dataset: Dataset, batchSize: Int = 256) -> Evaluation {
+                            on dataset: Dataset, batchSize: Int = 256,
+                            progress: ((_ done: Int, _ total: Int) -> Void)? = nil) -> Evaluation {
         var lossSum = 0.0, correct = 0
         let classes = dataset.classes ?? 0
         let countsClasses = loss == .softmaxCrossEntropy && dataset.targets.rank == 1 && classes > 0
@@ -34,6 +36,7 @@ package struct Evaluation: Sendable {
                 }
             }
             start += batchSize
+            progress?(min(start, dataset.count), dataset.count)
         }
         let n = Double(max(dataset.count, 1))
         return Evaluation(dataset: dataset.name, samples: dataset.count, loss: reduction == .mean ? lossSum / n : lossSum,

@@ -79,9 +79,10 @@ package struct Trainer {
     }
 
     /// Loss and accuracy of the current weights on a whole dataset, without recording a graph.
-    package func evaluate(on dataset: Dataset, batchSize: Int = 256) -> (loss: Double, accuracy: Double?) {
+    package func evaluate(on dataset: Dataset, batchSize: Int = 256,
+                          progress: ((_ done: Int, _ total: Int) -> Void)? = nil) -> (loss: Double, accuracy: Double?) {
         let result = Evaluation.run(model: setup.model, parameters: parameters, loss: setup.loss, reduction: setup.reduction,
-                                    on: dataset, batchSize: batchSize)
+                                    on: dataset, batchSize: batchSize, progress: progress)
         return (result.loss, result.accuracy)
     }
 }

@@ -11,7 +11,7 @@ package struct ZMQError: Error, CustomStringConvertible, Sendable {
         code = zmq_errno()
     }
 
-    var isTimeout: Bool { code == EAGAIN }
+    package var isTimeout: Bool { code == EAGAIN }
     package var description: String { "\(call) failed: \(String(cString: zmq_strerror(code))) (errno \(code))" }
 }
 
@@ -150,6 +150,14 @@ package final class ZMQSocket: @unchecked Sendable {
 
     /// Rejects (and disconnects) any peer sending a message larger than this, before allocating it.
     package func setMaximumMessageSize(_ bytes: Int64) throws(ZMQError) { try set64(ZMQ_MAXMSGSIZE, bytes) }
+
+    /// A send that cannot be queued within this time fails with EAGAIN (`isTimeout`) instead of
+    /// blocking for ever (a DEALER with no connected peer blocks).
+    package func setSendTimeout(_ seconds: Double) throws(ZMQError) { try set(ZMQ_SNDTIMEO, Int32(min(seconds * 1000, 2e9))) }
+
+    /// Queue messages only to connections whose handshake completed, so a message is never left
+    /// in the pipe of a connection that failed (wrong or missing CURVE keys).
+    package func setImmediate() throws(ZMQError) { try set(ZMQ_IMMEDIATE, Int32(1)) }
 
     /// ROUTER: a send to a peer that is not connected fails (EHOSTUNREACH) instead of vanishing.
     package func setRouterMandatory() throws(ZMQError) { try set(ZMQ_ROUTER_MANDATORY, Int32(1)) }

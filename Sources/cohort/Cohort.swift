@@ -10,6 +10,10 @@ import Logging
 import Glibc
 #endif
 
+/// The release; `buildCommit` (BuildStamp.swift, written by the BuildStamp plugin) says which
+/// commit the executable was built from.
+let cohortVersion = "0.5.0"
+
 /// Exit codes: 0 success, 1 runtime failure, 2 usage or config error.
 enum ExitStatus {
     static let runtimeFailure: Int32 = 1
@@ -28,6 +32,7 @@ struct Cohort: ParsableCommand {
           cohort trace configs/lecture-2-2-1.yaml
           cohort config configs/quickstart.yaml --set training.epochs=3
         """,
+        version: "cohort \(cohortVersion) (commit \(buildCommit))",
         subcommands: [Train.self, WorkerCommand.self, Evaluate.self, Predict.self, Inspect.self, Trace.self, ShowConfig.self, DataCommand.self, Keygen.self]
     )
 
@@ -76,7 +81,7 @@ struct UsageError: Error {
 
 /// Options shared by the commands that read a config.
 struct ConfigOptions: ParsableArguments {
-    @Argument(help: "The experiment's YAML config (see configs/README.md).")
+    @Argument(help: "The experiment's YAML config (see configs/README.md).", completion: .file(extensions: ["yaml", "yml"]))
     var config: String
 
     @Option(name: .customLong("set"), help: ArgumentHelp("Override a config key, e.g. --set optimizer.lr=0.1 (repeatable).", valueName: "dotted.key=value"))

@@ -15,6 +15,14 @@ final class LogOutput: @unchecked Sendable {
     /// Prefix of every line, e.g. "[worker 1234] ".
     var prefix = ""
     var everythingToStandardError = false
+    /// Put an ISO 8601 time (UTC, milliseconds) before every line: on for logs that end up in
+    /// files (a coordinator not on a terminal, every worker), where a line must say when.
+    var timestamps = false
+    private let clock: ISO8601DateFormatter = {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return formatter
+    }()
 
     /// While a bar is attached, lines are printed above it and the periodic step lines are
     /// left out (the bar shows the step).
@@ -24,7 +32,7 @@ final class LogOutput: @unchecked Sendable {
         lock.withLock {
             let isStepLine = metadata[TrainingRun.progressMetadataKey] != nil
             if isStepLine && bar != nil { return }
-            var line = prefix
+            var line = timestamps ? clock.string(from: Date()) + " " + prefix : prefix
             switch level {
             case .trace, .debug: line += "\(level): "
             case .info, .notice: break

@@ -33,7 +33,8 @@ struct Train: ParsableCommand {
         """
     )
 
-    @Argument(help: "The experiment's YAML config (see configs/README.md); not needed with --resume.")
+    @Argument(help: "The experiment's YAML config (see configs/README.md); not needed with --resume.",
+              completion: .file(extensions: ["yaml", "yml"]))
     var config: String?
 
     @Option(name: .customLong("set"), help: ArgumentHelp("Override a config key, e.g. --set optimizer.lr=0.1 (repeatable).", valueName: "dotted.key=value"))
@@ -55,6 +56,7 @@ struct Train: ParsableCommand {
 
     func run() throws {
         LogSetup.bootstrap(try LogSetup.level(logLevel, quiet: quiet))
+        LogOutput.shared.timestamps = !ProgressBar.isTerminal
         guard (config == nil) != (resume == nil) else {
             throw ValidationError(resume == nil ? "give a config, or --resume RUN_DIR" : "--resume takes the config from the run directory; give no config")
         }
@@ -74,11 +76,14 @@ struct Train: ParsableCommand {
         BLAS.setThreads(1)
         StopRequest.install()
         do {
+            var hooks = TrainingRun.Hooks()
+            hooks.onStep = bar.map { bar in { record, total in bar.update(record, total: total) } }
+            hooks.beforeEvaluation = { BLAS.setThreads(cores) }
+            hooks.onEvaluation = bar.map { bar in { set, done, total in bar.evaluating(set, done: done, total: total) } }
+            hooks.stopRequested = { StopRequest.requested }
             func train<E: GradientExecutor>(_ executor: inout E) throws {
                 _ = try TrainingRun.run(experiment, executor: &executor, runDirectory: directory, resumeFrom: checkpoint,
-                                        beforeEvaluation: { BLAS.setThreads(cores); bar?.finish() },
-                                        onStep: bar.map { bar in { record, total in bar.update(record, total: total) } },
-                                        stopRequested: { StopRequest.requested }, updateThreads: cores, logger: logger)
+                                        updateThreads: cores, hooks: hooks, logger: logger)
             }
             guard experiment.totalSteps > (checkpoint?.step ?? 0) else {
                 // Nothing to compute (training.steps 0, or a finished run resumed as it was):

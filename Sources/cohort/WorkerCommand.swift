@@ -48,6 +48,7 @@ struct WorkerCommand: ParsableCommand {
     func run() throws {
         LogOutput.shared.prefix = "[worker \(getpid())] "
         LogOutput.shared.everythingToStandardError = true
+        LogOutput.shared.timestamps = true
         LogSetup.bootstrap(try LogSetup.level(logLevel))
         var options = Worker.Options(endpoint: connect, threads: threads, parentPID: parent)
         options.coordinatorTimeout = timeout

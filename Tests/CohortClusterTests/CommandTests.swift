@@ -98,4 +98,29 @@ import Testing
         let full = try runCohort(["trace", "configs/mnist-mlp.yaml", "--steps", "1", "--full"])
         #expect(full.status == 0 && full.stdout.utf8.count > 1_000_000)
     }
+
+    /// Off a terminal every log line says when (ISO 8601), so do the workers' logs; debug shows
+    /// the joins, tasks and results; an evaluation says it is running.
+    @Test func logsSayWhenAndDebugShowsTheExchange() throws {
+        let run = temporaryDirectory().appendingPathComponent("run").path
+        let result = try runCohort(["train", "configs/xor.yaml", "--workers", "2", "--run-dir", run, "--log-level", "debug",
+                                    "--set", "training.steps=20", "--set", "data.validation=0.25"])
+        #expect(result.status == 0, "\(result.stderr)")
+        let stamp = #/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z /#
+        let lines = result.stdout.split(separator: "\n")
+        #expect(!lines.isEmpty && lines.allSatisfy { $0.firstMatch(of: stamp) != nil }, "\(result.stdout)")
+        let worker = try String(contentsOfFile: "\(run)/workers/worker-1.log", encoding: .utf8).split(separator: "\n")
+        #expect(!worker.isEmpty && worker.allSatisfy { $0.firstMatch(of: stamp) != nil }, "\(worker)")
+        #expect(result.stdout.contains("joined") && result.stderr.contains("micro-batches") && result.stderr.contains("done by worker"))
+        #expect(worker.contains { $0.contains("debug: step") } == false, "a worker logs at its own level")
+        #expect(result.stdout.contains("evaluating on"))
+    }
+
+    @Test func versionAndCompletion() throws {
+        let version = try runCohort(["--version"])
+        #expect(version.status == 0 && version.stdout.firstMatch(of: #/^cohort \d+\.\d+\.\d+ \(commit ([0-9a-f]{12}(-dirty)?|unknown)\)/#) != nil,
+                "\(version.stdout)")
+        let completion = try runCohort(["--generate-completion-script", "bash"])
+        #expect(completion.status == 0 && completion.stdout.contains("yaml"))
+    }
 }

@@ -169,3 +169,22 @@ import Testing
         #expect(result.stdout.contains("Iteration 3") && result.stdout.contains("0.9150"))
     }
 }
+
+/// The progress bar's rate and ETA come from the steady pace, not from a clock that started
+/// before the workers did, and a resumed run counts only the steps still to go.
+@Suite struct StepPaceTests {
+    @Test func rateAndETAFollowTheSteadySteps() throws {
+        var pace = StepPace(window: 10)
+        #expect(pace.samplesPerSecond == nil && pace.secondsRemaining(until: 200) == nil)
+        // Step 1 ends 5 s after the start (workers spawning), then a step every 10 ms.
+        pace.record(step: 1, samples: 128, at: 5.0)
+        for step in 2...52 { pace.record(step: step, samples: 128, at: 5.0 + Double(step - 1) * 0.01) }
+        #expect(abs(try #require(pace.samplesPerSecond) - 12_800) < 1)
+        #expect(abs(try #require(pace.secondsRemaining(until: 200)) - 1.48) < 1e-9)
+        // A run resumed at step 120 of 200: after a slow first step, the pace of the rest.
+        var resumed = StepPace(window: 10)
+        resumed.record(step: 121, samples: 128, at: 30)
+        for step in 122...131 { resumed.record(step: step, samples: 128, at: 30 + Double(step - 121) * 0.02) }
+        #expect(abs(try #require(resumed.secondsRemaining(until: 200)) - 69 * 0.02) < 1e-9)
+    }
+}
