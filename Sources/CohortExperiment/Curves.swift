@@ -54,9 +54,12 @@ enum Curves {
         s += "<text x=\"\(x + width / 2)\" y=\"\(y + height + 34)\" text-anchor=\"middle\">step</text>\n"
         s += "<text x=\"\(x - 44)\" y=\"\(y + height / 2)\" text-anchor=\"middle\" transform=\"rotate(-90 \(x - 44) \(y + height / 2))\">\(yLabel)</text>\n"
         let shown = series.filter { !$0.points.isEmpty }.count
-        // Loss falls and accuracy rises: put each legend where the curves are not.
+        // Loss falls and accuracy rises: put each legend where the curves are not. Its box fits
+        // the longest name (about 7 px a character at this font size).
         let legendTop = legendAtBottom ? y + height - Double(shown) * 16 - 10 : y + 2
-        s += "<rect x=\"\(x + width - 156)\" y=\"\(legendTop)\" width=\"152\" height=\"\(Double(shown) * 16 + 6)\" fill=\"white\" fill-opacity=\"0.85\" stroke=\"#ccc\"/>\n"
+        let legendWidth = max(152, 36 + 7 * Double(series.map(\.name.count).max() ?? 0))
+        let legendLeft = x + width - legendWidth - 4
+        s += "<rect x=\"\(legendLeft)\" y=\"\(legendTop)\" width=\"\(legendWidth)\" height=\"\(Double(shown) * 16 + 6)\" fill=\"white\" fill-opacity=\"0.85\" stroke=\"#ccc\"/>\n"
         var row = 0
         for line in series where !line.points.isEmpty {
             let path = line.points.filter { $0.y.isFinite }.map { "\(format(px($0.x), 1)),\(format(py(Swift.min(Swift.max($0.y, y0), y1)), 1))" }
@@ -67,8 +70,8 @@ enum Curves {
             }
             let ly = legendTop + 14 + Double(row) * 16
             row += 1
-            s += "<line x1=\"\(x + width - 150)\" y1=\"\(ly - 4)\" x2=\"\(x + width - 130)\" y2=\"\(ly - 4)\" stroke=\"\(line.color)\" stroke-width=\"2\"\(dash)/>\n"
-            s += "<text x=\"\(x + width - 125)\" y=\"\(ly)\">\(escape(line.name))</text>\n"
+            s += "<line x1=\"\(legendLeft + 6)\" y1=\"\(ly - 4)\" x2=\"\(legendLeft + 26)\" y2=\"\(ly - 4)\" stroke=\"\(line.color)\" stroke-width=\"2\"\(dash)/>\n"
+            s += "<text x=\"\(legendLeft + 31)\" y=\"\(ly)\">\(escape(line.name))</text>\n"
         }
         return s + "</g>\n"
     }

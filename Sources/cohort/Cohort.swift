@@ -33,7 +33,7 @@ struct Cohort: ParsableCommand {
           cohort config configs/quickstart.yaml --set training.epochs=3
         """,
         version: "cohort \(cohortVersion) (commit \(buildCommit))",
-        subcommands: [Train.self, WorkerCommand.self, Evaluate.self, Predict.self, Inspect.self, Trace.self, ShowConfig.self, DataCommand.self, Keygen.self]
+        subcommands: [Train.self, Sweep.self, WorkerCommand.self, Evaluate.self, Predict.self, Inspect.self, Trace.self, ShowConfig.self, DataCommand.self, Keygen.self]
     )
 
     /// ArgumentParser exits 64 on usage errors; Cohort promises 2, so parse and exit by hand.

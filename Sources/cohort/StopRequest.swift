@@ -8,6 +8,9 @@ import Glibc
 enum StopRequest {
     /// The signal received, or 0. Written only by the handler, read between steps.
     nonisolated(unsafe) static var received: sig_atomic_t = 0
+    /// A child in a process group of its own (a sweep's running point) that gets every signal
+    /// this process gets, so it stops (or quits) with it; 0 for none.
+    nonisolated(unsafe) static var child: pid_t = 0
 
     static let notice: StaticString = "\ncohort: stopping at the end of this step (press Ctrl-C again to quit at once)\n"
 
@@ -20,6 +23,7 @@ enum StopRequest {
         sigprocmask(SIG_UNBLOCK, &set, nil)
         for signalNumber in [SIGINT, SIGTERM] {
             signal(signalNumber) { number in
+                if StopRequest.child > 0 { kill(StopRequest.child, number) }
                 if StopRequest.received != 0 { _exit(128 + number) }
                 StopRequest.received = number
                 // Only async-signal-safe calls here: write(2) of a static string.
