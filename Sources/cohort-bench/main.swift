@@ -230,15 +230,16 @@ func median(_ values: [Double]) -> Double {
     return sorted.isEmpty ? .nan : sorted[sorted.count / 2]
 }
 
-func distributedRun(config: String, workers: Int, overrides: [String]) throws -> DistributedRun {
+func distributedRun(config: String, workers: Int, overrides: [String], threadsPerWorker: Int? = 1) throws -> DistributedRun {
     let cohort = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("cohort").path
     let run = NSTemporaryDirectory() + "cohort-bench-\(workers)-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
     defer { try? FileManager.default.removeItem(atPath: run) }
     let process = Process()
     process.executableURL = URL(fileURLWithPath: cohort)
     process.arguments = ["train", config, "--workers", "\(workers)", "--run-dir", run, "--quiet",
-                         "--set", "cluster.threads_per_worker=1", "--set", "evaluation.at_end=false",
+                         "--set", "evaluation.at_end=false", "--set", "checkpoint.at_end=false",
                          "--set", "data.path=\(mnistDirectory)"] + overrides.flatMap { ["--set", $0] }
+        + (threadsPerWorker.map { ["--set", "cluster.threads_per_worker=\($0)"] } ?? [])
     try process.run()
     process.waitUntilExit()
     guard process.terminationStatus == 0,
@@ -289,3 +290,29 @@ distributedBench(name: "mnist-mlp", config: "configs/mnist-mlp.yaml",
                  overrides: ["training.batch_size=512", "training.micro_batches=4", "training.steps=300"])
 distributedBench(name: "mnist-lenet", config: "configs/mnist-lenet.yaml",
                  overrides: ["training.batch_size=128", "training.micro_batches=4", "training.steps=60"])
+
+/// At default threads one worker computes its micro-batches on every core, one BLAS thread each
+/// (so its weights equal those of several workers): it should be about as fast as one worker per
+/// core. `--workers 1` and `--workers 2` alternate for five rounds; the best round counts.
+func defaultThreadsBench(trials: Int = 5) {
+    guard selected("default_threads") else { return }
+    let overrides = ["training.batch_size=128", "training.micro_batches=4", "training.steps=400"]
+    var best: [Int: DistributedRun] = [:]
+    do {
+        for _ in 0..<trials {
+            for workers in [1, 2] {
+                let run = try distributedRun(config: "configs/mnist-mlp.yaml", workers: workers, overrides: overrides, threadsPerWorker: nil)
+                if let b = best[workers], b.samplesPerSecond >= run.samplesPerSecond { continue }
+                best[workers] = run
+            }
+        }
+    } catch {
+        print("{\"bench\":\"default_threads\",\"error\":\"\(error)\"}")
+        return
+    }
+    emit(["bench": "default_threads", "config": "mnist-mlp", "batch": 128, "cores": ProcessInfo.processInfo.activeProcessorCount,
+          "one_worker_samples_per_s": best[1]!.samplesPerSecond, "workers_per_core_samples_per_s": best[2]!.samplesPerSecond,
+          "ratio": best[1]!.samplesPerSecond / best[2]!.samplesPerSecond, "trials": trials])
+}
+
+defaultThreadsBench()
