@@ -27,6 +27,11 @@ extension Coordinator {
             return
         }
         let hello = try Hello.decode(message)
+        if let refusal = admission(of: hello) {
+            logger.warning("refused a worker from \(hello.host) pid \(hello.pid): \(refusal)")
+            try send(to: identity, .shutdown, step: 0, body: ShutdownMessage(reason: refusal, refused: true).encode())
+            return
+        }
         let sameData = hello.fingerprints.contains(setup.dataset.fingerprint)
         let worker = WorkerState(id: nextWorkerID, identity: identity, hello: hello, sendsSamples: !sameData)
         nextWorkerID += 1
@@ -56,6 +61,19 @@ extension Coordinator {
         let text = "worker \(worker.id) joined from \(hello.host) pid \(hello.pid), \(hello.threads) thread(s), " +
             (sameData ? "same dataset: indices only" : "no matching dataset: samples sent with each task")
         logger.info("\(text)")
+    }
+
+    /// Why a worker may not join, or nil: a run bound to plain tcp takes only workers with its
+    /// token; no run takes more than `maxWorkers` (300 HELLOs once stalled a run for 10 s).
+    func admission(of hello: Hello) -> String? {
+        if let token = options.token, !RunToken.equal(hello.token, token) {
+            return hello.token.isEmpty ? "this run takes only workers with its token (cohort worker --token-file RUN_DIR/workers/token)"
+                                       : "wrong run token"
+        }
+        if liveWorkerCount >= options.maxWorkers {
+            return "the run has its \(options.maxWorkers) workers (cluster.max_workers)"
+        }
+        return nil
     }
 
     // MARK: messages
@@ -101,35 +119,43 @@ extension Coordinator {
     func handle(_ frames: [ZMQFrame], results: (ResultFrom) throws -> Void) throws {
         let size = frames.reduce(0) { $0 + $1.count }
         bytesReceived += size; stepBytesReceived += size
-        guard frames.count >= 3 else { drop("\(frames.count) frames"); return }
+        guard frames.count >= 3 else { drop("\(frames.count) frames", kind: "malformed frames"); return }
         let identity = frames[0].bytes
         let message: Message
-        do { message = try Message.parse(frames[1...]) } catch { drop("\(error)"); return }
+        do { message = try Message.parse(frames[1...]) } catch { drop("\(error)", kind: "malformed message"); return }
         let worker = workers.values.first { $0.identity == identity }
         if message.header.kind == .hello {
             if let worker { markDead(worker, because: "said hello again") }
-            do { try welcome(identity: identity, message: message) } catch { drop("bad hello: \(error)") }
+            do { try welcome(identity: identity, message: message) } catch { drop("bad hello: \(error)", kind: "bad hello") }
             return
         }
-        guard let worker else { drop("\(message.header.kind) from an unknown worker"); return }
-        if !worker.alive && message.header.runID == runID {
-            // Declared dead for silence but talking again (a long pause, a loaded machine): take it
-            // back. Its old tasks went to others and their late results are dropped; it gets the
-            // current weights before its next task.
+        guard let worker else { drop("\(message.header.kind) from an unknown worker", kind: "message from an unknown peer"); return }
+        if worker.faulty {
+            // Dropped for numbers an honest computation does not give: never taken back.
+            return
+        }
+        if !worker.alive && message.header.runID == runID && (!worker.stalled || message.header.kind == .result) {
+            // Declared dead for silence but talking again (a long pause, a loaded machine), or
+            // answering after it stalled: take it back. Its old tasks went to others and their
+            // late results are dropped; it gets the current weights before its next task. (A
+            // stalled worker's heartbeats alone do not bring it back.)
             worker.alive = true
+            worker.stalled = false
             worker.weightsVersion = .max
             logger.notice("worker \(worker.id) is back")
         }
         guard message.header.runID == runID, message.header.version == Wire.version else {
-            drop("\(message.header.kind) for another run or protocol version"); return
+            drop("\(message.header.kind) for another run or protocol version", kind: "other run"); return
         }
         worker.lastSeen = Date()
         switch message.header.kind {
         case .heartbeat: break
+        case .failure:
+            let reason = (try? FailureMessage.decode(message))?.reason ?? "no reason given"
+            throw WorkerFailure(worker: "worker \(worker.id) (\(worker.hello.host), pid \(worker.hello.pid))", reason: reason)
         case .result:
-            do { try results(ResultFrom(worker: worker, message: message, result: try ResultMessage.decode(message))) } catch let error as ProtocolError {
-                drop("result from worker \(worker.id): \(error)")
-            }
+            let result = Result { () throws(ProtocolError) in try ResultMessage.decodeChecked(message) }
+            try results(ResultFrom(worker: worker, message: message, result: result))
         default: drop("unexpected \(message.header.kind) from worker \(worker.id)")
         }
     }
@@ -148,7 +174,12 @@ extension Coordinator {
 
     func checkLocalProcesses() throws {
         guard let local = localProcesses else { return }
-        for pid in local.reapExited() {
+        for (pid, crash) in local.reapExited() {
+            // A trap (a failed precondition) would happen again on any worker given the same
+            // micro-batch: stop with what the worker said last rather than lose worker after worker.
+            if let crash {
+                throw WorkerFailure(worker: "local worker \(pid)", reason: "crashed (\(crash)); its log ends:\n" + local.logTail(of: pid))
+            }
             if let worker = workers.values.first(where: { $0.hello.pid == Int(pid) && $0.alive }) {
                 markDead(worker, because: "its process \(pid) exited")
             } else {

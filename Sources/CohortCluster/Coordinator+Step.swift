@@ -1,3 +1,4 @@
+import CohortNN
 import CohortTensor
 import CohortTraining
 import Foundation
@@ -12,6 +13,9 @@ extension Coordinator {
         let worker: UInt32
         let range: Range<Int>
         let sharedSlot: Int
+        let sent: Date
+        /// After this the task goes to another worker, and this one counts as stalled.
+        let deadline: Date
     }
 
     /// One step's bookkeeping: what was asked of whom, and what has come back.
@@ -25,11 +29,11 @@ extension Coordinator {
         var covered = 0
     }
 
-    /// A RESULT as it arrived, with the worker it came from.
+    /// A RESULT as it arrived, with the worker it came from (or why it could not be read).
     struct ResultFrom {
         let worker: WorkerState
         let message: Message
-        let result: ResultMessage
+        let result: Result<ResultMessage, ProtocolError>
     }
 
     package func compute(_ task: StepTask, tree: GradientTree) throws -> [Range<Int>: GradientSum] {
@@ -40,7 +44,9 @@ extension Coordinator {
         try assign(tree.root, in: &exchange)
         while exchange.covered < tree.leafCount {
             try pump(timeout: 0.25) { from in try collect(from, into: &exchange) }
-            // Work held by workers that died goes to the survivors, cut along the same tree.
+            expireDeadlines(exchange)
+            // Work held by workers that died (or stalled, or answered wrongly) goes to the
+            // others, cut along the same tree.
             for (id, job) in exchange.outstanding where workers[job.worker]?.alive != true {
                 exchange.outstanding[id] = nil
                 logger.debug("step \(task.step): micro-batches \(job.range) of dead worker \(job.worker) go to the others")
@@ -48,6 +54,54 @@ extension Coordinator {
             }
         }
         return exchange.known
+    }
+
+    /// A worker that holds a task past its deadline while still sending heartbeats has stalled:
+    /// it is set aside (its tasks then go to the others) until it answers again.
+    func expireDeadlines(_ exchange: StepExchange) {
+        let now = Date()
+        for job in exchange.outstanding.values where now > job.deadline {
+            guard let worker = workers[job.worker], worker.alive else { continue }
+            worker.stalled = true
+            markDead(worker, because: "it did not answer its task (micro-batches \(job.range)) within " +
+                     String(format: "%.1f s", job.deadline.timeIntervalSince(job.sent)))
+        }
+    }
+
+    /// How long a task of `leaves` micro-batches may take: `taskDeadlineMultiple` times the
+    /// median time per micro-batch of recent tasks, and never less than the floor.
+    func deadline(forLeaves leaves: Int) -> Double {
+        guard !leafSeconds.isEmpty else { return max(options.taskDeadlineFloor, options.heartbeatTimeout) }
+        let median = leafSeconds.sorted()[leafSeconds.count / 2]
+        return max(options.taskDeadlineFloor, options.taskDeadlineMultiple * median * Double(leaves))
+    }
+
+    /// The step again, checking every block as it arrives (see `GradientExecutor.recompute`).
+    package func recompute(_ task: StepTask, tree: GradientTree) throws -> [Range<Int>: GradientSum] {
+        careful = true
+        defer { careful = false }
+        logger.warning("step \(task.step + 1): the loss or gradient is not finite; computing the step again, checking every block")
+        return try compute(task, tree: tree)
+    }
+
+    /// A block whose numbers are not finite is computed here too: if that gives finite numbers,
+    /// the worker is faulty (dropped, and the honest block used); if not, the step itself
+    /// diverged, and the block stands.
+    func checked(_ block: Range<Int>, _ sum: GradientSum, from worker: WorkerState, in exchange: StepExchange) -> GradientSum {
+        guard careful, !sum.isFinite else { return sum }
+        let task = exchange.task, tree = exchange.tree
+        let (dataset, gradient, seed) = (setup.dataset, setup.gradient, setup.seed)
+        let own = ownLeaves.blocks(of: block, in: tree) { _, k, assembler in
+            let indices = task.microBatches[k]
+            let (x, y) = assembler.assemble(indices, from: dataset)
+            return gradient(parameters: task.parameters, inputs: x, targets: y,
+                            context: ForwardContext(training: true, seed: seed, step: task.step, sampleIndices: indices))
+        }[block]!
+        guard own.isFinite else { return sum }
+        worker.faulty = true
+        markDead(worker, because: "it sent numbers that are not finite for micro-batches \(block), which computing them here does not give")
+        trySend(worker, .shutdown, step: 0, body: ShutdownMessage(reason: "your results were not reproducible; dropped", refused: true).encode())
+        return own
     }
 
     /// Resets the step's counters and takes the task's weights as the current version.
@@ -126,7 +180,9 @@ extension Coordinator {
             message.sharedSlot = worker.slotsUsed
             worker.slotsUsed += blockCount
         }
-        exchange.outstanding[id] = Outstanding(worker: worker.id, range: part, sharedSlot: message.sharedSlot)
+        let now = Date()
+        exchange.outstanding[id] = Outstanding(worker: worker.id, range: part, sharedSlot: message.sharedSlot, sent: now,
+                                               deadline: now.addingTimeInterval(deadline(forLeaves: part.count)))
         worker.tasks += 1
         logger.debug("step \(exchange.version): task \(id), micro-batches \(part) to worker \(worker.id)\(worker.sendsSamples ? " with their samples" : "")")
         trySend(worker, .task, step: exchange.version, body: message.encode(), tensors: frames)
@@ -134,16 +190,29 @@ extension Coordinator {
 
     /// Takes in a RESULT: checks it answers an outstanding task with exactly that task's tree
     /// blocks, then borrows its gradients (from the frames or the shared slots) for the tree sum.
+    /// A result that cannot be used (unreadable, for a task not given, other blocks than the
+    /// task's) means a faulty worker: dropped, so its tasks go to the others at once.
     func collect(_ from: ResultFrom, into exchange: inout StepExchange) throws {
-        guard let job = exchange.outstanding[from.result.taskID], job.worker == from.worker.id else {
-            drop("result for a task that is not outstanding (late or reassigned)")
+        do { try take(from, into: &exchange) } catch let error as ProtocolError {
+            drop("result from worker \(from.worker.id): \(error)", kind: "unusable result")
+            from.worker.faulty = true
+            markDead(from.worker, because: "its result could not be used (\(error))")
+        }
+    }
+
+    func take(_ from: ResultFrom, into exchange: inout StepExchange) throws {
+        let result = try from.result.get()
+        guard let job = exchange.outstanding[result.taskID], job.worker == from.worker.id else {
+            // Late (its task went to another worker at the deadline) or reassigned: the work is
+            // done elsewhere. The answer shows the worker is back.
+            drop("result for a task that is not outstanding (late or reassigned)", kind: "late result")
             return
         }
         let expected = exchange.tree.blocks(covering: job.range)
-        guard from.result.blocks.map(\.range) == expected else {
-            throw ProtocolError("blocks \(from.result.blocks.map(\.range)) do not cover \(job.range) as the tree requires")
+        guard result.blocks.map(\.range) == expected else {
+            throw ProtocolError("blocks \(result.blocks.map(\.range)) do not cover \(job.range) as the tree requires")
         }
-        if from.result.shared {
+        if result.shared {
             guard from.worker.results != nil, job.sharedSlot >= 0 else {
                 throw ProtocolError("gradients in shared memory that was not assigned to this task")
             }
@@ -151,21 +220,23 @@ extension Coordinator {
             throw ProtocolError("\(from.message.tensors.count) tensor frames for \(expected.count) blocks of \(shapes.count) parameters")
         }
         let floats = parameterFloats
-        for (b, block) in from.result.blocks.enumerated() {
+        for (b, block) in result.blocks.enumerated() {
             // Borrow the frames' (or the shared slots') memory: the tree sum adds into it in place.
-            let gradients = try from.result.shared
+            let gradients = try result.shared
                 ? from.worker.results!.tensors(at: (job.sharedSlot + b) * floats, shapes: shapes)
                 : shapes.indices.map { p in
                     try PackedTensors.unpack(from.message.tensors[b * shapes.count + p], shapes: [shapes[p]])[0]
                 }
-            exchange.known[block.range] = GradientSum(gradients: gradients, lossSum: block.lossSum, samples: block.samples,
-                                                      correct: block.correct)
+            let sum = GradientSum(gradients: gradients, lossSum: block.lossSum, samples: block.samples, correct: block.correct)
+            exchange.known[block.range] = checked(block.range, sum, from: from.worker, in: exchange)
         }
-        exchange.outstanding[from.result.taskID] = nil
+        exchange.outstanding[result.taskID] = nil
         exchange.covered += job.range.count
-        logger.debug("step \(exchange.version): task \(from.result.taskID) done by worker \(from.worker.id): blocks \(expected), \(String(format: "%.2f", from.result.computeSeconds * 1000)) ms\(from.result.shared ? " (shared memory)" : "")")
-        from.worker.computeSeconds += from.result.computeSeconds
-        from.worker.stepComputeSeconds += from.result.computeSeconds
+        leafSeconds.append(Date().timeIntervalSince(job.sent) / Double(job.range.count))
+        if leafSeconds.count > 64 { leafSeconds.removeFirst() }
+        logger.debug("step \(exchange.version): task \(result.taskID) done by worker \(from.worker.id): blocks \(expected), \(String(format: "%.2f", result.computeSeconds * 1000)) ms\(result.shared ? " (shared memory)" : "")")
+        from.worker.computeSeconds += result.computeSeconds
+        from.worker.stepComputeSeconds += result.computeSeconds
     }
 
     /// Drops this step's weights, so the trainer's update writes them in place, when a copy of

@@ -25,10 +25,18 @@ package final class Coordinator: GradientExecutor {
         package var maxMessageBytes: Int64 = 1 << 30
         /// Offer /dev/shm to workers on this machine.
         package var sharedMemory = true
+        /// A task's deadline: this many times the median time per micro-batch of recent tasks,
+        /// and never less than the floor (seconds).
+        package var taskDeadlineMultiple: Double = 10
+        package var taskDeadlineFloor: Double = 5
         /// CURVE: the coordinator's key pair, and the public keys of the workers allowed in.
         /// Without it the transport is plain ZeroMQ (fine for ipc:// and loopback).
         package var curve: CurveKeyPair?
         package var authorizedKeys: [String] = []
+        /// The run's token (plain tcp binds): a HELLO without it is refused.
+        package var token: String?
+        /// Workers taken at most; further HELLOs are refused.
+        package var maxWorkers = 64
         package init(endpoint: String) { self.endpoint = endpoint }
     }
 
@@ -48,6 +56,11 @@ package final class Coordinator: GradientExecutor {
         var usesSharedWeights: Bool { results != nil }
         /// Result slots handed out in the current step.
         var slotsUsed = 0
+        /// It sent a result that recomputing did not reproduce, or one that could not be used:
+        /// dropped for good.
+        var faulty = false
+        /// It missed a task's deadline while sending heartbeats: set aside until it answers.
+        var stalled = false
 
         init(id: UInt32, identity: [UInt8], hello: Hello, sendsSamples: Bool) {
             self.id = id; self.identity = identity; self.hello = hello; self.sendsSamples = sendsSamples
@@ -84,7 +97,7 @@ package final class Coordinator: GradientExecutor {
     let shapes: [[Int]]
     let parameterFloats: Int
     var weightsVersion: UInt64 = 0
-    package internal(set) var droppedMessages = 0
+    var dropLog = DropLog()
     var bytesSent = 0, bytesReceived = 0
     var stepBytesSent = 0, stepBytesReceived = 0, stepBroadcastSeconds = 0.0, stepExchangeSeconds = 0.0
     var lastHeartbeatSent = Date.distantPast
@@ -95,6 +108,12 @@ package final class Coordinator: GradientExecutor {
     var sharedWeightsVersion: UInt64 = .max
     let machineID = SharedMemory.machineID
     static let resultSlots = 4
+    /// Seconds per micro-batch of the last tasks, for their deadlines.
+    var leafSeconds: [Double] = []
+    /// On the careful path (`recompute`) every block is checked as it arrives.
+    var careful = false
+    /// Micro-batches the coordinator computes itself, to check a worker's block.
+    lazy var ownLeaves = LeafThreads(count: 1)
 
     package init(setup: TrainingSetup, options: Options, logger: Logger) throws {
         self.setup = setup
@@ -149,8 +168,10 @@ package final class Coordinator: GradientExecutor {
         }
     }
 
-    func drop(_ why: String) {
-        droppedMessages += 1
-        logger.warning("dropped a message (\(droppedMessages) so far): \(why)")
+    /// Counts and (sparingly) logs a message that is not used; `kind` groups the log lines.
+    func drop(_ why: String, kind: String = "unusable message") {
+        dropLog.record(kind: kind, why, logger: logger)
     }
+
+    var droppedMessages: Int { dropLog.total }
 }

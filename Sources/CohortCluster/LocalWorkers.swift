@@ -8,6 +8,7 @@ import Glibc
 package final class LocalWorkers {
     package private(set) var pids: [pid_t] = []
     private var exited: Set<pid_t> = []
+    private var logs: [pid_t: String] = [:]
     package let logDirectory: String
 
     package var count: Int { pids.count }
@@ -15,20 +16,24 @@ package final class LocalWorkers {
 
     /// Spawns `count` workers: `executable worker --connect endpoint --threads t --config c --parent pid`.
     package init(count: Int, executable: String, endpoint: String, threads: Int, dataConfig: String?, logDirectory: String,
-                extraArguments: [String] = []) throws {
+                extraArguments: [String] = [], environment: [String: String] = [:]) throws {
         self.logDirectory = logDirectory
         try FileManager.default.createDirectory(atPath: logDirectory, withIntermediateDirectories: true)
         for i in 0..<count {
             var arguments = [executable, "worker", "--connect", endpoint, "--threads", "\(threads)", "--parent", "\(getpid())"]
             if let dataConfig { arguments += ["--config", dataConfig] }
             arguments += extraArguments
-            pids.append(try Self.spawn(arguments, log: "\(logDirectory)/worker-\(i + 1).log"))
+            let log = "\(logDirectory)/worker-\(i + 1).log"
+            let pid = try Self.spawn(arguments, log: log, environment: environment)
+            pids.append(pid)
+            logs[pid] = log
         }
     }
 
     deinit { terminateAll() }
 
-    static func spawn(_ arguments: [String], log: String) throws -> pid_t {
+    /// Starts one worker; `environment` is added to this process's.
+    static func spawn(_ arguments: [String], log: String, environment: [String: String]) throws -> pid_t {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
@@ -44,20 +49,36 @@ package final class LocalWorkers {
         posix_spawnattr_setpgroup(&attributes, 0)
         var argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
         defer { for p in argv { free(p) } }
+        var merged = ProcessInfo.processInfo.environment
+        merged.merge(environment) { _, new in new }
+        var envp: [UnsafeMutablePointer<CChar>?] = merged.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer { for p in envp { free(p) } }
         var pid: pid_t = 0
-        let rc = posix_spawn(&pid, arguments[0], &actions, &attributes, &argv, environ)
+        let rc = posix_spawn(&pid, arguments[0], &actions, &attributes, &argv, &envp)
         guard rc == 0 else { throw ClusterError("cannot start a worker (\(arguments[0])): \(String(cString: strerror(rc)))") }
         return pid
     }
 
-    /// Pids of workers that exited since the last call (reaped, so no zombies remain).
-    func reapExited() -> [pid_t] {
-        var gone: [pid_t] = []
+    /// Workers that exited since the last call (reaped, so no zombies remain), with the crash
+    /// that ended them: a trap or abort (a failed precondition, a bad access), not a kill.
+    func reapExited() -> [(pid: pid_t, crash: String?)] {
+        var gone: [(pid_t, String?)] = []
         for pid in pids where !exited.contains(pid) {
             var status: Int32 = 0
-            if waitpid(pid, &status, WNOHANG) == pid { exited.insert(pid); gone.append(pid) }
+            guard waitpid(pid, &status, WNOHANG) == pid else { continue }
+            exited.insert(pid)
+            // WTERMSIG by hand (Swift does not import the macro).
+            let signal = status & 0x7f
+            let crashes = [SIGILL, SIGTRAP, SIGABRT, SIGSEGV, SIGBUS, SIGFPE]
+            gone.append((pid, crashes.contains(signal) ? "signal \(signal)" : nil))
         }
         return gone
+    }
+
+    /// The last lines a worker wrote to its log.
+    func logTail(of pid: pid_t, lines: Int = 4) -> String {
+        guard let path = logs[pid], let text = try? String(contentsOfFile: path, encoding: .utf8) else { return "(no log)" }
+        return text.split(separator: "\n").suffix(lines).map { "  " + $0 }.joined(separator: "\n") + "\n  (\(path))"
     }
 
     /// Waits up to `timeout` seconds for every worker to exit, then kills the rest.

@@ -26,6 +26,8 @@ package final class Worker {
         /// when nil; a coordinator with an allow-list refuses it).
         package var serverKey: String?
         package var curve: CurveKeyPair?
+        /// The run's token, for a coordinator bound to plain tcp (see `RunToken`).
+        package var token: String?
 
         package init(endpoint: String, threads: Int, localData: Dataset? = nil, parentPID: Int32? = nil) {
             self.endpoint = endpoint; self.threads = threads; self.localData = localData; self.parentPID = parentPID
@@ -37,6 +39,8 @@ package final class Worker {
         case shutdown
         case refused(String)
         case coordinatorLost(String)
+        /// This worker cannot go on (a sample its model cannot take); the coordinator was told.
+        case failed(String)
     }
 
     let options: Options
@@ -49,9 +53,13 @@ package final class Worker {
     var weightsVersion: UInt64 = 0
     var usesLocalData = false
     var localData: Dataset? { options.localData }
+    /// What the model and loss can take (checked on every sample before it is computed), and
+    /// the first problem found, which ends this worker.
+    var sampleCheck: SampleCheck?
+    var failure: String?
     /// The threads that compute a task's micro-batches.
     let leafThreads: LeafThreads
-    var droppedMessages = 0
+    var dropLog = DropLog()
     var sharedWeights: SharedMemory?
     var sharedResults: SharedMemory?
     var resultSlots = 0
@@ -113,6 +121,11 @@ package final class Worker {
                 continue
             }
             if let exit = try handle(message, socket: socket) { return exit }
+            if let failure {
+                // The same samples would fail on any worker: say so, and let the coordinator stop.
+                try send(socket, .failure, step: 0, body: FailureMessage(reason: failure).encode())
+                return .failed(failure)
+            }
         }
     }
 
@@ -121,7 +134,8 @@ package final class Worker {
     /// plain worker, ends in a clear message instead of a send blocked for ever.
     func sayHello(_ socket: ZMQSocket, monitor: ZMQMonitor) throws -> Exit? {
         let hello = Hello(threads: options.threads, host: ProcessInfo.processInfo.hostName, pid: Int(getpid()),
-                          fingerprints: localData.map { [$0.fingerprint] } ?? [], machineID: SharedMemory.machineID)
+                          fingerprints: localData.map { [$0.fingerprint] } ?? [], machineID: SharedMemory.machineID,
+                          token: options.token ?? "")
         let deadline = Date().addingTimeInterval(options.coordinatorTimeout)
         var handshakeFailed = false
         try socket.setSendTimeout(0.25)
@@ -152,10 +166,12 @@ package final class Worker {
         return "the CURVE handshake with \(options.endpoint) failed for \(seconds) s: is --server-key the coordinator's public key?"
     }
 
-    func drop(_ why: String) {
-        droppedMessages += 1
-        logger.warning("dropped a message (\(droppedMessages) so far): \(why)")
+    /// Counts and (sparingly) logs a message that is not used; `kind` groups the log lines.
+    func drop(_ why: String, kind: String = "unusable message") {
+        dropLog.record(kind: kind, why, logger: logger)
     }
+
+    var droppedMessages: Int { dropLog.total }
 
     func send(_ socket: ZMQSocket, _ kind: MessageKind, step: UInt64, body: [UInt8], tensors: [OutgoingFrame] = []) throws {
         try socket.send(Message.frames(kind: kind, runID: runID ?? 0, step: step, body: body, tensors: tensors))
@@ -216,6 +232,7 @@ package final class Worker {
         shapes = w.shapes
         parameters = try PackedTensors.unpack(message.tensors[0], shapes: w.shapes)
         self.gradient = gradient
+        sampleCheck = SampleCheck(model: gradient.model, loss: gradient.loss)
         seed = w.seed
         weightsVersion = w.weightsVersion
         runID = message.header.runID
@@ -228,6 +245,10 @@ package final class Worker {
         }
         if usesLocalData && localData?.fingerprint != w.datasetFingerprint {
             throw ProtocolError("told to use local data, but ours differs from the coordinator's")
+        }
+        // The samples this worker will read itself must fit the model as well.
+        if usesLocalData, let data = localData, let (sample, problem) = sampleCheck?.firstProblem(inputs: data.inputs, targets: data.targets) {
+            failure = "its own data (\(data.name)) sample \(sample): \(problem)"
         }
         let text = "welcome: worker \(w.workerID), run \(message.header.runID), \(parameters.count) parameter tensors, " +
             (usesLocalData ? "local data" : "samples sent with each task") + (sharedResults != nil ? ", shared memory" : "")
@@ -305,6 +326,10 @@ package final class Worker {
             let y = try PackedTensors.unpack(message.tensors[2 * i + 1], shapes: [shapes.targets])[0]
             guard x.shape.first == task.leaves[i].count, y.shape.first == task.leaves[i].count else {
                 throw ProtocolError("leaf \(i) has \(task.leaves[i].count) indices but \(x.shape.first ?? 0) samples")
+            }
+            if let (sample, problem) = sampleCheck?.firstProblem(inputs: x, targets: y, indices: task.leaves[i]) {
+                failure = "sample \(sample) sent with task \(task.taskID): \(problem)"
+                throw ProtocolError(failure!)
             }
             sent.append((x, y))
         }

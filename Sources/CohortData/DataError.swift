@@ -10,3 +10,16 @@ package struct DataError: Error, CustomStringConvertible, Sendable {
 
     package var description: String { "\(file)\(line.map { ":\($0)" } ?? ""): \(message)" }
 }
+
+/// The number of elements of a shape read from a file, or nil when a size is negative or the
+/// product overflows: sizes from a file must never reach arithmetic that traps.
+package func checkedElementCount(_ shape: [Int]) -> Int? {
+    var count = 1
+    for size in shape {
+        guard size >= 0 else { return nil }
+        let (product, overflow) = count.multipliedReportingOverflow(by: size)
+        guard !overflow else { return nil }
+        count = product
+    }
+    return count
+}

@@ -26,6 +26,17 @@ package struct DataSpec: Sendable {
         self.limit = limit; self.oneHot = oneHot
     }
 
+    /// The file a data error should name: the one holding the targets (inline and synthetic data
+    /// come from the config itself, `configFile`).
+    package func targetsFile(configFile: String) -> String {
+        switch source {
+        case .synthetic, .inline: configFile
+        case .mnist(let directory, _): "\(directory)/train-labels-idx1-ubyte.gz"
+        case .csv(let train, _, _): train
+        case .npy(_, let y, _, _): y
+        }
+    }
+
     /// Loads the training set and the evaluation set (validation split, else the source's test set).
     package func load(seed: UInt64) throws(DataError) -> (train: Dataset, evaluation: Dataset?) {
         var (train, test) = try loadRaw(seed: seed)

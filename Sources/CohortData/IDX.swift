@@ -31,7 +31,11 @@ enum IDX {
         guard data.count >= headerLength else { throw DataError(file: file, "truncated header") }
         let all = data.withUnsafeBytes { Array($0.prefix(headerLength)) }
         let dims = (0..<rank).map { d in (0..<4).reduce(0) { $0 << 8 | Int(all[4 + 4 * d + $1]) } }
-        let count = dims.reduce(1, *)
+        // The sizes come from the file: checked arithmetic, so a crafted header is an error
+        // message and never an overflow trap.
+        guard let count = checkedElementCount(dims) else {
+            throw DataError(file: file, "header sizes \(dims.map(String.init).joined(separator: "×")) overflow")
+        }
         guard data.count - headerLength == count else {
             throw DataError(file: file, "header promises \(dims.map(String.init).joined(separator: "×")) = \(count) bytes of data, the file has \(data.count - headerLength)\(data.count - headerLength < count ? " (truncated)" : "")")
         }

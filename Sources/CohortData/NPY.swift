@@ -30,9 +30,13 @@ package enum NPY {
             throw DataError(file: file, "header lacks descr, fortran_order or shape: \(header)")
         }
         guard order == "False" else { throw DataError(file: file, "Fortran-ordered arrays are not supported; save with np.ascontiguousarray") }
-        let shape = shapeText.trimmingCharacters(in: CharacterSet(charactersIn: "()")).split(separator: ",")
-            .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }.compactMap { Int($0) }
-        let count = shape.reduce(1, *)
+        let parts = shapeText.trimmingCharacters(in: CharacterSet(charactersIn: "()")).split(separator: ",")
+            .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        let shape = parts.compactMap { Int($0) }
+        // The shape comes from the file: every size a count, and their product checked.
+        guard shape.count == parts.count, shape.count <= 8, let count = checkedElementCount(shape) else {
+            throw DataError(file: file, "shape \(shapeText) is not a shape of at most 8 sizes whose product fits")
+        }
         let type = descr.trimmingCharacters(in: CharacterSet(charactersIn: "'\""))
         let (size, convert): (Int, (UnsafeRawPointer, Int) -> Float)
         switch type {
@@ -43,8 +47,8 @@ package enum NPY {
         case "<i4": (size, convert) = (4, { Float(Int32(littleEndian: $0.loadUnaligned(fromByteOffset: 4 * $1, as: Int32.self))) })
         default: throw DataError(file: file, "dtype \(type) is not supported (float32, float64, uint8, int32, int64)")
         }
-        guard data.count - dataStart == count * size else {
-            throw DataError(file: file, "shape \(shape) of \(type) needs \(count * size) bytes, the file has \(data.count - dataStart)")
+        guard let bytes = checkedElementCount([count, size]), data.count - dataStart == bytes else {
+            throw DataError(file: file, "shape \(shape) of \(type) does not fit the \(data.count - dataStart) bytes of data in the file")
         }
         var t = Tensor(uninitializedShape: shape)
         t.withUnsafeMutableBufferPointer { dst in

@@ -38,6 +38,11 @@ extension Experiment {
                     throw ConfigError(file: config.sourcePath, line: nil, column: nil, keyPath: "model.init_from",
                                       message: "'\(entry.name)' in \(path) has shape \(tensor.shape), the model needs \(entry.spec.shape)")
                 }
+                // Weights of a run that diverged would only make this one diverge at once.
+                guard tensor.withUnsafeBufferPointer({ $0.allSatisfy(\.isFinite) }) else {
+                    throw ConfigError(file: config.sourcePath, line: nil, column: nil, keyPath: "model.init_from",
+                                      message: "'\(entry.name)' in \(path) holds NaN or infinite values; start from finite weights")
+                }
                 parameters[index] = tensor
             }
         }

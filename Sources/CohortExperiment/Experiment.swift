@@ -16,6 +16,11 @@ package struct Experiment: Sendable {
     package init(config: ExperimentConfig) throws {
         self.config = config
         let (train, heldOut) = try config.data.load(seed: config.seed)
+        guard train.count > 0 else {
+            let why = config.data.validationFraction.map { "after holding out data.validation = \($0) for evaluation" } ?? "at all"
+            throw ConfigError(file: config.sourcePath, line: nil, column: nil, keyPath: "data",
+                              message: "leaves no training samples \(why) (the data '\(train.name)' has \(train.count + (heldOut?.count ?? 0)) in all)")
+        }
         if let heldOut, let limit = config.evaluation.limit, limit < heldOut.count {
             evaluation = heldOut.subset(Array(0..<limit), name: heldOut.name)
         } else {
@@ -36,15 +41,30 @@ package struct Experiment: Sendable {
             error.message = "is \(training.batchSize) but the dataset has only \(train.count) samples and drop_last is set"
             throw error
         }
+        try Self.checkSamples(train, heldOut: evaluation, model: model, config: config)
         let plan = BatchPlan(datasetSize: train.count, batchSize: min(training.batchSize, train.count),
                              microBatches: training.microBatches, shuffle: training.shuffle,
                              dropLast: training.dropLast, seed: config.seed)
         let update = StepUpdate(reduction: training.reduction, clipNorm: training.clipNorm, clipValue: training.clipValue,
                                 regularization: training.regularization, isBias: model.parameterSpecs.map(\.spec.isBias))
-        setup = TrainingSetup(spec: config.gradientSpec, model: model, dataset: train,
+        var setup = TrainingSetup(spec: config.gradientSpec, model: model, dataset: train,
                               initialParameters: try Self.makeParameters(config, model: model), plan: plan,
                               totalSteps: training.steps ?? training.epochs * plan.stepsPerEpoch, seed: config.seed,
                               optimizer: config.optimizer.setup, update: update)
+        setup.onNonFinite = training.onNonFinite
+        self.setup = setup
+    }
+
+    /// Every sample's target (and token ids, for an embedding) must fit the model and its loss,
+    /// or the run stops here, naming the file and the first bad sample, before any worker starts.
+    static func checkSamples(_ train: Dataset, heldOut: Dataset?, model: Sequential, config: ExperimentConfig) throws {
+        let check = SampleCheck(model: model, loss: config.training.loss)
+        for set in [train] + (heldOut.map { [$0] } ?? []) {
+            if let (sample, problem) = check.firstProblem(inputs: set.inputs, targets: set.targets) {
+                let file = config.data.targetsFile(configFile: config.sourcePath)
+                throw DataError(file: file, "\(set.name) sample \(sample): \(problem)")
+            }
+        }
     }
 
     package var dataset: Dataset { setup.dataset }

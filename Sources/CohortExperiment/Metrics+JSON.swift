@@ -15,6 +15,7 @@ extension StepRecord {
             ("samples_per_s", .number(seconds > 0 ? Double(samples) / seconds : 0)),
             ("reduce_s", .number(reduceSeconds)), ("update_s", .number(updateSeconds)),
         ]
+        if skipped { pairs.append(("skipped", .bool(true))) }
         return .object(pairs + (exchange?.json ?? []))
     }
 }

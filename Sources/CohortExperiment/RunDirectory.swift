@@ -7,7 +7,7 @@ import Foundation
 /// runs/<name>/: config.yaml, metrics.jsonl, final.safetensors, summary.json (DESIGN.md).
 package final class RunDirectory {
     package let path: String
-    private let metrics: FileHandle
+    private let metrics: AppendFile
 
     /// Creates the directory. Without an explicit path it is runs/<name>, or runs/<name>-2, -3, ...
     /// when that exists, so an earlier run is never overwritten; an explicit path must be new or
@@ -27,12 +27,7 @@ package final class RunDirectory {
         }
         try fm.createDirectory(atPath: path, withIntermediateDirectories: true)
         try AtomicFile.write(resolvedConfig, to: "\(path)/config.yaml")
-        let metricsPath = "\(path)/metrics.jsonl"
-        _ = fm.createFile(atPath: metricsPath, contents: nil)   // FileHandle below reports a failure
-        guard let handle = FileHandle(forWritingAtPath: metricsPath) else {
-            throw POSIXFailure(call: "open", path: metricsPath)
-        }
-        metrics = handle
+        metrics = try AppendFile(path: "\(path)/metrics.jsonl")
     }
 
     /// Reopens an existing run directory to continue it: metrics.jsonl keeps the records up to
@@ -49,12 +44,9 @@ package final class RunDirectory {
             return s <= step
         }
         try AtomicFile.write(kept.map { $0 + "\n" }.joined(), to: metricsPath)
-        guard let handle = FileHandle(forWritingAtPath: metricsPath) else { throw POSIXFailure(call: "open", path: metricsPath) }
-        handle.seekToEndOfFile()
-        metrics = handle
+        metrics = try AppendFile(path: metricsPath)
     }
 
-    deinit { try? metrics.close() }
 
     /// The step and evaluation records metrics.jsonl holds (from an earlier attempt of a
     /// resumed run), as far as the plot and the final training loss need them.
@@ -80,9 +72,10 @@ package final class RunDirectory {
     private var tensorBoard: TensorBoardWriter?
 
     /// Appends one JSON object as a line of metrics.jsonl, and its numbers to the TensorBoard
-    /// events (train/<key> for step records, eval/<key> for evaluations).
-    func appendMetrics(_ record: JSON) {
-        metrics.write(Data((record.text + "\n").utf8))
+    /// events (train/<key> for step records, eval/<key> for evaluations). A failed write (a full
+    /// disk) throws, naming the file; the lines already written stay whole.
+    func appendMetrics(_ record: JSON) throws {
+        try metrics.append(record.text + "\n")
         guard case .object(let pairs) = record, let step = pairs.first(where: { $0.0 == "step" }).flatMap({ pair -> Int? in
             if case .int(let s) = pair.1 { return s } else { return nil }
         }) else { return }
@@ -96,8 +89,8 @@ package final class RunDirectory {
             default: return nil
             }
         }
-        if tensorBoard == nil { tensorBoard = try? TensorBoardWriter(directory: path) }
-        tensorBoard?.scalars(scalars, step: step)
+        if tensorBoard == nil { tensorBoard = try TensorBoardWriter(directory: path) }
+        try tensorBoard?.scalars(scalars, step: step)
     }
 
     func writeWeights(_ model: Sequential, _ parameters: [Tensor], file: String = "final.safetensors",

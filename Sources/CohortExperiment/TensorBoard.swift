@@ -10,24 +10,20 @@ import Foundation
 /// float simple_value = 2 }.
 final class TensorBoardWriter {
     let path: String
-    private let handle: FileHandle
+    private let file: AppendFile
 
     init(directory: String) throws {
         let name = "events.out.tfevents.\(Int(Date().timeIntervalSince1970)).\(ProcessInfo.processInfo.hostName).\(getpid())"
         path = "\(directory)/\(name)"
-        _ = FileManager.default.createFile(atPath: path, contents: nil)   // FileHandle below reports a failure
-        guard let h = FileHandle(forWritingAtPath: path) else { throw POSIXFailure(call: "open", path: path) }
-        handle = h
+        file = try AppendFile(path: path)
         var event = Protobuf()
         event.double(1, Date().timeIntervalSince1970)
         event.string(3, "brain.Event:2")
-        write(event.bytes)
+        try write(event.bytes)
     }
 
-    deinit { try? handle.close() }
-
     /// One event with scalars for a step.
-    func scalars(_ values: [(tag: String, value: Double)], step: Int) {
+    func scalars(_ values: [(tag: String, value: Double)], step: Int) throws {
         var summary = Protobuf()
         for (tag, value) in values where value.isFinite {
             var v = Protobuf()
@@ -39,11 +35,11 @@ final class TensorBoardWriter {
         event.double(1, Date().timeIntervalSince1970)
         event.varint(2, UInt64(bitPattern: Int64(step)))
         event.message(5, summary)
-        write(event.bytes)
+        try write(event.bytes)
     }
 
-    func write(_ data: [UInt8]) {
-        handle.write(Data(Self.record(data)))
+    func write(_ data: [UInt8]) throws {
+        try file.append(Self.record(data))
     }
 
     /// The framing of one record.

@@ -88,7 +88,10 @@ package final class TrainingRun {
         run.onEvaluation = hooks.onEvaluation
         run.announce()
         while !run.trainer.isFinished {
-            let record = try run.trainer.runStep(with: &executor)
+            let record: StepRecord
+            do { record = try run.trainer.runStep(with: &executor) } catch let divergence as NonFiniteStep {
+                try run.diverged(divergence)
+            }
             try run.record(record)
             hooks.onStep?(record, experiment.totalSteps)
             if let signal = hooks.stopRequested() {
@@ -103,13 +106,33 @@ package final class TrainingRun {
 
     var elapsed: Double { seconds(since: start) }
 
-    /// Writes the newest checkpoint, unless this step already has one.
+    /// Writes the newest checkpoint, unless this step already has one or the weights are not
+    /// finite (then the last finite checkpoint stays the newest, and rotation cannot remove it).
     func saveCheckpoint() throws {
         guard lastCheckpointStep != trainer.step else { return }
+        guard trainer.parameters.allSatisfy({ p in p.withUnsafeBufferPointer { $0.allSatisfy(\.isFinite) } }) else {
+            logger.warning("the weights at step \(trainer.step) are not finite: no checkpoint of them")
+            return
+        }
         try checkpoints.save(trainer.checkpoint(of: config), model: experiment.model, optimizer: trainer.optimizer,
                              config: config, keepLast: config.checkpoint.keepLast)
         lastCheckpoint = DispatchTime.now()
         lastCheckpointStep = trainer.step
+    }
+
+    /// The run diverged (and `on_nonfinite: stop`, or too many skips): summary.json says where,
+    /// the plot is written, and the checkpoints (finite ones only) stay for --resume.
+    func diverged(_ divergence: NonFiniteStep) throws -> Never {
+        let newest = checkpoints.steps().first.map { checkpoints.file(step: $0) }
+        let summary: [(String, JSON)] = [("name", .string(config.name)), ("diverged", .bool(true)), ("step", .int(divergence.step)),
+                                         ("loss", .number(divergence.loss)), ("message", .string(divergence.description)),
+                                         ("newest_checkpoint", newest.map { .string($0) } ?? .null)]
+        try runDirectory.writeSummary(.object(summary))
+        try runDirectory.writeCurves(title: config.name, steps: history, evaluations: evaluations)
+        var message = divergence.description
+        message += newest.map { ". The newest checkpoint, of finite weights, is \($0)" } ?? ". No checkpoint was written before"
+        message += "; training.on_nonfinite: skip would drop such steps instead"
+        throw TrainingFailure(message: message)
     }
 
     /// Stops at a step boundary for a signal: a checkpoint, summary.json marked interrupted and
@@ -140,14 +163,14 @@ package final class TrainingRun {
     /// Everything that follows a step: its metrics line, and the evaluation, checkpoint, plot
     /// refresh and log line when they are due.
     func record(_ record: StepRecord) throws {
-        runDirectory.appendMetrics(record.json)
+        try runDirectory.appendMetrics(record.json)
         samples += record.samples
         pace.record(step: record.step, samples: record.samples, at: Double(DispatchTime.now().uptimeNanoseconds) / 1e9)
         recent.append(record)
         if recent.count > min(experiment.plan.stepsPerEpoch, total) { recent.removeFirst() }
         history.append(record)
         if let every = config.evaluation.everySteps, record.step % every == 0, record.step < total,
-           let (name, loss, accuracy) = evaluate() {
+           let (name, loss, accuracy) = try evaluate() {
             logger.info("\("step \(record.step): \(name) loss \(String(format: "%.6f", loss))" + (accuracy.map { " accuracy \(String(format: "%.4f", $0))" } ?? ""))")
         }
         let minutes = config.checkpoint.everyMinutes
@@ -168,13 +191,13 @@ package final class TrainingRun {
     /// Evaluates the current weights on the held-out set, if there is one: a metrics line, a
     /// point of the plot and a log line.
     @discardableResult
-    func evaluate() -> (name: String, loss: Double, accuracy: Double?)? {
+    func evaluate() throws -> (name: String, loss: Double, accuracy: Double?)? {
         guard let evaluation = experiment.evaluation else { return nil }
         logger.info("evaluating on \(evaluation.name) (\(evaluation.count) samples)")
         let report = onEvaluation.map { hook in { done, total in hook(evaluation.name, done, total) } }
         let (loss, accuracy) = trainer.evaluate(on: evaluation, progress: report)
         evaluations.append((trainer.step, loss, accuracy))
-        runDirectory.appendMetrics(.object([("step", .int(trainer.step)), ("eval_set", .string(evaluation.name)),
+        try runDirectory.appendMetrics(.object([("step", .int(trainer.step)), ("eval_set", .string(evaluation.name)),
                                             ("eval_loss", .number(loss))] + (accuracy.map { [("eval_accuracy", JSON.number($0))] } ?? [])))
         return (evaluation.name, loss, accuracy)
     }
@@ -205,7 +228,7 @@ package final class TrainingRun {
         ]
         if let trainAccuracy { summary.append(("train_accuracy", .number(trainAccuracy))) }
         var evaluationLine = ""
-        if config.evaluation.atEnd, let (name, loss, accuracy) = evaluate() {
+        if config.evaluation.atEnd, let (name, loss, accuracy) = try evaluate() {
             summary += [("eval_set", .string(name)), ("eval_loss", .number(loss))]
             if let accuracy { summary.append(("eval_accuracy", .number(accuracy))) }
             evaluationLine = "; \(name) loss \(String(format: "%.6f", loss))" + (accuracy.map { " accuracy \(String(format: "%.4f", $0))" } ?? "")
@@ -224,6 +247,12 @@ package final class TrainingRun {
         return Result(parameters: trainer.parameters, steps: trainer.step, finalLoss: history.last?.loss ?? .nan,
                       trainLoss: trainLoss, trainAccuracy: trainAccuracy, seconds: seconds, runDirectory: runDirectory.path)
     }
+}
+
+/// A run that cannot go on, said in a sentence (the CLI exits 1 with it).
+package struct TrainingFailure: Error, CustomStringConvertible {
+    package var message: String
+    package var description: String { message }
 }
 
 /// A run stopped by a signal at a step boundary, its state saved.

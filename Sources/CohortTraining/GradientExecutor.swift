@@ -5,6 +5,10 @@ import CohortTensor
 /// returns sums of whole nodes of the gradient tree, which the trainer completes.
 package protocol GradientExecutor {
     mutating func compute(_ task: StepTask, tree: GradientTree) throws -> [Range<Int>: GradientSum]
+    /// The same step again, carefully: called when the step's loss or gradient was not finite.
+    /// A distributed executor checks every block and recomputes a bad one elsewhere (a worker
+    /// that sent numbers an honest computation does not reproduce is dropped).
+    mutating func recompute(_ task: StepTask, tree: GradientTree) throws -> [Range<Int>: GradientSum]
     /// Called after `compute`, before the update: let go of the task's weights (a reference
     /// kept would make the update copy them first). The executor may also move `parameters`
     /// into memory of its own with the same values (the coordinator's shared weights file), so
@@ -17,6 +21,9 @@ package protocol GradientExecutor {
 }
 
 extension GradientExecutor {
+    package mutating func recompute(_ task: StepTask, tree: GradientTree) throws -> [Range<Int>: GradientSum] {
+        try compute(task, tree: tree)
+    }
     package mutating func exchangeMetrics() -> ExchangeMetrics? { nil }
     package mutating func summary(wallSeconds: Double) -> ExecutorSummary? { nil }
     package mutating func prepareUpdate(of parameters: inout [Tensor]) {}

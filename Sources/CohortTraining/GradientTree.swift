@@ -132,6 +132,11 @@ package struct GradientSum: TreeSummable, Sendable {
                            correct: left.correct + right.correct)
     }
 
+    /// Whether the loss and every gradient value are finite numbers.
+    package var isFinite: Bool {
+        lossSum.isFinite && gradients.allSatisfy { g in g.withUnsafeBufferPointer { $0.allSatisfy(\.isFinite) } }
+    }
+
     package mutating func accumulate(_ right: GradientSum) {
         precondition(gradients.count == right.gradients.count, "gradient lists differ in length")
         for i in gradients.indices { gradients[i].add(right.gradients[i]) }

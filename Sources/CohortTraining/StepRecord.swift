@@ -14,6 +14,8 @@ package struct StepRecord: Sendable {
     package var updateSeconds: Double = 0
     /// What a distributed executor reports (per-worker compute, bytes, broadcast).
     package var exchange: ExchangeMetrics?
+    /// The step's loss or gradient was not finite and `on_nonfinite: skip` left the weights.
+    package var skipped = false
 
     package init(step: Int, epoch: Int, loss: Double, accuracy: Double?, learningRate: Float, gradientNorm: Double,
                  clipped: Bool, samples: Int, seconds: Double, reduceSeconds: Double = 0, updateSeconds: Double = 0,

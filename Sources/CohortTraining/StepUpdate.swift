@@ -27,14 +27,22 @@ package struct StepUpdate: Sendable {
         package var clipped: Bool
     }
 
+    /// The step's loss and the global norm of its averaged gradient, before anything changes:
+    /// a non-finite one means the step must not be applied (see `Trainer`).
+    package func measure(_ sum: GradientSum, batchSize: Int) -> (loss: Double, norm: Double) {
+        let mean = reduction == .mean ? 1 / Double(batchSize) : 1
+        return (reduction == .mean ? sum.lossSum / Double(batchSize) : sum.lossSum, Self.globalNorm(sum.gradients) * mean)
+    }
+
     /// Turns the step's gradient sum into an update of `parameters`. `batchSize` is B, the number
-    /// of samples in the global batch.
-    package func apply(_ sum: consuming GradientSum, batchSize: Int, parameters: inout [Tensor],
+    /// of samples in the global batch; `norm` the gradient norm `measure` found (passed on, so
+    /// the gradients are read once for it).
+    package func apply(_ sum: consuming GradientSum, batchSize: Int, norm measured: Double? = nil, parameters: inout [Tensor],
                       optimizer: inout Optimizer) -> Report {
         // g = sum ÷ B (for the mean), then g ← τ/‖g‖ · g when ‖g‖ > τ. Both are one factor on the
         // sum, applied as the optimizer reads it.
         let mean = reduction == .mean ? 1 / Double(batchSize) : 1
-        let norm = Self.globalNorm(sum.gradients) * mean
+        let norm = measured ?? Self.globalNorm(sum.gradients) * mean
         var factor = mean
         var clipped = false
         if let clipNorm, norm > Double(clipNorm) {

@@ -14,6 +14,8 @@ package struct Trainer {
     package private(set) var parameters: [Tensor]
     package private(set) var optimizer: Optimizer
     package private(set) var step = 0
+    /// Steps skipped in a row for a loss or gradient that was not finite.
+    var nonFiniteInARow = 0
     private var permutation: (epoch: Int, order: [Int])?
 
     package init(setup: TrainingSetup) {
@@ -51,24 +53,34 @@ package struct Trainer {
         return StepTask(step: step, epoch: epoch, microBatches: micro, parameters: parameters)
     }
 
-    /// Runs one step through `executor`.
+    /// Runs one step through `executor`. A step whose loss or gradient is not finite is computed
+    /// again on the careful path (`GradientExecutor.recompute`: a worker may have sent bad
+    /// numbers, and every block is deterministic, so the same bits come back from an honest
+    /// one); if it is still not finite the run has diverged, and `setup.onNonFinite` says what
+    /// to do.
     package mutating func runStep<E: GradientExecutor>(with executor: inout E) throws -> StepRecord {
         let start = DispatchTime.now()
         var task = nextTask()
         let tree = GradientTree(leafCount: task.microBatches.count)
-        var blocks = try executor.compute(task, tree: tree)
+        let batchSize = task.microBatches.reduce(0) { $0 + $1.count }
+        var (sum, reduceSeconds) = try gradientSum(task, tree: tree, executor: &executor, careful: false)
+        var (loss, norm) = setup.update.measure(sum, batchSize: batchSize)
+        if !loss.isFinite || !norm.isFinite {
+            (sum, reduceSeconds) = try gradientSum(task, tree: tree, executor: &executor, careful: true)
+            (loss, norm) = setup.update.measure(sum, batchSize: batchSize)
+        }
         // The update below writes the weights in place only if nothing else holds them.
         task.parameters = []
+        guard loss.isFinite && norm.isFinite else {
+            return try skipNonFinite(sum, loss: loss, norm: norm, task: task, start: start, executor: &executor)
+        }
+        nonFiniteInARow = 0
         executor.prepareUpdate(of: &parameters)
-        let reduceStart = DispatchTime.now()
-        let sum = try tree.sum(tree.root, taking: &blocks) { k throws(MissingBlock) in throw MissingBlock(leaf: k) }
-        let reduceSeconds = seconds(since: reduceStart)
-        let batchSize = task.microBatches.reduce(0) { $0 + $1.count }
         let correct = sum.correct
         optimizer.learningRate = setup.optimizer.schedule.rate(base: setup.optimizer.learningRate, step: step,
                                                                totalSteps: setup.totalSteps)
         let updateStart = DispatchTime.now()
-        let report = setup.update.apply(sum, batchSize: batchSize, parameters: &parameters, optimizer: &optimizer)
+        let report = setup.update.apply(sum, batchSize: batchSize, norm: norm, parameters: &parameters, optimizer: &optimizer)
         let updateSeconds = seconds(since: updateStart)
         step += 1
         let accuracy = setup.loss.isClassification ? Double(correct) / Double(max(batchSize, 1)) : nil
@@ -76,6 +88,35 @@ package struct Trainer {
                           learningRate: optimizer.learningRate, gradientNorm: report.gradientNorm,
                           clipped: report.clipped, samples: batchSize, seconds: seconds(since: start),
                           reduceSeconds: reduceSeconds, updateSeconds: updateSeconds, exchange: executor.exchangeMetrics())
+    }
+
+    /// The step's gradient sum along the tree, from the executor's blocks, and the seconds the
+    /// coordinator spent adding them.
+    mutating func gradientSum<E: GradientExecutor>(_ task: StepTask, tree: GradientTree, executor: inout E,
+                                                   careful: Bool) throws -> (GradientSum, Double) {
+        var blocks = careful ? try executor.recompute(task, tree: tree) : try executor.compute(task, tree: tree)
+        let reduceStart = DispatchTime.now()
+        let sum = try tree.sum(tree.root, taking: &blocks) { k throws(MissingBlock) in throw MissingBlock(leaf: k) }
+        return (sum, seconds(since: reduceStart))
+    }
+
+    /// A diverged step: `stop` ends the run naming the step and the first tensor that is not
+    /// finite; `skip` leaves the weights as they were and goes on, as a loss scaler does, until
+    /// too many steps in a row were skipped.
+    mutating func skipNonFinite<E: GradientExecutor>(_ sum: GradientSum, loss: Double, norm: Double, task: StepTask,
+                                                     start: DispatchTime, executor: inout E) throws -> StepRecord {
+        nonFiniteInARow += 1
+        let tensor = zip(setup.model.parameterNames, sum.gradients).first { _, g in
+            !g.withUnsafeBufferPointer { $0.allSatisfy(\.isFinite) }
+        }?.0
+        let divergence = NonFiniteStep(step: step + 1, loss: loss, gradientNorm: norm, tensor: tensor, inARow: nonFiniteInARow)
+        guard case .skip(let maximum) = setup.onNonFinite, nonFiniteInARow <= maximum else { throw divergence }
+        step += 1
+        var record = StepRecord(step: step, epoch: task.epoch, loss: loss, accuracy: nil, learningRate: optimizer.learningRate,
+                                gradientNorm: norm, clipped: false, samples: sum.samples, seconds: seconds(since: start),
+                                exchange: executor.exchangeMetrics())
+        record.skipped = true
+        return record
     }
 
     /// Loss and accuracy of the current weights on a whole dataset, without recording a graph.
@@ -91,4 +132,20 @@ package struct Trainer {
 struct MissingBlock: Error, CustomStringConvertible {
     var leaf: Int
     var description: String { "no gradient arrived for micro-batch \(leaf)" }
+}
+
+/// A step whose loss or gradient was not finite even when computed again: the run diverged.
+package struct NonFiniteStep: Error, CustomStringConvertible {
+    package var step: Int
+    package var loss: Double
+    package var gradientNorm: Double
+    /// The first parameter whose gradient holds NaN or ±∞ (nil when only the loss does).
+    package var tensor: String?
+    package var inARow: Int
+
+    package var description: String {
+        let which = tensor.map { "; the first gradient that is not finite is \($0)'s" } ?? ""
+        let repeated = inARow > 1 ? " (\(inARow) steps in a row)" : ""
+        return "training diverged at step \(step)\(repeated): loss \(loss), gradient norm \(gradientNorm)\(which)"
+    }
 }

@@ -20,6 +20,8 @@ package struct TrainingSetup: Sendable {
     package var optimizer: OptimizerSetup
     /// ÷ B, clipping and the penalties, between the tree sum and the optimizer.
     package var update: StepUpdate
+    /// What a step whose loss or gradient is not finite does.
+    package var onNonFinite: NonFinitePolicy = .stop
 
     package init(spec: GradientSpec, model: Sequential, dataset: Dataset, initialParameters: [Tensor], plan: BatchPlan,
                  totalSteps: Int, seed: UInt64, optimizer: OptimizerSetup, update: StepUpdate) {
@@ -49,4 +51,11 @@ package struct OptimizerSetup: Sendable {
     package func make(parameters: [Tensor]) -> Optimizer {
         Optimizer(rule: rule, learningRate: learningRate, parameters: parameters)
     }
+}
+
+/// A diverged step (its loss or gradient not finite, even computed again) either stops the run,
+/// or is skipped, leaving the weights as they were, at most `maxInARow` times in a row.
+package enum NonFinitePolicy: Sendable, Equatable {
+    case stop
+    case skip(maxInARow: Int)
 }

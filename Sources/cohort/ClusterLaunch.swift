@@ -50,10 +50,12 @@ struct ClusterLaunch {
         threadsPerWorker = config.threadsPerWorker ?? max(1, cores / max(localWorkers, 1))
         minWorkers = config.minWorkers ?? Self.defaultMinWorkers
         startTimeout = config.startTimeout ?? Self.defaultStartTimeout
-        options = Coordinator.Options(endpoint: bind ?? Self.privateIPCEndpoint())
+        options = Coordinator.Options(endpoint: try bind ?? Endpoints.privateIPC())
         if let seconds = config.heartbeatTimeout { options.heartbeatTimeout = seconds }
         if let megabytes = config.maxMessageMB { options.maxMessageBytes = Int64(megabytes) << 20 }
         if let shared = config.sharedMemory { options.sharedMemory = shared }
+        if let floor = config.taskTimeout { options.taskDeadlineFloor = floor }
+        if let most = config.maxWorkers { options.maxWorkers = most }
         try readKeys(secret: flags.secretKey ?? config.secretKey, authorized: flags.authorizedKeys ?? config.authorizedKeys)
         if options.curve == nil, !Endpoints.isLoopback(options.endpoint), !(flags.insecure || config.insecure == true) {
             throw ValidationError("""
@@ -61,6 +63,8 @@ struct ClusterLaunch {
                 'cohort keygen' and give --secret-key and --authorized-keys, or say --insecure
                 """)
         }
+        // Plain tcp, even on loopback, is open to every local process: workers show a token.
+        if options.curve == nil && options.endpoint.hasPrefix("tcp://") { options.token = RunToken.make() }
     }
 
     /// CURVE needs both keys, or neither.
@@ -77,10 +81,6 @@ struct ClusterLaunch {
         }
     }
 
-    /// A socket in the temporary directory that only this run uses.
-    static func privateIPCEndpoint() -> String {
-        "ipc://\(NSTemporaryDirectory())cohort-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).ipc"
-    }
 }
 
 extension ClusterLaunch {
@@ -96,6 +96,8 @@ extension ClusterLaunch {
                 ("max_message_mb", node(config.maxMessageMB ?? Int(defaults.maxMessageBytes >> 20))),
                 ("start_timeout", node(config.startTimeout ?? defaultStartTimeout)),
                 ("shared_memory", node(config.sharedMemory ?? defaults.sharedMemory)),
+                ("task_timeout", node(config.taskTimeout ?? defaults.taskDeadlineFloor)),
+                ("max_workers", node(config.maxWorkers ?? defaults.maxWorkers)),
                 ("secret_key", node(config.secretKey)), ("authorized_keys", node(config.authorizedKeys)),
                 ("insecure", node(config.insecure ?? false))]
     }

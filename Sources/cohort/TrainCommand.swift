@@ -141,6 +141,13 @@ struct Train: ParsableCommand {
     /// says where external ones are awaited.
     static func startLocalWorkers(_ launch: ClusterLaunch, for coordinator: Coordinator, in directory: RunDirectory,
                                   logger: Logger) throws {
+        var environment: [String: String] = [:]
+        if let token = launch.options.token {
+            // Plain tcp: workers show the run's token. Other workers on this machine read it here.
+            try FileManager.default.createDirectory(atPath: "\(directory.path)/workers", withIntermediateDirectories: true)
+            try RunToken.write(token, to: "\(directory.path)/workers/token")
+            environment[RunToken.environmentKey] = token
+        }
         guard launch.localWorkers > 0 else {
             logger.info("waiting for \(launch.minWorkers) worker(s) at \(coordinator.endpoint)")
             return
@@ -155,7 +162,7 @@ struct Train: ParsableCommand {
         coordinator.localProcesses = try LocalWorkers(
             count: launch.localWorkers, executable: LocalWorkers.currentExecutable, endpoint: coordinator.endpoint,
             threads: launch.threadsPerWorker, dataConfig: "\(directory.path)/config.yaml", logDirectory: "\(directory.path)/workers",
-            extraArguments: keyArguments)
+            extraArguments: keyArguments, environment: environment)
         logger.info("started \(launch.localWorkers) local worker(s), \(launch.threadsPerWorker) thread(s) each, at \(coordinator.endpoint)")
     }
 }

@@ -42,6 +42,9 @@ struct WorkerCommand: ParsableCommand {
     @Option(help: ArgumentHelp("This worker's CURVE secret key (a .key_secret file whose .key the coordinator authorizes).", valueName: "file"))
     var secretKey: String?
 
+    @Option(help: ArgumentHelp("The run's token, for a coordinator bound to plain tcp: its RUN_DIR/workers/token (also COHORT_RUN_TOKEN).", valueName: "file"))
+    var tokenFile: String?
+
     @Option(help: ArgumentHelp("Least severe messages shown: \(LogSetup.levels) (default info; also COHORT_LOG_LEVEL).", valueName: "level"))
     var logLevel: String?
 
@@ -62,6 +65,11 @@ struct WorkerCommand: ParsableCommand {
                 throw ValidationError("\(error)")
             }
         }
+        do {
+            options.token = try tokenFile.map(RunToken.read) ?? ProcessInfo.processInfo.environment[RunToken.environmentKey]
+        } catch {
+            throw UsageError("\(error)")
+        }
         if let config {
             // The worker's own copy of the data: its config's `data` section says which.
             let experiment = try ExperimentConfig.load(path: config)
@@ -74,6 +82,9 @@ struct WorkerCommand: ParsableCommand {
         case .refused(let reason):
             stderrLine("cohort worker: the coordinator refused this worker: \(reason)")
             throw ExitCode(ExitStatus.usage)
+        case .failed(let reason):
+            stderrLine("cohort worker: cannot go on: \(reason)")
+            throw ExitCode(ExitStatus.runtimeFailure)
         case .coordinatorLost(let reason):
             stderrLine("cohort worker: \(reason); exiting")
             throw ExitCode(ExitStatus.runtimeFailure)

@@ -6,12 +6,14 @@ struct Hello: Sendable, Equatable {
     var fingerprints: [String]
     /// Host and boot id: equal to the coordinator's when both can share /dev/shm.
     var machineID: String = ""
+    /// The run's token, which a coordinator bound to plain tcp requires (see `RunToken`).
+    var token: String = ""
 
     func encode() -> [UInt8] {
         var w = WireWriter()
         w.int(threads); w.string(host); w.int(pid); w.u32(UInt32(fingerprints.count))
         for f in fingerprints { w.string(f) }
-        w.string(machineID)
+        w.string(machineID); w.string(token)
         return w.bytes
     }
 
@@ -22,7 +24,8 @@ struct Hello: Sendable, Equatable {
             guard n <= 64 else { throw ProtocolError("\(n) fingerprints") }
             var prints: [String] = []
             for _ in 0..<n { prints.append(try r.string(limit: 128)) }
-            return Hello(threads: threads, host: host, pid: pid, fingerprints: prints, machineID: try r.string(limit: 512))
+            return Hello(threads: threads, host: host, pid: pid, fingerprints: prints, machineID: try r.string(limit: 512),
+                         token: try r.string(limit: 256))
         }
     }
 }

@@ -39,3 +39,12 @@ struct ResultMessage: Sendable {
         }
     }
 }
+
+extension ResultMessage {
+    /// `decode`, with every failure a ProtocolError.
+    static func decodeChecked(_ m: Message) throws(ProtocolError) -> ResultMessage {
+        do { return try decode(m) } catch let error as ProtocolError { throw error } catch {
+            throw ProtocolError("\(error)")
+        }
+    }
+}

@@ -20,6 +20,10 @@ package struct ClusterConfig: Sendable {
     package var startTimeout: Double?
     /// Exchange weights and gradients with workers on this machine through /dev/shm.
     package var sharedMemory: Bool?
+    /// The least time a task may take before it goes to another worker (seconds).
+    package var taskTimeout: Double?
+    /// The most workers the run takes.
+    package var maxWorkers: Int?
     /// CURVE: the coordinator's .key_secret file and the workers' public keys (a .key file or
     /// a directory of them).
     package var secretKey: String?
@@ -44,6 +48,8 @@ extension ExperimentConfig {
             maxMessageMB: try node?.optional("max_message_mb")?.int(min: 1),
             startTimeout: try node?.optional("start_timeout")?.double(min: 0.1),
             sharedMemory: try node?.optional("shared_memory")?.bool(),
+            taskTimeout: try node?.optional("task_timeout")?.double(min: 0.1),
+            maxWorkers: try node?.optional("max_workers")?.int(min: 1, max: 4096),
             secretKey: try node?.optional("secret_key")?.string(),
             authorizedKeys: try node?.optional("authorized_keys")?.string(),
             insecure: try node?.optional("insecure")?.bool())

@@ -1,5 +1,6 @@
 import CohortNN
 import CohortTensor
+import CohortTraining
 
 /// `training:` — the loss, the batches, clipping and the penalties, how long to train.
 package struct TrainingConfig: Sendable {
@@ -16,6 +17,8 @@ package struct TrainingConfig: Sendable {
     package var shuffle: Bool
     package var dropLast: Bool
     var logEvery: Int
+    /// What a step whose loss or gradient is not finite does (`on_nonfinite`, `max_nonfinite_skips`).
+    package var onNonFinite: NonFinitePolicy
     /// Where batch_size was set, for errors that need the dataset size to detect.
     var batchSizeLocation: ConfigError
 }
@@ -45,9 +48,21 @@ extension ExperimentConfig {
         let shuffle = try node.optional("shuffle")?.bool() ?? true
         let dropLast = try node.optional("drop_last")?.bool() ?? false
         let logEvery = try node.optional("log_every")?.int(min: 1) ?? 10
+        let onNonFinite = try readNonFinitePolicy(node)
         return TrainingConfig(loss: loss, reduction: reduction, epochs: epochs, steps: steps, batchSize: batchSize,
                               microBatches: microBatches, clipNorm: clip.map(Float.init), clipValue: clipValue.map(Float.init),
                               regularization: regularization, shuffle: shuffle,
-                              dropLast: dropLast, logEvery: logEvery, batchSizeLocation: batchNode.error(""))
+                              dropLast: dropLast, logEvery: logEvery, onNonFinite: onNonFinite, batchSizeLocation: batchNode.error(""))
+    }
+
+    /// `on_nonfinite: stop` (the default) or `skip`, with `max_nonfinite_skips` (10) in a row.
+    static func readNonFinitePolicy(_ node: ConfigNode) throws(ConfigError) -> NonFinitePolicy {
+        let policy = try node.optional("on_nonfinite")?.string() ?? "stop"
+        let skips = try node.optional("max_nonfinite_skips")?.int(min: 1) ?? 10
+        switch policy {
+        case "stop": return .stop
+        case "skip": return .skip(maxInARow: skips)
+        default: throw try node.required("on_nonfinite").error("unknown value '\(policy)' (choose from stop, skip)")
+        }
     }
 }

@@ -36,6 +36,7 @@ extension ExperimentConfig {
     }
 
     package static func parse(_ text: String, file: String, overrides: [String] = []) throws(ConfigError) -> ExperimentConfig {
+        try ConfigLimits.checkText(text, file: file)
         var root: Node
         do {
             root = try Yams.compose(yaml: text) ?? Node.mapping([:])
@@ -44,6 +45,7 @@ extension ExperimentConfig {
         } catch {
             throw ConfigError(file: file, line: nil, column: nil, keyPath: "", message: "\(error)")
         }
+        try ConfigLimits.checkTree(root, file: file)
         var overridden: Set<String> = []
         for assignment in overrides {
             let (key, value) = try parseOverride(assignment)
@@ -69,9 +71,13 @@ extension ExperimentConfig {
             throw ConfigError(file: "--set", line: nil, column: nil, keyPath: assignment, message: "expected dotted.key=value")
         }
         let key = String(assignment[..<eq]), valueText = String(assignment[assignment.index(after: eq)...])
-        do { return (key, try Yams.compose(yaml: valueText) ?? Node("")) } catch {
+        try ConfigLimits.checkText(valueText, file: "--set \(key)")
+        let value: Node
+        do { value = try Yams.compose(yaml: valueText) ?? Node("") } catch {
             throw ConfigError(file: "--set", line: nil, column: nil, keyPath: key, message: "value '\(valueText)' is not valid YAML")
         }
+        try ConfigLimits.checkTree(value, file: "--set \(key)")
+        return (key, value)
     }
 
     static func setting(_ value: Node, at path: [String], in node: Node, fullKey: String) throws(ConfigError) -> Node {
