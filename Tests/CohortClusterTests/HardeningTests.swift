@@ -145,4 +145,95 @@ import ZeroMQ
         #expect(coordinator.terminationStatus == 1 && log.contains("crashed (signal 4)") && log.contains("worker-"), "\(log)")
         #expect(Date().timeIntervalSince(start) < 10)
     }
+
+    /// Random and mutated frames sent at a coordinator during a real run: dropped and counted,
+    /// never trusted; the run ends with the bytes of an undisturbed one.
+    @Test func fuzzedFramesChangeNothing() throws {
+        let dir = temporaryDirectory()
+        let settings = ["--set", "training.steps=150", "--set", "evaluation.at_end=false", "--set", "cluster.task_timeout=1"]
+        let reference = dir.appendingPathComponent("reference").path
+        #expect(try runCohort(["train", "configs/mnist-mlp.yaml", "--workers", "1", "--run-dir", reference, "--quiet"] + settings).status == 0)
+        let run = dir.appendingPathComponent("run").path
+        let endpoint = "ipc://\(dir.path)/c.ipc"
+        let coordinator = try startCohort(["train", "configs/mnist-mlp.yaml", "--workers", "1", "--bind", endpoint, "--run-dir", run] + settings,
+                                          log: dir.appendingPathComponent("log"))
+        _ = waitForSteps(run, 2)
+        let context = try ZMQContext()
+        var rng = SplitMix(state: 4)
+        let hello = Message.frames(kind: .hello, runID: 0, step: 0, body: Hello(threads: 1, host: "fuzz", pid: 1, fingerprints: []).encode())
+        let result = Message.frames(kind: .result, runID: 7, step: 3,
+                                    body: ResultMessage(taskID: 5, blocks: [.init(range: 0..<2, lossSum: 1, samples: 2, correct: 1)], computeSeconds: 0).encode())
+        func bytes(_ frame: OutgoingFrame) -> [UInt8] { if case .bytes(let b) = frame { return b }; return [] }
+        for peerIndex in 0..<6 {
+            // Several peers: each may be taken as a worker after a good-looking HELLO.
+            let peer = try ZMQSocket(context, .dealer)
+            try peer.connect(endpoint)
+            for i in 0..<400 {
+                let template = [hello, result][(peerIndex + i) % 2].map(bytes)
+                var frames = template.map { mutate($0, using: &rng) }
+                if i % 7 == 0 { frames = [Array((0..<Int.random(in: 0..<64, using: &rng)).map { _ in UInt8.random(in: 0...255, using: &rng) })] }
+                if i % 11 == 0 { frames.append(contentsOf: frames) }
+                try peer.send(frames.map { .bytes($0) })
+            }
+            peer.close()
+        }
+        coordinator.waitUntilExit()
+        let log = (try? String(contentsOf: dir.appendingPathComponent("log"), encoding: .utf8)) ?? ""
+        #expect(coordinator.terminationStatus == 0, "\(log)")
+        #expect(try tensorBytes("\(run)/final.safetensors") == tensorBytes("\(reference)/final.safetensors"))
+    }
+
+    /// The private ipc directory is the user's alone (0700), and sockets of dead coordinators go.
+    @Test func ipcSocketsLiveInAPrivateDirectory() throws {
+        let base = temporaryDirectory().path
+        let first = try Endpoints.privateIPC(base: base)
+        let directory = URL(fileURLWithPath: String(first.dropFirst(6))).deletingLastPathComponent().path
+        let mode = try FileManager.default.attributesOfItem(atPath: directory)[.posixPermissions] as? Int
+        #expect(mode == 0o700)
+        let stale = "\(directory)/2147483000-1.ipc"   // beyond any pid
+        FileManager.default.createFile(atPath: stale, contents: nil)
+        _ = try Endpoints.privateIPC(base: base)
+        #expect(!FileManager.default.fileExists(atPath: stale))
+    }
+
+    /// A coordinator on plain tcp takes only workers with the run's token; max_workers refuses
+    /// the rest; garbage is counted but logged only now and then.
+    @Test func tokensCapsAndQuietDrops() throws {
+        let dir = temporaryDirectory()
+        let run = dir.appendingPathComponent("run").path
+        let port = 30000 + Int(getpid() % 20000)
+        let endpoint = "tcp://127.0.0.1:\(port)"
+        let coordinator = try startCohort(["train", "configs/xor.yaml", "--workers", "1", "--bind", endpoint, "--run-dir", run,
+                                           "--set", "cluster.min_workers=2", "--set", "cluster.max_workers=2", "--set", "training.steps=300"],
+                                          log: dir.appendingPathComponent("log"))
+        let stranger = try runCohort(["worker", "--connect", endpoint, "--timeout", "20"])
+        #expect(stranger.status == 2 && stranger.stderr.contains("token"), "\(stranger.stderr)")
+        // Garbage while the run waits: counted, logged sparingly.
+        let context = try ZMQContext()
+        let peer = try ZMQSocket(context, .dealer)
+        try peer.connect(endpoint)
+        for i in 0..<2000 { try peer.send([.bytes([UInt8(i % 256), 1, 2, 3])]) }
+        _ = waitForFile("\(run)/workers/token")
+        let friend = try startCohort(["worker", "--connect", endpoint, "--token-file", "\(run)/workers/token", "--timeout", "20"],
+                                     log: dir.appendingPathComponent("friend.log"))
+        _ = waitForSteps(run, 5)
+        let third = try runCohort(["worker", "--connect", endpoint, "--token-file", "\(run)/workers/token", "--timeout", "20"])
+        #expect(third.status == 2 && third.stderr.contains("max_workers"), "\(third.stderr)")
+        coordinator.waitUntilExit(); friend.waitUntilExit()
+        peer.close()
+        let log = (try? String(contentsOf: dir.appendingPathComponent("log"), encoding: .utf8)) ?? ""
+        #expect(coordinator.terminationStatus == 0 && friend.terminationStatus == 0, "\(log)")
+        let summary = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(run)/summary.json"))) as! [String: Any]
+        #expect((summary["dropped_messages"] as? Int ?? 0) >= 2000)
+        #expect(log.split(separator: "\n").filter { $0.contains("dropped") }.count < 20, "\(log)")
+        let mode = try FileManager.default.attributesOfItem(atPath: "\(run)/workers/token")[.posixPermissions] as? Int
+        #expect(mode == 0o600)
+    }
+}
+
+/// Waits until a file exists (or 30 s pass).
+func waitForFile(_ path: String) -> Bool {
+    let deadline = Date().addingTimeInterval(30)
+    while !FileManager.default.fileExists(atPath: path) && Date() < deadline { usleep(10_000) }
+    return FileManager.default.fileExists(atPath: path)
 }
