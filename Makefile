@@ -4,22 +4,32 @@
 SWIFT      ?= swift
 CONFIG     ?= configs/quickstart.yaml
 APT_DEPS   := libopenblas-dev libzmq3-dev zlib1g-dev pkg-config
+# What the tests start for real: an OpenSSH server for the ssh launcher, Slurm and munge for the
+# Slurm launcher, iproute2 for network namespaces.
+TEST_DEPS  := openssh-server openssh-client slurmctld slurmd slurm-client munge iproute2
 # Tests run on release builds: numeric code is 10-50x slower in debug.
 TEST_FLAGS := -c release -Xswiftc -enable-testing
 
-.PHONY: all deps build run test test-mnist bench clean
+.PHONY: all deps test-deps install build run test test-mnist bench clean
 
 all: build
 
 deps:
+	@$(MAKE) --no-print-directory install PACKAGES="$(APT_DEPS)"
+	@command -v $(SWIFT) >/dev/null || { echo "Swift 6 is required: https://www.swift.org/install/linux/"; exit 1; }
+
+test-deps:
+	@$(MAKE) --no-print-directory install PACKAGES="$(TEST_DEPS)"
+
+# Installs the Debian packages of PACKAGES that are missing (through sudo when not root).
+install:
 	@missing=""; \
-	for p in $(APT_DEPS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	for p in $(PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  sudo=""; [ "$$(id -u)" -ne 0 ] && sudo=sudo; \
 	  echo "installing:$$missing"; \
-	  $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq $$missing; \
+	  $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
-	@command -v $(SWIFT) >/dev/null || { echo "Swift 6 is required: https://www.swift.org/install/linux/"; exit 1; }
 
 build: deps
 	$(SWIFT) build -c release --product cohort
@@ -29,7 +39,7 @@ run: build
 
 PYTHON ?= python3
 
-test: deps
+test: deps test-deps
 	$(SWIFT) build $(TEST_FLAGS) --build-tests
 	$(SWIFT) test $(TEST_FLAGS) --skip-build
 	@# Checkpoints must load in Python without PyTorch: safetensors and numpy from PyPI.

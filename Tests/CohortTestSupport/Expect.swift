@@ -42,6 +42,7 @@ public var childEnvironment: [String: String] {
 
 public struct TestSetupError: Error, CustomStringConvertible {
     public var description: String
+    public init(description: String) { self.description = description }
 }
 
 /// A fresh empty directory under the system's temporary directory.
