@@ -48,6 +48,9 @@ struct Train: ParsableCommand {
 
     @OptionGroup var cluster: ClusterFlags
 
+    @Option(help: "Under Slurm: the coordinator's port (default: 20000 + the job id mod 30000).")
+    var port: Int?
+
     @Flag(help: "No progress bar and no step lines: print only warnings and errors.")
     var quiet = false
 
@@ -63,11 +66,26 @@ struct Train: ParsableCommand {
         let configPath = resume.map { "\($0)/config.yaml" } ?? config!
         let config = try ExperimentConfig.load(path: configPath, overrides: overrides)
         let experiment = try Experiment(config: config)
+        let slurm = SlurmTask.current()
+        if let slurm, slurm.procID > 0 { return try runSlurmWorker(slurm, config: config, experiment: experiment) }
         let checkpoint = try resume.map { try Self.newestCheckpoint(in: $0, of: experiment) }
         let cores = ProcessInfo.processInfo.activeProcessorCount
-        let launch = try ClusterLaunch(flags: cluster, config: config.cluster, cores: cores)
-        let directory = try checkpoint.map { try RunDirectory(resuming: resume!, atStep: $0.step, resolvedConfig: config.resolvedYAML) }
+        var flags = cluster, clusterConfig = config.cluster
+        var directory: RunDirectory?
+        if let slurm {
+            // The coordinator of a Slurm job: its run directory first, for the job's keys.
+            directory = try RunDirectory(explicit: runDir ?? slurmRunDirectory(config, slurm), name: config.name, resolvedConfig: config.resolvedYAML)
+            try slurmCoordinator(slurm, runDirectory: directory!.path, flags: &flags, config: &clusterConfig)
+        }
+        let launch = try ClusterLaunch(flags: flags, config: clusterConfig, cores: slurm?.cores ?? cores)
+        let run = try directory ?? checkpoint.map { try RunDirectory(resuming: resume!, atStep: $0.step, resolvedConfig: config.resolvedYAML) }
             ?? RunDirectory(explicit: runDir, name: config.name, resolvedConfig: config.resolvedYAML)
+        try train(experiment, launch: launch, in: run, from: checkpoint, cores: cores)
+    }
+
+    /// Trains with the launch's coordinator and workers (or in this process, when no step is
+    /// left), with the progress bar on a terminal and Ctrl-C stopping at a step boundary.
+    func train(_ experiment: Experiment, launch: ClusterLaunch, in directory: RunDirectory, from checkpoint: Checkpoint?, cores: Int) throws {
         let bar = !quiet && ProgressBar.isTerminal ? ProgressBar(stepsPerEpoch: experiment.plan.stepsPerEpoch) : nil
         // On a terminal the bar shows the steps; other lines go above it.
         LogOutput.shared.attach(bar)

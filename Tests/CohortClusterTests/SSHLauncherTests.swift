@@ -74,7 +74,7 @@ final class SSHServer {
         return status
     }
 
-    static func spawn(_ tool: String, _ arguments: [String]) throws -> pid_t {
+    static func spawn(_ tool: String, _ arguments: [String], environment: [String: String]? = nil) throws -> pid_t {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
@@ -82,7 +82,18 @@ final class SSHServer {
         var argv: [UnsafeMutablePointer<CChar>?] = ([tool] + arguments).map { strdup($0) } + [nil]
         defer { for p in argv { free(p) } }
         var pid: pid_t = 0
-        guard posix_spawn(&pid, tool, &actions, nil, &argv, environ) == 0 else { throw TestSetupError(description: "cannot start \(tool)") }
+        var envp: [UnsafeMutablePointer<CChar>?] = (environment ?? ProcessInfo.processInfo.environment).map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer { for p in envp { free(p) } }
+        // The test's threads may block signals, and a child inherits the mask: slurmd then
+        // never sees the SIGTERM that stops it. Start every daemon with none blocked.
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var none = sigset_t()
+        sigemptyset(&none)
+        posix_spawnattr_setsigmask(&attributes, &none)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK))
+        guard posix_spawn(&pid, tool, &actions, &attributes, &argv, &envp) == 0 else { throw TestSetupError(description: "cannot start \(tool)") }
         return pid
     }
 }
