@@ -2,6 +2,8 @@
 # Rehearse a three-machine run on one machine: three network namespaces (coordinator and two
 # workers) joined by veth links, the coordinator binding tcp on its own address and each worker
 # connecting across its link, encrypted and authenticated with CURVE keys made for the rehearsal.
+# Each namespace stands for a machine of its own: weights and gradients cross the links as
+# frames, as between real machines (shared memory is only for workers in the same namespace).
 #
 # Usage (root, iproute2): cluster/netns-demo.sh CONFIG RUN_DIR [extra cohort train options]
 # Exit codes: 0 trained, 1 failed, 3 namespaces unavailable here (not root, no iproute2, ...).

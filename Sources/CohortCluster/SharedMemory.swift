@@ -85,9 +85,12 @@ final class SharedMemory: @unchecked Sendable {
     }
 
     /// Identifies this machine (and boot), so coordinator and worker can tell they share /dev/shm.
+    /// The network namespace is part of it: a namespace with links of its own stands for another
+    /// machine (the rehearsal and the LAN bench), so its tensors cross those links as frames.
     static var machineID: String {
         let boot = (try? String(contentsOfFile: "/proc/sys/kernel/random/boot_id", encoding: .utf8))?
             .trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
-        return boot.isEmpty ? "" : "\(ProcessInfo.processInfo.hostName)/\(boot)"
+        let network = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/ns/net")) ?? ""
+        return boot.isEmpty ? "" : "\(ProcessInfo.processInfo.hostName)/\(boot)/\(network)"
     }
 }

@@ -203,12 +203,17 @@ import Testing
     }
 
     /// Three network namespaces joined by veth links: coordinator and two workers talk tcp
-    /// across them. Needs root and iproute2; skipped elsewhere with the reason printed.
+    /// across them with CURVE. A namespace stands for another machine, so weights and gradients
+    /// cross the links as frames (not /dev/shm): every step's bytes on the coordinator's side are
+    /// at least the model's size for each worker, and the weights are those of a local ipc run.
+    /// Needs root and iproute2; skipped elsewhere with the reason printed.
     @Test func trainingAcrossNetworkNamespaces() throws {
-        let run = temporaryDirectory().appendingPathComponent("run").path
+        let dir = temporaryDirectory()
+        let run = dir.appendingPathComponent("run").path
+        let settings = ["--quiet", "--set", "training.epochs=2"]
         let process = Process()
         process.executableURL = packageRoot.appendingPathComponent("cluster/netns-demo.sh")
-        process.arguments = ["configs/quickstart.yaml", run, "--quiet", "--set", "training.epochs=2"]
+        process.arguments = ["configs/quickstart.yaml", run] + settings
         process.currentDirectoryURL = packageRoot
         try process.run()
         process.waitUntilExit()
@@ -219,6 +224,21 @@ import Testing
         #expect(process.terminationStatus == 0)
         let summary = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(run)/summary.json"))) as! [String: Any]
         #expect((summary["workers"] as! [Any]).count == 2 && summary["steps"] as? Int == 64)
+        // quickstart: 2-64-64-2, 4,482 fp32 parameters.
+        let modelBytes = 4_482 * 4
+        let steps = try String(contentsOfFile: "\(run)/metrics.jsonl", encoding: .utf8).split(separator: "\n").map {
+            try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any]
+        }
+        #expect(steps.count == 64)
+        for step in steps {
+            // The first step's weights went out with WELCOME; later ones go out with the tasks.
+            let sent = step["bytes_sent"] as? Int ?? 0, received = step["bytes_received"] as? Int ?? 0
+            let first = step["step"] as? Int == 1
+            #expect((first || sent >= 2 * modelBytes) && received >= 2 * modelBytes, "step \(step["step"] ?? "?"): \(sent) bytes sent, \(received) received")
+        }
+        let local = dir.appendingPathComponent("local").path
+        #expect(try runCohort(["train", "configs/quickstart.yaml", "--workers", "2", "--run-dir", local] + settings).status == 0)
+        #expect(try tensorBytes("\(run)/final.safetensors") == tensorBytes("\(local)/final.safetensors"))
     }
 
     @Test func launcherReadsHostsFiles() throws {
