@@ -7,14 +7,32 @@ against PyTorch's on the same machine at the same moment:
     python3 bench/pytorch_reference.py            # LeNet and LSTM, batch 128, 2 threads
     python3 bench/pytorch_reference.py 2 lenet    # threads, then the models to run
 
+    python3 bench/pytorch_reference.py lan        # DDP (gloo) on the simulated LAN of bench/lan.sh
+
+The LAN table is DDP with one rank per host on 1, 2 and 4 hosts joined by 1 Gbit/s links (needs
+root): the setup of `cohort-bench lan`, which runs this script itself, alternating with Cohort.
 It prints JSON lines like cohort-bench. It needs torch (CPU build) and is not part of `make test`.
 """
+import argparse
+import importlib.util
 import json
+import os
+import statistics
+import subprocess
 import sys
 import time
 
+if importlib.util.find_spec("torch") is None:
+    print("pytorch_reference.py: torch is not installed (pip install torch)", file=sys.stderr)
+    sys.exit(4)
+
 import torch
 from torch import nn
+
+
+def mlp():
+    # configs/mnist-mlp.yaml: 784-512-10.
+    return nn.Sequential(nn.Flatten(), nn.Linear(784, 512), nn.ReLU(), nn.Linear(512, 10))
 
 
 def lenet():
@@ -76,5 +94,94 @@ def main():
                           "samples_per_s": round(128 / seconds, 1)}), flush=True)
 
 
+def link_bytes():
+    # This network namespace's eth0 (ip netns exec mounts its own /sys).
+    def read(name):
+        with open(f"/sys/class/net/eth0/statistics/{name}") as f:
+            return int(f.read())
+    return read("tx_bytes"), read("rx_bytes")
+
+
+def lan_rank(argv):
+    """One DDP rank on one simulated host: `batch / world` samples per step, as Cohort's global batch."""
+    import torch.distributed as dist
+    from datetime import timedelta
+    from torch.nn.parallel import DistributedDataParallel
+
+    p = argparse.ArgumentParser()
+    p.add_argument("--model", default="mnist-mlp")
+    p.add_argument("--batch", type=int, default=512)
+    p.add_argument("--steps", type=int, default=150)
+    p.add_argument("--threads", type=int, default=1)
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    dist.init_process_group("gloo", timeout=timedelta(seconds=60))
+    rank, world = dist.get_rank(), dist.get_world_size()
+    torch.manual_seed(0)
+    model = DistributedDataParallel(mlp() if args.model == "mnist-mlp" else lenet())
+    per_rank = args.batch // world
+    x, y = torch.rand(per_rank, 1, 28, 28), torch.randint(0, 10, (per_rank,))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True)
+    loss_fn = nn.CrossEntropyLoss()
+    times = []
+    for step in range(args.steps + 10):
+        if step == 10:
+            start_bytes = link_bytes()
+        start = time.perf_counter()
+        opt.zero_grad(set_to_none=True)
+        loss_fn(model(x), y).backward()
+        opt.step()
+        times.append(time.perf_counter() - start)
+    sent, received = (b - a for a, b in zip(start_bytes, link_bytes()))
+    dist.barrier()
+    if rank == 0:
+        step = statistics.median(times[10:])
+        print(json.dumps({"bench": "lan_ddp", "config": args.model, "torch": torch.__version__, "hosts": world,
+                          "threads_per_host": args.threads, "batch": args.batch, "step_ms": round(step * 1e3, 3),
+                          "samples_per_s": round(args.batch / step, 1),
+                          "link_sent_per_step": sent / args.steps, "link_received_per_step": received / args.steps}), flush=True)
+    dist.destroy_process_group()
+
+
+def lan(argv):
+    """DDP on bench/lan.sh's hosts: rank i on host i+1, rank 0 at 10.79.0.1 (the coordinator's host)."""
+    p = argparse.ArgumentParser(prog="pytorch_reference.py lan")
+    p.add_argument("--network", help="hosts already made by bench/lan.sh up NAME N (else made here)")
+    p.add_argument("--hosts", default="1,2,4", help="comma-separated host counts")
+    p.add_argument("--threads", type=int, help="threads per rank (default: cores / hosts, at least 1)")
+    p.add_argument("--model", default="mnist-mlp", choices=["mnist-mlp", "mnist-lenet"])
+    p.add_argument("--batch", type=int, help="global batch (default 512 for the MLP, 256 for LeNet)")
+    p.add_argument("--steps", type=int, default=150)
+    args = p.parse_args(argv)
+    here = os.path.dirname(os.path.abspath(__file__))
+    batch = args.batch or (512 if args.model == "mnist-mlp" else 256)
+    for hosts in [int(h) for h in args.hosts.split(",")]:
+        name = args.network or f"pt{os.getpid() % 100000}"
+        if not args.network:
+            status = subprocess.call(["bash", os.path.join(here, "lan.sh"), "up", name, str(hosts)])
+            if status != 0:
+                sys.exit(3 if status == 3 else 1)
+        threads = args.threads or max(1, (os.cpu_count() or 1) // hosts)
+        try:
+            ranks = []
+            for rank in range(hosts):
+                env = dict(os.environ, GLOO_SOCKET_IFNAME="eth0", TORCH_CPP_LOG_LEVEL="ERROR", MASTER_ADDR="10.79.0.1", MASTER_PORT="29500",
+                           RANK=str(rank), WORLD_SIZE=str(hosts))
+                ranks.append(subprocess.Popen(["ip", "netns", "exec", f"{name}-h{rank + 1}", sys.executable, __file__, "lan-rank",
+                                               "--model", args.model, "--batch", str(batch), "--steps", str(args.steps),
+                                               "--threads", str(threads)], env=env))
+            failed = [r for r in ranks if r.wait(timeout=600) != 0]
+            if failed:
+                sys.exit(1)
+        finally:
+            if not args.network:
+                subprocess.call(["bash", os.path.join(here, "lan.sh"), "down", name])
+
+
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:2] == ["lan"]:
+        lan(sys.argv[2:])
+    elif sys.argv[1:2] == ["lan-rank"]:
+        lan_rank(sys.argv[2:])
+    else:
+        main()

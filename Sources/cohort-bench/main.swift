@@ -316,3 +316,5 @@ func defaultThreadsBench(trials: Int = 5) {
 }
 
 defaultThreadsBench()
+
+lanBench()
