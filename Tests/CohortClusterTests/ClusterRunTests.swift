@@ -93,6 +93,35 @@ import Testing
         #expect(workers.contains { $0["samples_sent_with_tasks"] as? Bool == true })
     }
 
+    /// A worker that joins mid-run gets work from the next step on, and the weights are those of
+    /// a run with one worker throughout (cluster.min_workers=1 starts training without it).
+    @Test func aWorkerJoiningMidRunGetsWorkFromTheNextStep() throws {
+        let dir = temporaryDirectory()
+        let settings = ["--set", "training.steps=300", "--set", "cluster.threads_per_worker=1", "--set", "cluster.min_workers=1"]
+        let reference = dir.appendingPathComponent("reference").path
+        #expect(try runCohort(["train", "configs/mnist-mlp.yaml", "--workers", "1", "--run-dir", reference, "--quiet"] + settings).status == 0)
+        let run = dir.appendingPathComponent("joined").path
+        let (coordinator, endpoint) = try startExternalRun(dir, run: run, settings: settings)
+        let first = try startCohort(["worker", "--connect", endpoint, "--config", "configs/mnist-mlp.yaml", "--timeout", "20"],
+                                    log: dir.appendingPathComponent("first.log"))
+        let stepsAtJoin = waitForSteps(run, 20)
+        let second = try startCohort(["worker", "--connect", endpoint, "--timeout", "20"], log: dir.appendingPathComponent("second.log"))
+        coordinator.waitUntilExit()
+        first.waitUntilExit()
+        second.waitUntilExit()
+        let log = (try? String(contentsOf: dir.appendingPathComponent("coordinator.log"), encoding: .utf8)) ?? ""
+        #expect(coordinator.terminationStatus == 0, "\(log)")
+        let steps = try String(contentsOfFile: "\(run)/metrics.jsonl", encoding: .utf8).split(separator: "\n").map {
+            try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any]
+        }
+        let live = steps.map { $0["live_workers"] as? Int ?? 0 }
+        let joined = try #require(live.firstIndex(of: 2), "the second worker never counted as live")
+        #expect(joined >= stepsAtJoin - 1 && joined < 299, "joined at step \(joined + 1), started after step \(stepsAtJoin)")
+        let next = steps[joined + 1]["workers"] as? [[String: Any]] ?? []
+        #expect(next.contains { $0["id"] as? Int == 2 && ($0["compute_s"] as? Double ?? 0) > 0 }, "step \(joined + 2): \(next)")
+        #expect(try tensorBytes("\(run)/final.safetensors") == tensorBytes("\(reference)/final.safetensors"))
+    }
+
     /// A worker paused (SIGSTOP) past the heartbeat timeout is declared dead, its work moves on,
     /// and when it wakes up it is taken back; the weights are still those of an undisturbed run.
     @Test func aPausedWorkerIsTakenBack() throws {
