@@ -54,7 +54,7 @@ let package = Package(
         ),
         // The git commit a build comes from, for cohort --version.
         .plugin(name: "BuildStamp", capability: .buildTool()),
-        .executableTarget(name: "cohort-bench", dependencies: ["CBLAS", "CohortTensor", "CohortNN", "CohortData", "CohortTraining", "CohortExperiment"]),
+        .executableTarget(name: "cohort-bench", dependencies: ["CBLAS", "CohortTensor", "CohortNN", "CohortData", "CohortTraining", "CohortExperiment", "CohortCluster"]),
         // Helpers shared by the test targets (finite-difference checks, paths to data).
         .target(name: "CohortTestSupport", dependencies: ["CohortTensor"], path: "Tests/CohortTestSupport"),
         .testTarget(name: "CohortTensorTests", dependencies: ["CohortTensor", "CohortTestSupport"]),

@@ -5,8 +5,16 @@ import ZeroMQ
 /// (silence, a failed send, their process exiting) and come back; CURVE refusals are reported.
 extension Coordinator {
     /// Waits until `minimum` workers have joined, answering HELLOs.
+    /// With `cluster.blas_kernel: auto`, the workers there at start decide the kernel family;
+    /// those that loaded another one restart with it and are waited for again.
     package func waitForWorkers(_ minimum: Int, timeout: Double) throws {
         let deadline = Date().addingTimeInterval(timeout)
+        repeat {
+            try waitForLiveWorkers(minimum, until: deadline, timeout: timeout)
+        } while try settleBLASFamily()
+    }
+
+    func waitForLiveWorkers(_ minimum: Int, until deadline: Date, timeout: Double) throws {
         while liveWorkerCount < minimum {
             guard Date() < deadline else {
                 throw ClusterError("only \(liveWorkerCount) of \(minimum) workers joined within \(Int(timeout)) s at \(endpoint)")
@@ -27,6 +35,10 @@ extension Coordinator {
             return
         }
         let hello = try Hello.decode(message)
+        if let family = blasFamily, let answer = blasAnswer(to: hello, family: family) {
+            try send(to: identity, .shutdown, step: 0, body: answer.encode())
+            return
+        }
         if let refusal = admission(of: hello) {
             logger.warning("refused a worker from \(hello.host) pid \(hello.pid): \(refusal)")
             try send(to: identity, .shutdown, step: 0, body: ShutdownMessage(reason: refusal, refused: true).encode())
@@ -36,7 +48,7 @@ extension Coordinator {
         let worker = WorkerState(id: nextWorkerID, identity: identity, hello: hello, sendsSamples: !sameData)
         nextWorkerID += 1
         workers[worker.id] = worker
-        var welcome = Welcome(workerID: worker.id, spec: setup.spec, seed: setup.seed,
+        var welcome = Welcome(workerID: worker.id, blasFamily: blasFamily ?? "", spec: setup.spec, seed: setup.seed,
                               datasetFingerprint: setup.dataset.fingerprint, sendsSamples: !sameData,
                               weightsVersion: weightsVersion, shapes: shapes)
         if options.sharedMemory && !machineID.isEmpty && hello.machineID == machineID {
@@ -199,8 +211,25 @@ extension Coordinator {
         // Dead ones too: a worker taken for dead may only have been paused, and would otherwise
         // wait for its own timeout.
         for worker in workers.values {
-            _ = try? send(to: worker.identity, .shutdown, step: 0, body: ShutdownMessage(reason: reason, refused: false).encode())
+            do { try send(to: worker.identity, .shutdown, step: 0, body: ShutdownMessage(reason: reason, refused: false).encode()) } catch {
+                logger.debug("no SHUTDOWN for worker \(worker.id): \(error)")
+            }
         }
         localProcesses?.waitForExit(timeout: 5)
+        waitUntilWorkersLeave(timeout: 2)
+        close()
+    }
+
+    /// A worker reads its SHUTDOWN only if the connection outlives it: with ZMQ_IMMEDIATE,
+    /// libzmq discards what a closed connection left unread, and the worker would wait for its
+    /// own timeout. Each worker leaves once it has read it; a send to it then fails
+    /// (EHOSTUNREACH, as the socket is ROUTER_MANDATORY).
+    func waitUntilWorkersLeave(timeout: Double) {
+        let deadline = Date().addingTimeInterval(timeout)
+        var staying = liveWorkers
+        while !staying.isEmpty && Date() < deadline {
+            usleep(10_000)
+            staying = staying.filter { (try? send(to: $0.identity, .heartbeat, step: 0, body: [])) != nil }
+        }
     }
 }

@@ -37,6 +37,8 @@ package final class Coordinator: GradientExecutor {
         package var token: String?
         /// Workers taken at most; further HELLOs are refused.
         package var maxWorkers = 64
+        /// The OpenBLAS kernel family of every worker (BLASFamily); nil chooses it at start.
+        package var blasKernel: BLASFamily?
         package init(endpoint: String) { self.endpoint = endpoint }
     }
 
@@ -114,6 +116,11 @@ package final class Coordinator: GradientExecutor {
     var careful = false
     /// Micro-batches the coordinator computes itself, to check a worker's block.
     lazy var ownLeaves = LeafThreads(count: 1)
+    /// The run's OpenBLAS kernel family (a BLASFamily name): pinned, or chosen at start.
+    package var blasFamily: String?
+    /// Shared memory of workers sent away to restart with that family: kept until the run ends,
+    /// as their WELCOME may still be read.
+    var retiredSharedMemory: [SharedMemory] = []
 
     package init(setup: TrainingSetup, options: Options, logger: Logger) throws {
         self.setup = setup
@@ -141,12 +148,19 @@ package final class Coordinator: GradientExecutor {
         parameters = setup.initialParameters
         shapes = parameters.map(\.shape)
         parameterFloats = parameters.reduce(0) { $0 + $1.count }
+        blasFamily = options.blasKernel?.rawValue
     }
 
-    deinit {
+    deinit { close() }
+
+    /// Closes the sockets and waits (up to their linger, 1 s) until what they queued has gone
+    /// out: a SHUTDOWN queued just before the process exits would otherwise never leave, and
+    /// its worker would wait for its own timeout.
+    package func close() {
         monitor?.close()
         socket.close()
         authenticator?.stop()
+        context.terminate()
     }
 
     var liveWorkers: [WorkerState] { workers.values.filter(\.alive).sorted { $0.id < $1.id } }

@@ -41,6 +41,8 @@ package final class Worker {
         case coordinatorLost(String)
         /// This worker cannot go on (a sample its model cannot take); the coordinator was told.
         case failed(String)
+        /// The run computes with another OpenBLAS kernel family: restart with it (BLASMachine.reexec).
+        case rejoinWithBLAS(String)
     }
 
     let options: Options
@@ -120,7 +122,11 @@ package final class Worker {
                 drop("malformed message: \(error)")
                 continue
             }
-            if let exit = try handle(message, socket: socket) { return exit }
+            do {
+                if let exit = try handle(message, socket: socket) { return exit }
+            } catch let error as ZMQError where error.isTimeout {
+                return lastWords(socket, error: error)
+            }
             if let failure {
                 // The same samples would fail on any worker: say so, and let the coordinator stop.
                 try send(socket, .failure, step: 0, body: FailureMessage(reason: failure).encode())
@@ -129,13 +135,28 @@ package final class Worker {
         }
     }
 
+    /// A send to the coordinator failed: at the end of a run it has sent SHUTDOWN and closed
+    /// its socket, and the SHUTDOWN is waiting here; otherwise it is gone.
+    func lastWords(_ socket: ZMQSocket, error: ZMQError) -> Exit {
+        let deadline = Date().addingTimeInterval(1)
+        while Date() < deadline, let frames = try? socket.receive(timeout: 0.1) {
+            if let message = try? Message.parse(frames[...]), message.header.kind == .shutdown {
+                let reason = (try? ShutdownMessage.decode(message))?.reason ?? ""
+                logger.info("shutdown: \(reason)")
+                return .shutdown
+            }
+        }
+        return .coordinatorLost("cannot send to the coordinator at \(options.endpoint) (\(error))")
+    }
+
     /// Says HELLO until a connection takes it. With ZMQ_IMMEDIATE the message waits for a
     /// completed handshake, so a coordinator that never answers, or one that wants CURVE from a
     /// plain worker, ends in a clear message instead of a send blocked for ever.
     func sayHello(_ socket: ZMQSocket, monitor: ZMQMonitor) throws -> Exit? {
+        let blas = BLASMachine.current
         let hello = Hello(threads: options.threads, host: ProcessInfo.processInfo.hostName, pid: Int(getpid()),
                           fingerprints: localData.map { [$0.fingerprint] } ?? [], machineID: SharedMemory.machineID,
-                          token: options.token ?? "")
+                          token: options.token ?? "", blasLoaded: blas.loaded, blasRunnable: blas.runnable)
         let deadline = Date().addingTimeInterval(options.coordinatorTimeout)
         var handshakeFailed = false
         try socket.setSendTimeout(0.25)
@@ -173,14 +194,17 @@ package final class Worker {
 
     var droppedMessages: Int { dropLog.total }
 
-    func send(_ socket: ZMQSocket, _ kind: MessageKind, step: UInt64, body: [UInt8], tensors: [OutgoingFrame] = []) throws {
-        try socket.send(Message.frames(kind: kind, runID: runID ?? 0, step: step, body: body, tensors: tensors))
+    func send(_ socket: ZMQSocket, _ kind: MessageKind, step: UInt64, body: [UInt8], tensors: [OutgoingFrame] = [],
+              wait: Bool = true) throws {
+        try socket.send(Message.frames(kind: kind, runID: runID ?? 0, step: step, body: body, tensors: tensors), wait: wait)
         lastSent = Date()
     }
 
     func heartbeatIfDue(_ socket: ZMQSocket) throws {
         guard runID != nil, Date().timeIntervalSince(lastSent) >= options.heartbeatInterval else { return }
-        try send(socket, .heartbeat, step: 0, body: [])
+        // Never waits: a heartbeat that cannot go out now is skipped (the coordinator may have
+        // just closed after its SHUTDOWN, which is waiting to be read); silence is what counts.
+        do { try send(socket, .heartbeat, step: 0, body: [], wait: false) } catch let error as ZMQError where error.isTimeout {}
     }
 
     /// Handles one message; returns an exit when the worker should stop.
@@ -189,6 +213,10 @@ package final class Worker {
         if header.kind == .shutdown {
             let shutdown = try? ShutdownMessage.decode(message)
             if shutdown?.refused == true { return .refused(shutdown?.reason ?? "refused") }
+            if let family = shutdown?.rejoinWithBLAS, !family.isEmpty {
+                logger.info("the run computes with the \(family) BLAS kernels: restarting with them")
+                return .rejoinWithBLAS(family)
+            }
             logger.info("shutdown: \(shutdown?.reason ?? "")")
             return .shutdown
         }
@@ -251,6 +279,7 @@ package final class Worker {
             failure = "its own data (\(data.name)) sample \(sample): \(problem)"
         }
         let text = "welcome: worker \(w.workerID), run \(message.header.runID), \(parameters.count) parameter tensors, " +
+            (w.blasFamily.isEmpty ? "" : "\(w.blasFamily) BLAS kernels, ") +
             (usesLocalData ? "local data" : "samples sent with each task") + (sharedResults != nil ? ", shared memory" : "")
         logger.info("\(text)")
     }

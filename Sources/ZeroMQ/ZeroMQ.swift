@@ -19,6 +19,7 @@ package struct ZMQError: Error, CustomStringConvertible, Sendable {
 /// socket is closed and released (zmq_ctx_term would block while one is open).
 package final class ZMQContext: @unchecked Sendable {
     let handle: UnsafeMutableRawPointer
+    private var terminated = false
 
     /// `ioThreads`: libzmq's background I/O threads (large transfers to several peers run in
     /// parallel with more than one).
@@ -29,7 +30,13 @@ package final class ZMQContext: @unchecked Sendable {
         if ioThreads != 1 { zmq_ctx_set(h, ZMQ_IO_THREADS, Int32(ioThreads)) }
     }
 
-    deinit {
+    deinit { terminate() }
+
+    /// Waits until every socket of the context is closed and what they queued has gone out (or
+    /// their linger has passed). Called once; later calls do nothing.
+    package func terminate() {
+        guard !terminated else { return }
+        terminated = true
         while zmq_ctx_term(handle) != 0 && zmq_errno() == EINTR {}
     }
 
@@ -180,13 +187,15 @@ package final class ZMQSocket: @unchecked Sendable {
         }
     }
 
-    /// Sends a multipart message. Returns the number of bytes sent.
+    /// Sends a multipart message. Returns the number of bytes sent. With `wait: false` a message
+    /// that cannot be queued at once fails with EAGAIN (`isTimeout`) instead of waiting for the
+    /// send timeout (a message is queued whole or not at all).
     @discardableResult
-    package func send(_ frames: [OutgoingFrame]) throws(ZMQError) -> Int {
+    package func send(_ frames: [OutgoingFrame], wait: Bool = true) throws(ZMQError) -> Int {
         let s = try socket
         var total = 0
         for (i, frame) in frames.enumerated() {
-            let more = i < frames.count - 1 ? ZMQ_SNDMORE : 0
+            let more = (i < frames.count - 1 ? ZMQ_SNDMORE : 0) | (wait ? 0 : ZMQ_DONTWAIT)
             var message = zmq_msg_t()
             switch frame {
             case .bytes(let bytes):

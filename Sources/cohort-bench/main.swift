@@ -317,4 +317,5 @@ func defaultThreadsBench(trials: Int = 5) {
 
 defaultThreadsBench()
 
+blasFamilyBench()
 lanBench()

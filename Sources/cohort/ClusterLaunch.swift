@@ -56,6 +56,11 @@ struct ClusterLaunch {
         if let shared = config.sharedMemory { options.sharedMemory = shared }
         if let floor = config.taskTimeout { options.taskDeadlineFloor = floor }
         if let most = config.maxWorkers { options.maxWorkers = most }
+        options.blasKernel = config.blasKernel
+        if let family = config.blasKernel, localWorkers > 0, !BLASMachine.current.runnable.contains(family.rawValue) {
+            throw ValidationError("cluster.blas_kernel: \(family.rawValue): this machine's CPU cannot run it (it can run " +
+                                  BLASMachine.current.runnable.joined(separator: ", ") + ")")
+        }
         try readKeys(secret: flags.secretKey ?? config.secretKey, authorized: flags.authorizedKeys ?? config.authorizedKeys)
         if options.curve == nil, !Endpoints.isLoopback(options.endpoint), !(flags.insecure || config.insecure == true) {
             throw ValidationError("""
@@ -99,6 +104,6 @@ extension ClusterLaunch {
                 ("task_timeout", node(config.taskTimeout ?? defaults.taskDeadlineFloor)),
                 ("max_workers", node(config.maxWorkers ?? defaults.maxWorkers)),
                 ("secret_key", node(config.secretKey)), ("authorized_keys", node(config.authorizedKeys)),
-                ("insecure", node(config.insecure ?? false))]
+                ("insecure", node(config.insecure ?? false)), ("blas_kernel", node(config.blasKernel?.rawValue ?? "auto"))]
     }
 }

@@ -49,6 +49,9 @@ extension Train {
         case .refused(let reason), .failed(let reason), .coordinatorLost(let reason):
             stderrLine("cohort: Slurm task \(slurm.procID): \(reason)")
             throw ExitCode(ExitStatus.runtimeFailure)
+        case .rejoinWithBLAS(let family):
+            stderrLine("cohort: Slurm task \(slurm.procID): \(BLASMachine.reexec(as: family))")
+            throw ExitCode(ExitStatus.runtimeFailure)
         }
     }
 }

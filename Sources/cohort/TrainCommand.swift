@@ -166,6 +166,10 @@ struct Train: ParsableCommand {
             try RunToken.write(token, to: "\(directory.path)/workers/token")
             environment[RunToken.environmentKey] = token
         }
+        if let family = launch.options.blasKernel {
+            // A pinned family is known before the workers start: they load it at once.
+            environment["OPENBLAS_CORETYPE"] = family.coreType
+        }
         guard launch.localWorkers > 0 else {
             logger.info("waiting for \(launch.minWorkers) worker(s) at \(coordinator.endpoint)")
             return

@@ -88,6 +88,10 @@ struct WorkerCommand: ParsableCommand {
         case .coordinatorLost(let reason):
             stderrLine("cohort worker: \(reason); exiting")
             throw ExitCode(ExitStatus.runtimeFailure)
+        case .rejoinWithBLAS(let family):
+            // Returns only when this process cannot be replaced.
+            stderrLine("cohort worker: \(BLASMachine.reexec(as: family))")
+            throw ExitCode(ExitStatus.runtimeFailure)
         }
     }
 }

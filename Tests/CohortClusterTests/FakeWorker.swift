@@ -38,7 +38,8 @@ final class FakeWorker: @unchecked Sendable {
         let socket = try ZMQSocket(context, .dealer)
         defer { socket.close() }
         try socket.connect(endpoint)
-        let hello = Hello(threads: 1, host: "fake", pid: Int(getpid()), fingerprints: [])
+        let blas = BLASMachine.current
+        let hello = Hello(threads: 1, host: "fake", pid: Int(getpid()), fingerprints: [], blasLoaded: blas.loaded, blasRunnable: blas.runnable)
         try socket.send(Message.frames(kind: .hello, runID: 0, step: 0, body: hello.encode()))
         var runID: UInt64 = 0, shapes: [[Int]] = []
         var lastBeat = Date()

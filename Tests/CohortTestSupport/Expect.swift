@@ -62,12 +62,13 @@ public func cohortExecutable() throws -> URL {
 }
 
 /// Starts `cohort` with `arguments` in the package root; output goes to the given log file.
-public func startCohort(_ arguments: [String], log: URL) throws -> Process {
+/// `environment` is added to the tests' own.
+public func startCohort(_ arguments: [String], log: URL, environment: [String: String] = [:]) throws -> Process {
     let process = Process()
     process.executableURL = try cohortExecutable()
     process.arguments = arguments
     process.currentDirectoryURL = packageRoot
-    process.environment = childEnvironment
+    process.environment = childEnvironment.merging(environment) { _, new in new }
     _ = FileManager.default.createFile(atPath: log.path, contents: nil)   // FileHandle below throws on failure
     let handle = try FileHandle(forWritingTo: log)
     process.standardOutput = handle
@@ -77,12 +78,12 @@ public func startCohort(_ arguments: [String], log: URL) throws -> Process {
 }
 
 /// Runs the built `cohort` executable to completion, as a user would.
-public func runCohort(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
+public func runCohort(_ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, stdout: String, stderr: String) {
     let process = Process()
     process.executableURL = try cohortExecutable()
     process.arguments = arguments
     process.currentDirectoryURL = packageRoot
-    process.environment = childEnvironment
+    process.environment = childEnvironment.merging(environment) { _, new in new }
     let out = Pipe()
     // stderr goes to a file so a chatty child can never block on a full pipe.
     let errPath = temporaryDirectory().appendingPathComponent("stderr")

@@ -8,12 +8,16 @@ struct Hello: Sendable, Equatable {
     var machineID: String = ""
     /// The run's token, which a coordinator bound to plain tcp requires (see `RunToken`).
     var token: String = ""
+    /// The OpenBLAS kernel family this process loaded, and those its CPU can run (BLASMachine).
+    var blasLoaded: String = ""
+    var blasRunnable: [String] = []
 
     func encode() -> [UInt8] {
         var w = WireWriter()
         w.int(threads); w.string(host); w.int(pid); w.u32(UInt32(fingerprints.count))
         for f in fingerprints { w.string(f) }
-        w.string(machineID); w.string(token)
+        w.string(machineID); w.string(token); w.string(blasLoaded)
+        w.u32(UInt32(blasRunnable.count)); for f in blasRunnable { w.string(f) }
         return w.bytes
     }
 
@@ -24,8 +28,12 @@ struct Hello: Sendable, Equatable {
             guard n <= 64 else { throw ProtocolError("\(n) fingerprints") }
             var prints: [String] = []
             for _ in 0..<n { prints.append(try r.string(limit: 128)) }
-            return Hello(threads: threads, host: host, pid: pid, fingerprints: prints, machineID: try r.string(limit: 512),
-                         token: try r.string(limit: 256))
+            var hello = Hello(threads: threads, host: host, pid: pid, fingerprints: prints, machineID: try r.string(limit: 512),
+                              token: try r.string(limit: 256), blasLoaded: try r.string(limit: 64))
+            let families = Int(try r.u32())
+            guard families <= 32 else { throw ProtocolError("\(families) BLAS families") }
+            for _ in 0..<families { hello.blasRunnable.append(try r.string(limit: 64)) }
+            return hello
         }
     }
 }

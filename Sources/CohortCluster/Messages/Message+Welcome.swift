@@ -3,6 +3,8 @@ import CohortTraining
 /// WELCOME, coordinator → worker: the model, how the data will come, and the current weights.
 struct Welcome: Sendable {
     var workerID: UInt32
+    /// The run's OpenBLAS kernel family ("" while `auto` has not chosen yet).
+    var blasFamily: String
     /// The model (without weights), its loss and reduction: typed, in a binary encoding.
     var spec: GradientSpec
     var seed: UInt64
@@ -19,7 +21,7 @@ struct Welcome: Sendable {
 
     func encode() -> [UInt8] {
         var w = WireWriter()
-        w.u32(workerID); w.codable(spec); w.u64(seed); w.string(datasetFingerprint); w.bool(sendsSamples)
+        w.u32(workerID); w.string(blasFamily); w.codable(spec); w.u64(seed); w.string(datasetFingerprint); w.bool(sendsSamples)
         w.u64(weightsVersion); w.u32(UInt32(shapes.count)); for s in shapes { w.shape(s) }
         w.string(sharedWeights); w.string(sharedResults); w.u32(UInt32(resultSlots))
         return w.bytes
@@ -27,13 +29,13 @@ struct Welcome: Sendable {
 
     static func decode(_ m: Message) throws -> Welcome {
         try m.read { r in
-            let id = try r.u32(), spec = try r.codable(GradientSpec.self, limit: 1 << 20), seed = try r.u64(), print = try r.string(limit: 128)
+            let id = try r.u32(), family = try r.string(limit: 64), spec = try r.codable(GradientSpec.self, limit: 1 << 20), seed = try r.u64(), print = try r.string(limit: 128)
             let samples = try r.bool(), version = try r.u64()
             let n = Int(try r.u32())
             guard n <= 4096 else { throw ProtocolError("\(n) parameters") }
             var shapes: [[Int]] = []
             for _ in 0..<n { shapes.append(try r.shape()) }
-            var welcome = Welcome(workerID: id, spec: spec, seed: seed, datasetFingerprint: print, sendsSamples: samples,
+            var welcome = Welcome(workerID: id, blasFamily: family, spec: spec, seed: seed, datasetFingerprint: print, sendsSamples: samples,
                                   weightsVersion: version, shapes: shapes)
             welcome.sharedWeights = try r.string(limit: 4096)
             welcome.sharedResults = try r.string(limit: 4096)

@@ -1,3 +1,4 @@
+import CohortTraining
 import Foundation
 
 /// `cluster:` — what the file says about local workers, the endpoint for others, liveness and
@@ -30,6 +31,8 @@ package struct ClusterConfig: Sendable {
     package var authorizedKeys: String?
     /// Allow a non-loopback bind without CURVE.
     package var insecure: Bool?
+    /// The OpenBLAS kernel family every worker runs (nil: `auto`, chosen at start).
+    package var blasKernel: BLASFamily?
 }
 
 extension ExperimentConfig {
@@ -52,6 +55,17 @@ extension ExperimentConfig {
             maxWorkers: try node?.optional("max_workers")?.int(min: 1, max: 4096),
             secretKey: try node?.optional("secret_key")?.string(),
             authorizedKeys: try node?.optional("authorized_keys")?.string(),
-            insecure: try node?.optional("insecure")?.bool())
+            insecure: try node?.optional("insecure")?.bool(),
+            blasKernel: try readBLASKernel(node?.optional("blas_kernel")))
+    }
+
+    /// `auto`, or the name of a family (BLASFamily), which pins it.
+    static func readBLASKernel(_ node: ConfigNode?) throws(ConfigError) -> BLASFamily? {
+        guard let node, try node.string() != "auto" else { return nil }
+        let name = try node.string(), names = ["auto"] + BLASFamily.allCases.map(\.rawValue)
+        if let family = BLASFamily(rawValue: name) { return family }
+        var message = "unknown BLAS kernel family '\(name)'"
+        if let suggestion = closest(to: name, among: names) { message += "; did you mean '\(suggestion)'?" }
+        throw node.error(message + " (choose from \(names.joined(separator: ", ")))")
     }
 }
