@@ -85,8 +85,12 @@ enum LogSetup {
         return quiet ? .warning : .info
     }
 
+    /// The level `bootstrap` installed.
+    nonisolated(unsafe) private(set) static var installed: Logger.Level = .info
+
     /// Installs the handler once per process, at `level`.
     static func bootstrap(_ level: Logger.Level) {
+        installed = level
         LoggingSystem.bootstrap { _ in CohortLogHandler(logLevel: level, output: LogOutput.shared) }
     }
 }

@@ -166,6 +166,10 @@ struct Train: ParsableCommand {
             try RunToken.write(token, to: "\(directory.path)/workers/token")
             environment[RunToken.environmentKey] = token
         }
+        if LogSetup.installed <= .debug {
+            // `--log-level debug` asks to see the exchange: the local workers' side of it too.
+            environment["COHORT_LOG_LEVEL"] = LogSetup.installed.rawValue
+        }
         if let family = launch.options.blasKernel {
             // A pinned family is known before the workers start: they load it at once.
             environment["OPENBLAS_CORETYPE"] = family.coreType
