@@ -8,6 +8,7 @@ against PyTorch's on the same machine at the same moment:
     python3 bench/pytorch_reference.py 2 lenet    # threads, then the models to run
 
     python3 bench/pytorch_reference.py lan        # DDP (gloo) on the simulated LAN of bench/lan.sh
+    python3 bench/pytorch_reference.py local --model mnist-lstm --threads 2   # a training loop
 
 The LAN table is DDP with one rank per host on 1, 2 and 4 hosts joined by 1 Gbit/s links (needs
 root): the setup of `cohort-bench lan`, which runs this script itself, alternating with Cohort.
@@ -44,14 +45,15 @@ def lenet():
 
 
 class LastStep(nn.Module):
-    # configs/mnist-lstm.yaml: 28 steps of 28 pixels, hidden 128, the last step into Linear 10.
-    def __init__(self):
+    # configs/mnist-lstm.yaml (and mnist-gru.yaml with cell="gru"): 28 steps of 28 pixels,
+    # hidden 128, the last step into Linear 10.
+    def __init__(self, cell="lstm"):
         super().__init__()
-        self.lstm = nn.LSTM(28, 128, batch_first=True)
+        self.rnn = (nn.LSTM if cell == "lstm" else nn.GRU)(28, 128, batch_first=True)
         self.head = nn.Linear(128, 10)
 
     def forward(self, x):
-        out, _ = self.lstm(x.view(-1, 28, 28))
+        out, _ = self.rnn(x.view(-1, 28, 28))
         return self.head(out[:, -1])
 
 
@@ -92,6 +94,55 @@ def main():
         print(json.dumps({"bench": f"pytorch_{name}_train_step", "torch": torch.__version__, "batch": 128,
                           "threads": threads, "step_ms": round(seconds * 1e3, 2),
                           "samples_per_s": round(128 / seconds, 1)}), flush=True)
+
+
+def local(argv):
+    """A training loop as `cohort train` runs it, for `cohort-bench local`: the config's model and
+    optimizer (clipping included), batches drawn from a permutation of samples held in memory,
+    wall samples/s over `--steps` steps after five to warm up."""
+    p = argparse.ArgumentParser(prog="pytorch_reference.py local")
+    p.add_argument("--model", default="mnist-mlp", choices=["mnist-mlp", "mnist-lenet", "mnist-lstm", "mnist-gru"])
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--steps", type=int, default=400)
+    p.add_argument("--batch", type=int, default=128)
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    model = {"mnist-mlp": mlp, "mnist-lenet": lenet, "mnist-lstm": LastStep,
+             "mnist-gru": lambda: LastStep("gru")}[args.model]()
+    if args.model == "mnist-mlp":
+        opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True)
+    elif args.model == "mnist-lenet":
+        opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    else:
+        opt = torch.optim.Adam(model.parameters(), lr=0.002)
+    clip = args.model in ("mnist-lstm", "mnist-gru")
+    samples = 6000
+    data, labels = torch.rand(samples, 1, 28, 28), torch.randint(0, 10, (samples,))
+    loss_fn = nn.CrossEntropyLoss()
+    order, at = torch.randperm(samples), 0
+
+    def step():
+        nonlocal order, at
+        if at + args.batch > samples:
+            order, at = torch.randperm(samples), 0
+        index = order[at:at + args.batch]
+        at += args.batch
+        opt.zero_grad(set_to_none=True)
+        loss_fn(model(data[index]), labels[index]).backward()
+        if clip:
+            nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+
+    for _ in range(5):
+        step()
+    start = time.perf_counter()
+    for _ in range(args.steps):
+        step()
+    seconds = time.perf_counter() - start
+    print(json.dumps({"bench": "pytorch_local", "config": args.model, "torch": torch.__version__, "threads": args.threads,
+                      "batch": args.batch, "steps": args.steps, "samples_per_s": round(args.steps * args.batch / seconds, 1)}),
+          flush=True)
 
 
 def link_bytes():
@@ -183,5 +234,7 @@ if __name__ == "__main__":
         lan(sys.argv[2:])
     elif sys.argv[1:2] == ["lan-rank"]:
         lan_rank(sys.argv[2:])
+    elif sys.argv[1:2] == ["local"]:
+        local(sys.argv[2:])
     else:
         main()

@@ -208,6 +208,11 @@ func emitLAN(model: LANModel, hosts: Int, threads: Int, cohort: [LANFigures], dd
                   ("ratio_to_ddp_best", best / ddpRates.max()!), ("ratio_to_ddp_median", median(rates) / median(ddpRates))]
     }
     pairs.append(("rounds", cohort.count))
+    emitPairs(pairs)
+}
+
+/// One JSON object of ordered pairs (numbers to four significant digits, non-finite as null).
+func emitPairs(_ pairs: [(String, Any)]) {
     let body = pairs.map { key, value -> String in
         switch value {
         case let d as Double: return "\"\(key)\":\(d.isFinite ? String(format: "%.4g", d) : "null")"

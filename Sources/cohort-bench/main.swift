@@ -317,5 +317,6 @@ func defaultThreadsBench(trials: Int = 5) {
 
 defaultThreadsBench()
 
+localBench()
 blasFamilyBench()
 lanBench()
