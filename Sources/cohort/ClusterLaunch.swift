@@ -58,8 +58,9 @@ struct ClusterLaunch {
         if let most = config.maxWorkers { options.maxWorkers = most }
         options.blasKernel = config.blasKernel
         if let family = config.blasKernel, localWorkers > 0, !BLASMachine.current.runnable.contains(family.rawValue) {
-            throw ValidationError("cluster.blas_kernel: \(family.rawValue): this machine's CPU cannot run it (it can run " +
-                                  BLASMachine.current.runnable.joined(separator: ", ") + ")")
+            throw ValidationError("cluster.blas_kernel: \(family.rawValue) (from the config, or kept in RUN_DIR/blas_kernel by the " +
+                                  "run being resumed): this machine's CPU cannot run it (it can run " +
+                                  BLASMachine.current.runnable.joined(separator: ", ") + "); name one of those to go on")
         }
         try readKeys(secret: flags.secretKey ?? config.secretKey, authorized: flags.authorizedKeys ?? config.authorizedKeys)
         if options.curve == nil, !Endpoints.isLoopback(options.endpoint), !(flags.insecure || config.insecure == true) {

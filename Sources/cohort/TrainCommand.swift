@@ -71,6 +71,10 @@ struct Train: ParsableCommand {
         let checkpoint = try resume.map { try Self.newestCheckpoint(in: $0, of: experiment) }
         let cores = ProcessInfo.processInfo.activeProcessorCount
         var flags = cluster, clusterConfig = config.cluster
+        if let resume, clusterConfig.blasKernel == nil, let family = RunBLASFamily.read(resume) {
+            // The kernels the run began with, wherever it continues.
+            clusterConfig.blasKernel = family
+        }
         var directory: RunDirectory?
         if let slurm {
             // The coordinator of a Slurm job: its run directory first, for the job's keys.
@@ -116,6 +120,7 @@ struct Train: ParsableCommand {
             }
             try Self.startLocalWorkers(launch, for: coordinator, in: directory, logger: logger)
             try coordinator.waitForWorkers(max(launch.minWorkers, launch.localWorkers), timeout: launch.startTimeout)
+            if let family = coordinator.blasFamily { try RunBLASFamily.write(family, to: directory.path) }
             var executor = coordinator
             try train(&executor)
         } catch let error as ConfigError {

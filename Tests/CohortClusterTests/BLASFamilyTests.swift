@@ -68,3 +68,28 @@ import Testing
         #expect(bad.status == 2 && bad.stderr.contains("cluster.blas_kernel") && bad.stderr.contains("did you mean 'skylakex'"), "\(bad.stderr)")
     }
 }
+
+extension BLASFamilyTests {
+    /// A run keeps the family it began with in RUN_DIR/blas_kernel: resumed on a machine whose
+    /// own kernels differ, it computes with the run's and continues bit for bit.
+    @Test func aResumedRunKeepsItsFamily() throws {
+        let dir = temporaryDirectory()
+        let settings = ["--quiet", "--set", "training.steps=20", "--set", "evaluation.at_end=false", "--set", "cluster.threads_per_worker=1"]
+        let pinned = dir.appendingPathComponent("pinned").path
+        #expect(try runCohort(["train", "configs/mnist-mlp.yaml", "--workers", "1", "--run-dir", pinned,
+                               "--set", "cluster.blas_kernel=sandybridge"] + settings).status == 0)
+        #expect(try runCohort(["train", "--resume", pinned, "--set", "training.steps=40", "--quiet"]).status == 0)
+
+        // Begun on an older machine alone (auto: its sandybridge), continued on this one.
+        let run = dir.appendingPathComponent("moved").path
+        let (coordinator, endpoint) = try startExternalRun(dir, run: run, settings: settings + ["--set", "cluster.min_workers=1"])
+        let older = try runCohort(["worker", "--connect", endpoint, "--config", "configs/mnist-mlp.yaml", "--timeout", "20"],
+                                  environment: ["OPENBLAS_CORETYPE": "Sandybridge", "COHORT_SIMULATE_CPU": "sandybridge"])
+        coordinator.waitUntilExit()
+        #expect(older.status == 0 && coordinator.terminationStatus == 0, "\(older.stderr)")
+        #expect(try String(contentsOfFile: "\(run)/blas_kernel", encoding: .utf8) == "sandybridge\n")
+        let resumed = try runCohort(["train", "--resume", run, "--set", "training.steps=40", "--workers", "1"])
+        #expect(resumed.status == 0, "\(resumed.stderr)")
+        #expect(try tensorBytes("\(run)/final.safetensors") == tensorBytes("\(pinned)/final.safetensors"))
+    }
+}
