@@ -5,16 +5,17 @@
 /// not depend on which machine computed what, every worker of a run uses one family, chosen by
 /// the coordinator (`cluster.blas_kernel`) and set with OPENBLAS_CORETYPE before OpenBLAS loads.
 ///
-/// Families whose sgemm kernels are the same code are one family here: Zen runs the Haswell
-/// kernels, Cooper Lake and Sapphire Rapids the SkylakeX ones (measured: Zen and Haswell agree
-/// bit for bit; SkylakeX and Sandybridge each differ).
+/// Families whose sgemm kernels give the same bits are one family here: Zen runs the Haswell
+/// kernels (measured: the same bytes). Cooper Lake, SkylakeX and Sandybridge each differ from
+/// all others (measured with OpenBLAS 0.3.21 on an AVX-512 machine).
 package enum BLASFamily: String, CaseIterable, Sendable, Codable {
     // Fastest first: `auto` takes the first one every worker can run.
-    case skylakex, haswell, sandybridge, nehalem, core2, prescott
+    case cooperlake, skylakex, haswell, sandybridge, nehalem, core2, prescott
 
     /// The value of OPENBLAS_CORETYPE that selects this family.
     package var coreType: String {
         switch self {
+        case .cooperlake: "Cooperlake"
         case .skylakex: "SkylakeX"
         case .haswell: "Haswell"
         case .sandybridge: "Sandybridge"
@@ -28,7 +29,8 @@ package enum BLASFamily: String, CaseIterable, Sendable, Codable {
     /// kernels of its own (older AMD families, ARM cores).
     package init?(coreName: String) {
         switch coreName.lowercased() {
-        case "skylakex", "cooperlake", "sapphirerapids": self = .skylakex
+        case "cooperlake": self = .cooperlake
+        case "skylakex": self = .skylakex
         case "haswell", "zen": self = .haswell
         case "sandybridge": self = .sandybridge
         case "nehalem", "dunnington": self = .nehalem
@@ -41,6 +43,7 @@ package enum BLASFamily: String, CaseIterable, Sendable, Codable {
     /// What a CPU needs to run the family (the flags of /proc/cpuinfo).
     var requiredFlags: [String] {
         switch self {
+        case .cooperlake: ["avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl", "avx512_bf16"]
         case .skylakex: ["avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl"]
         case .haswell: ["avx2", "fma"]
         case .sandybridge: ["avx"]

@@ -10,7 +10,7 @@ import Testing
 @Suite struct BLASFamilyTests {
     @Test func familiesOfCoresAndCPUs() {
         #expect(BLASFamily(coreName: "Zen") == .haswell && BLASFamily(coreName: "Haswell") == .haswell)
-        #expect(BLASFamily(coreName: "Cooperlake") == .skylakex && BLASFamily(coreName: "SkylakeX") == .skylakex)
+        #expect(BLASFamily(coreName: "Cooperlake") == .cooperlake && BLASFamily(coreName: "SkylakeX") == .skylakex)
         #expect(BLASFamily(coreName: "NEOVERSEN1") == nil)
         let avx2: Set = ["pni", "ssse3", "sse4_2", "avx", "avx2", "fma"]
         #expect(BLASFamily.runnable(cpuFlags: avx2) == [.haswell, .sandybridge, .nehalem, .core2, .prescott])
