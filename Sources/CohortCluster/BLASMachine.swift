@@ -10,7 +10,8 @@ package struct BLASMachine: Sendable {
     package var loaded: String
     package var runnable: [String]
 
-    package static var current: BLASMachine {
+    /// Read once: OpenBLAS chose its kernels when it loaded, and the CPU does not change.
+    package static let current: BLASMachine = {
         let core = BLAS.coreName
         let loaded = BLASFamily(coreName: core)?.rawValue ?? core.lowercased()
         var runnable = BLASFamily.runnable(cpuFlags: cpuFlags).map(\.rawValue)
@@ -21,7 +22,7 @@ package struct BLASMachine: Sendable {
         // A core with kernels of its own can run them, and the families its flags allow.
         if BLASFamily(rawValue: loaded) == nil { runnable.append(loaded) }
         return BLASMachine(loaded: loaded, runnable: runnable)
-    }
+    }()
 
     static var cpuFlags: Set<String> {
         guard let text = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),

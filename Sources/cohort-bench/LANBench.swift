@@ -46,35 +46,6 @@ struct LANFigures {
     var split: [String: Double] = [:]
 }
 
-struct BenchError: Error, CustomStringConvertible {
-    let description: String
-    init(_ description: String) { self.description = description }
-}
-
-@discardableResult
-func runTool(_ tool: String, _ arguments: [String], quiet: Bool = false) throws -> Int32 {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: tool)
-    process.arguments = arguments
-    if quiet { process.standardOutput = FileHandle.nullDevice }
-    try process.run()
-    process.waitUntilExit()
-    return process.terminationStatus
-}
-
-func toolOutput(_ tool: String, _ arguments: [String]) throws -> String {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: tool)
-    process.arguments = arguments
-    let pipe = Pipe()
-    process.standardOutput = pipe
-    try process.run()
-    let text = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-    process.waitUntilExit()
-    guard process.terminationStatus == 0 else { throw BenchError("\(arguments.joined(separator: " ")) failed") }
-    return text
-}
-
 /// The model settings of the table: the MLP at global batch 512, LeNet at 256, in 8 micro-batches
 /// (so that 4 hosts all have work and the sums are the same for every N).
 struct LANModel {
@@ -148,19 +119,9 @@ func cohortLANRun(_ lan: SimulatedLAN, model: LANModel, threads: Int) throws -> 
 /// PyTorch DDP (gloo) on the same hosts, one rank per host, through bench/pytorch_reference.py
 /// (nil when torch is not installed).
 func ddpLANRun(_ lan: SimulatedLAN, model: LANModel, threads: Int) throws -> LANFigures? {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = ["python3", "bench/pytorch_reference.py", "lan", "--network", lan.name, "--hosts", "\(lan.hosts)",
-                         "--threads", "\(threads)", "--model", model.name, "--batch", "\(model.batch)", "--steps", "\(model.steps)"]
-    let pipe = Pipe()
-    process.standardOutput = pipe
-    try process.run()
-    let text = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-    process.waitUntilExit()
-    if process.terminationStatus == 4 { return nil }  // no torch here
-    guard process.terminationStatus == 0, let line = text.split(separator: "\n").last,
-          let m = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
-          let rate = m["samples_per_s"] as? Double else { throw BenchError("the DDP reference failed (exit \(process.terminationStatus))") }
+    guard let m = try pytorchReference(["lan", "--network", lan.name, "--hosts", "\(lan.hosts)", "--threads", "\(threads)",
+                                        "--model", model.name, "--batch", "\(model.batch)", "--steps", "\(model.steps)"]) else { return nil }
+    guard let rate = m["samples_per_s"] as? Double else { throw BenchError("the DDP reference gave no samples/s") }
     return LANFigures(samplesPerSecond: rate, linkSentPerStep: m["link_sent_per_step"] as? Double ?? .nan,
                       linkReceivedPerStep: m["link_received_per_step"] as? Double ?? .nan)
 }
@@ -210,18 +171,3 @@ func emitLAN(model: LANModel, hosts: Int, threads: Int, cohort: [LANFigures], dd
     pairs.append(("rounds", cohort.count))
     emitPairs(pairs)
 }
-
-/// One JSON object of ordered pairs (numbers to four significant digits, non-finite as null).
-func emitPairs(_ pairs: [(String, Any)]) {
-    let body = pairs.map { key, value -> String in
-        switch value {
-        case let d as Double: return "\"\(key)\":\(d.isFinite ? String(format: "%.4g", d) : "null")"
-        case let i as Int: return "\"\(key)\":\(i)"
-        default: return "\"\(key)\":\"\(value)\""
-        }
-    }
-    emitLine("{" + body.joined(separator: ",") + "}")
-}
-
-/// One JSON line, unbuffered (the child processes write to the same output).
-func emitLine(_ line: String) { FileHandle.standardOutput.write(Data((line + "\n").utf8)) }

@@ -15,20 +15,9 @@ struct LocalModel {
 /// PyTorch's training loop on `threads` threads (bench/pytorch_reference.py local), in samples/s;
 /// nil when torch is not installed.
 func pytorchLocalRun(_ model: LocalModel, threads: Int) throws -> Double? {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = ["python3", "bench/pytorch_reference.py", "local", "--model", model.name, "--threads", "\(threads)",
-                         "--steps", "\(model.steps)", "--batch", "128"]
-    let pipe = Pipe()
-    process.standardOutput = pipe
-    process.standardError = FileHandle.nullDevice
-    try process.run()
-    let text = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-    process.waitUntilExit()
-    if process.terminationStatus == 4 { return nil }
-    guard process.terminationStatus == 0, let line = text.split(separator: "\n").last,
-          let m = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], let rate = m["samples_per_s"] as? Double
-    else { throw BenchError("the PyTorch loop failed (exit \(process.terminationStatus))") }
+    guard let m = try pytorchReference(["local", "--model", model.name, "--threads", "\(threads)", "--steps", "\(model.steps)",
+                                        "--batch", "128"]) else { return nil }
+    guard let rate = m["samples_per_s"] as? Double else { throw BenchError("the PyTorch loop gave no samples/s") }
     return rate
 }
 

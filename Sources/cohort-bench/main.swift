@@ -42,16 +42,7 @@ func benchmark(_ name: String, _ body: () throws -> Void) {
     do { try body() } catch { print("{\"bench\":\"\(name)\",\"error\":\"\(error)\"}") }
 }
 
-func emit(_ pairs: KeyValuePairs<String, Any>) {
-    let body = pairs.map { key, value -> String in
-        switch value {
-        case let d as Double: return "\"\(key)\":\(String(format: "%.4g", d))"
-        case let i as Int: return "\"\(key)\":\(i)"
-        default: return "\"\(key)\":\"\(value)\""
-        }
-    }
-    FileHandle.standardOutput.write(Data(("{" + body.joined(separator: ",") + "}\n").utf8))
-}
+func emit(_ pairs: KeyValuePairs<String, Any>) { emitPairs(Array(pairs)) }
 
 // MARK: sgemm through the Tensor API against raw cblas_sgemm
 

@@ -22,9 +22,7 @@ import Testing
             let summary = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(run)/summary.json"))) as! [String: Any]
             #expect((summary["workers"] as! [Any]).count == workers)
             // The last step record (evaluation records follow it).
-            let records = try String(contentsOfFile: "\(run)/metrics.jsonl", encoding: .utf8).split(separator: "\n")
-                .compactMap { try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
-            let metrics = try #require(records.last { $0["workers"] != nil })
+            let metrics = try #require(metricsRecords(run).last { $0["workers"] != nil })
             #expect((metrics["workers"] as? [Any])?.count == workers && (metrics["bytes_received"] as? Int ?? 0) > 0)
         }
         #expect(weights[0].count == 4)
@@ -68,8 +66,7 @@ import Testing
         let dir = temporaryDirectory()
         let settings = ["--set", "training.steps=120", "--set", "cluster.threads_per_worker=1", "--set", "cluster.heartbeat_timeout=1"]
         let reference = dir.appendingPathComponent("reference").path
-        let ref = try runCohort(["train", "configs/mnist-mlp.yaml", "--workers", "1", "--run-dir", reference, "--quiet"] + settings)
-        #expect(ref.status == 0, "\(ref.stderr)")
+        try runReference(reference, settings)
 
         let run = dir.appendingPathComponent("killed").path
         let (coordinator, endpoint) = try startExternalRun(dir, run: run, settings: settings)
@@ -99,7 +96,7 @@ import Testing
         let dir = temporaryDirectory()
         let settings = ["--set", "training.steps=300", "--set", "cluster.threads_per_worker=1", "--set", "cluster.min_workers=1"]
         let reference = dir.appendingPathComponent("reference").path
-        #expect(try runCohort(["train", "configs/mnist-mlp.yaml", "--workers", "1", "--run-dir", reference, "--quiet"] + settings).status == 0)
+        try runReference(reference, settings)
         let run = dir.appendingPathComponent("joined").path
         let (coordinator, endpoint) = try startExternalRun(dir, run: run, settings: settings)
         let first = try startCohort(["worker", "--connect", endpoint, "--config", "configs/mnist-mlp.yaml", "--timeout", "20"],
@@ -111,9 +108,7 @@ import Testing
         second.waitUntilExit()
         let log = (try? String(contentsOf: dir.appendingPathComponent("coordinator.log"), encoding: .utf8)) ?? ""
         #expect(coordinator.terminationStatus == 0, "\(log)")
-        let steps = try String(contentsOfFile: "\(run)/metrics.jsonl", encoding: .utf8).split(separator: "\n").map {
-            try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any]
-        }
+        let steps = try metricsRecords(run)
         let live = steps.map { $0["live_workers"] as? Int ?? 0 }
         let joined = try #require(live.firstIndex(of: 2), "the second worker never counted as live")
         #expect(joined >= stepsAtJoin - 1 && joined < 299, "joined at step \(joined + 1), started after step \(stepsAtJoin)")
@@ -129,7 +124,7 @@ import Testing
         let settings = ["--set", "training.steps=400", "--set", "cluster.threads_per_worker=1", "--set", "cluster.heartbeat_timeout=1",
                         "--set", "evaluation.at_end=false"]
         let reference = dir.appendingPathComponent("reference").path
-        #expect(try runCohort(["train", "configs/mnist-mlp.yaml", "--workers", "1", "--run-dir", reference, "--quiet"] + settings).status == 0)
+        try runReference(reference, settings)
         let run = dir.appendingPathComponent("paused").path
         let (coordinator, endpoint) = try startExternalRun(dir, run: run, settings: settings)
         let sleeper = try startCohort(["worker", "--connect", endpoint, "--config", "configs/mnist-mlp.yaml", "--timeout", "30"],
@@ -255,9 +250,7 @@ import Testing
         #expect((summary["workers"] as! [Any]).count == 2 && summary["steps"] as? Int == 64)
         // quickstart: 2-64-64-2, 4,482 fp32 parameters.
         let modelBytes = 4_482 * 4
-        let steps = try String(contentsOfFile: "\(run)/metrics.jsonl", encoding: .utf8).split(separator: "\n").map {
-            try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any]
-        }
+        let steps = try metricsRecords(run)
         #expect(steps.count == 64)
         for step in steps {
             // The first step's weights went out with WELCOME; later ones go out with the tasks.
@@ -305,6 +298,12 @@ func startExternalRun(_ dir: URL, run: String, settings: [String]) throws -> (co
                                        "--run-dir", run, "--set", "cluster.min_workers=2"] + settings,
                                       log: dir.appendingPathComponent("coordinator.log"))
     return (coordinator, endpoint)
+}
+
+/// The undisturbed run a test compares with: mnist-mlp with one local worker and `settings`.
+func runReference(_ run: String, _ settings: [String]) throws {
+    let result = try runCohort(["train", "configs/mnist-mlp.yaml", "--workers", "1", "--run-dir", run, "--quiet"] + settings)
+    #expect(result.status == 0, "\(result.stderr)")
 }
 
 /// Waits until metrics.jsonl has `steps` lines (or a minute passes); returns the count seen.

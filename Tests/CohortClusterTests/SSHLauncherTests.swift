@@ -138,18 +138,8 @@ final class SSHServer {
     }
 
     func runLauncher(_ arguments: [String]) throws -> (status: Int32, output: String) {
-        let process = Process()
-        process.executableURL = packageRoot.appendingPathComponent("cluster/launch.sh")
-        process.arguments = arguments
         var environment = childEnvironment
         environment["COHORT"] = try cohortExecutable().path
-        process.environment = environment
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = output
-        try process.run()
-        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        return (process.terminationStatus, text)
+        return try runTool(packageRoot.appendingPathComponent("cluster/launch.sh"), arguments, environment: environment)
     }
 }

@@ -97,6 +97,30 @@ public func runCohort(_ arguments: [String], environment: [String: String] = [:]
     return (process.terminationStatus, String(decoding: stdoutData, as: UTF8.self), String(decoding: stderrData, as: UTF8.self))
 }
 
+/// Runs a tool to its end, standard output and error together (for scripts and daemon clients
+/// whose messages interleave).
+public func runTool(_ tool: URL, _ arguments: [String], environment: [String: String] = childEnvironment) throws -> (status: Int32, output: String) {
+    let process = Process()
+    process.executableURL = tool
+    process.arguments = arguments
+    process.environment = environment
+    process.currentDirectoryURL = packageRoot
+    let pipe = Pipe()
+    process.standardOutput = pipe
+    process.standardError = pipe
+    try process.run()
+    let text = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    process.waitUntilExit()
+    return (process.terminationStatus, text)
+}
+
+/// The records of a run's metrics.jsonl, one per line.
+public func metricsRecords(_ run: String) throws -> [[String: Any]] {
+    try String(contentsOfFile: "\(run)/metrics.jsonl", encoding: .utf8).split(separator: "\n").compactMap {
+        try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+    }
+}
+
 /// The tensors of a safetensors file as raw bytes by name, for bitwise comparisons.
 public func tensorBytes(_ path: String) throws -> [String: Data] {
     let data = try Data(contentsOf: URL(fileURLWithPath: path))
