@@ -26,12 +26,13 @@ public struct Adam: OptimizerRule {
         let p = parameter.mutablePointer, g = gradient.pointer
         let m = state[0].mutablePointer, v = state[1].mutablePointer
         let (b1, b2, eps, wd) = (beta1, beta2, epsilon, weightDecay)
-        for i in 0..<n {
-            let gi = wd == 0 ? scale * g[i] : scale * g[i] + wd * p[i]
-            if decoupledWeightDecay != 0 { p[i] *= decay }
-            m[i] = b1 * m[i] + (1 - b1) * gi
-            v[i] = b2 * v[i] + (1 - b2) * gi * gi
-            p[i] -= stepSize * m[i] / (v[i].squareRoot() / root2 + eps)
+        let decoupled = decoupledWeightDecay != 0
+        Lanes.update(n, p, m, v, reading: g) { p, m, v, g in
+            let gi = wd == 0 ? scale * g : scale * g + wd * p
+            if decoupled { p *= decay }
+            m = b1 * m + (1 - b1) * gi
+            v = b2 * v + (1 - b2) * gi * gi
+            p -= stepSize * m / (v.squareRoot() / root2 + eps)
         }
     }
 }

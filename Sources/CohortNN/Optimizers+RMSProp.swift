@@ -14,11 +14,11 @@ public struct RMSProp: OptimizerRule {
     public func update(_ parameter: inout Tensor, gradient: Tensor, scale: Float, state: inout [Tensor], step: Int, lr: Float) {
         let n = parameter.count
         let p = parameter.mutablePointer, g = gradient.pointer, v = state[0].mutablePointer
-        let wd = weightDecay
-        for i in 0..<n {
-            let gi = wd == 0 ? scale * g[i] : scale * g[i] + wd * p[i]
-            v[i] = alpha * v[i] + (1 - alpha) * gi * gi
-            p[i] -= lr * gi / (v[i].squareRoot() + epsilon)
+        let (wd, alpha, epsilon) = (weightDecay, alpha, epsilon)
+        Lanes.update(n, p, v, reading: g) { p, v, g in
+            let gi = wd == 0 ? scale * g : scale * g + wd * p
+            v = alpha * v + (1 - alpha) * gi * gi
+            p -= lr * gi / (v.squareRoot() + epsilon)
         }
     }
 }

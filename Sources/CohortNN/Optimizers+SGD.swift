@@ -21,28 +21,40 @@ public struct SGD: OptimizerRule {
         // PyTorch starts the momentum buffer at the first gradient: v₁ = g₁.
         let decay: Float = step == 1 ? 0 : mu
         let wd = weightDecay
-        gradient.withUnsafeBufferPointer { g in
-            parameter.withUnsafeMutableBufferPointer { p in
-                // Without weight decay the gradient is used as it is (adding 0·θ could turn an
-                // infinite weight into NaN, and would cost the loop a read).
-                guard mu != 0 else {
-                    for i in 0..<n { p[i] -= lr * (wd == 0 ? scale * g[i] : scale * g[i] + wd * p[i]) }
-                    return
-                }
-                state[0].withUnsafeMutableBufferPointer { v in
-                    if nesterov {
-                        for i in 0..<n {
-                            let gi = wd == 0 ? scale * g[i] : scale * g[i] + wd * p[i]
-                            v[i] = decay * v[i] + gi
-                            p[i] -= lr * (gi + mu * v[i])
-                        }
-                    } else {
-                        for i in 0..<n {
-                            v[i] = decay * v[i] + (wd == 0 ? scale * g[i] : scale * g[i] + wd * p[i])
-                            p[i] -= lr * v[i]
-                        }
-                    }
-                }
+        let p = parameter.mutablePointer, g = gradient.pointer
+        // Without weight decay the gradient is used as it is (adding 0·θ could turn an infinite
+        // weight into NaN). The branches are outside the loops, which then vectorize.
+        guard mu != 0 else {
+            if wd == 0 {
+                Lanes.update(n, p, reading: g) { p, g in p -= lr * (scale * g) }
+            } else {
+                Lanes.update(n, p, reading: g) { p, g in p -= lr * (scale * g + wd * p) }
+            }
+            return
+        }
+        let v = state[0].mutablePointer
+        switch (nesterov, wd == 0) {
+        case (true, true):
+            Lanes.update(n, p, v, reading: g) { p, v, g in
+                let gi = scale * g
+                v = decay * v + gi
+                p -= lr * (gi + mu * v)
+            }
+        case (true, false):
+            Lanes.update(n, p, v, reading: g) { p, v, g in
+                let gi = scale * g + wd * p
+                v = decay * v + gi
+                p -= lr * (gi + mu * v)
+            }
+        case (false, true):
+            Lanes.update(n, p, v, reading: g) { p, v, g in
+                v = decay * v + scale * g
+                p -= lr * v
+            }
+        case (false, false):
+            Lanes.update(n, p, v, reading: g) { p, v, g in
+                v = decay * v + (scale * g + wd * p)
+                p -= lr * v
             }
         }
     }

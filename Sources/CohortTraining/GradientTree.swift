@@ -125,7 +125,7 @@ package struct GradientSum: TreeSummable, Sendable {
             let d = UnsafeMutablePointer(mutating: destination[i].pointer)
             let a = left.gradients[i].pointer, b = right.gradients[i].pointer
             withExtendedLifetime((left, right, destination)) {
-                for k in 0..<n { d[k] = a[k] + b[k] }
+                Lanes.map(n, into: d, a, b) { a, b in a + b }
             }
         }
         return GradientSum(gradients: destination, lossSum: left.lossSum + right.lossSum, samples: left.samples + right.samples,
