@@ -29,9 +29,11 @@ package struct StepUpdate: Sendable {
 
     /// The step's loss and the global norm of its averaged gradient, before anything changes:
     /// a non-finite one means the step must not be applied (see `Trainer`).
-    package func measure(_ sum: GradientSum, batchSize: Int) -> (loss: Double, norm: Double) {
+    /// `squaredNorm` is Σ‖g‖² of the summed gradients when already known (`GradientTree.rootSum`).
+    package func measure(_ sum: GradientSum, batchSize: Int, squaredNorm: Double? = nil) -> (loss: Double, norm: Double) {
         let mean = reduction == .mean ? 1 / Double(batchSize) : 1
-        return (reduction == .mean ? sum.lossSum / Double(batchSize) : sum.lossSum, Self.globalNorm(sum.gradients) * mean)
+        let norm = squaredNorm.map { $0.squareRoot() } ?? Self.globalNorm(sum.gradients)
+        return (reduction == .mean ? sum.lossSum / Double(batchSize) : sum.lossSum, norm * mean)
     }
 
     /// Turns the step's gradient sum into an update of `parameters`. `batchSize` is B, the number

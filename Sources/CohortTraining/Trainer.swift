@@ -63,11 +63,11 @@ package struct Trainer {
         var task = nextTask()
         let tree = GradientTree(leafCount: task.microBatches.count)
         let batchSize = task.microBatches.reduce(0) { $0 + $1.count }
-        var (sum, reduceSeconds) = try gradientSum(task, tree: tree, executor: &executor, careful: false)
-        var (loss, norm) = setup.update.measure(sum, batchSize: batchSize)
+        var (sum, squaredNorm, reduceSeconds) = try gradientSum(task, tree: tree, executor: &executor, careful: false)
+        var (loss, norm) = setup.update.measure(sum, batchSize: batchSize, squaredNorm: squaredNorm)
         if !loss.isFinite || !norm.isFinite {
-            (sum, reduceSeconds) = try gradientSum(task, tree: tree, executor: &executor, careful: true)
-            (loss, norm) = setup.update.measure(sum, batchSize: batchSize)
+            (sum, squaredNorm, reduceSeconds) = try gradientSum(task, tree: tree, executor: &executor, careful: true)
+            (loss, norm) = setup.update.measure(sum, batchSize: batchSize, squaredNorm: squaredNorm)
         }
         // The update below writes the weights in place only if nothing else holds them.
         task.parameters = []
@@ -90,14 +90,17 @@ package struct Trainer {
                           reduceSeconds: reduceSeconds, updateSeconds: updateSeconds, exchange: executor.exchangeMetrics())
     }
 
-    /// The step's gradient sum along the tree, from the executor's blocks, and the seconds the
-    /// coordinator spent adding them.
+    /// The step's gradient sum along the tree, from the executor's blocks, with its squared norm
+    /// (found as the last addition is made, on the update's threads), and the seconds the
+    /// coordinator spent on them.
     mutating func gradientSum<E: GradientExecutor>(_ task: StepTask, tree: GradientTree, executor: inout E,
-                                                   careful: Bool) throws -> (GradientSum, Double) {
+                                                   careful: Bool) throws -> (GradientSum, Double, Double) {
         var blocks = careful ? try executor.recompute(task, tree: tree) : try executor.compute(task, tree: tree)
         let reduceStart = DispatchTime.now()
-        let sum = try tree.sum(tree.root, taking: &blocks) { k throws(MissingBlock) in throw MissingBlock(leaf: k) }
-        return (sum, seconds(since: reduceStart))
+        let (sum, squaredNorm) = try tree.rootSum(taking: &blocks, lanes: updateThreads) { k throws(MissingBlock) in
+            throw MissingBlock(leaf: k)
+        }
+        return (sum, squaredNorm, seconds(since: reduceStart))
     }
 
     /// A diverged step: `stop` ends the run naming the step and the first tensor that is not
