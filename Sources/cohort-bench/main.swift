@@ -159,7 +159,7 @@ trainStepBench(name: "lenet_train_step_1thread", config: "configs/mnist-lenet.ya
 trainStepBench(name: "lstm_train_step", config: "configs/mnist-lstm.yaml", threads: 2)
 trainStepBench(name: "lstm_train_step_1thread", config: "configs/mnist-lstm.yaml", threads: 1)
 
-// MARK: LeNet and LSTM trainer steps in one process, the micro-batches on parallel threads
+// MARK: MLP, LeNet and LSTM trainer steps in one process, the micro-batches on parallel threads
 
 /// The trainer's whole step on MNIST (batch assembly, forward, backward, tree sum, update) with
 /// the in-process executor, as the config says (batch 128 in 4 micro-batches of 32): the
@@ -181,6 +181,8 @@ func trainerStepBench(name: String, config path: String, threads: Int) {
     }
 }
 
+trainerStepBench(name: "mlp_trainer_step", config: "configs/mnist-mlp.yaml", threads: 2)
+trainerStepBench(name: "mlp_trainer_step_1thread", config: "configs/mnist-mlp.yaml", threads: 1)
 trainerStepBench(name: "lenet_trainer_step", config: "configs/mnist-lenet.yaml", threads: 2)
 trainerStepBench(name: "lenet_trainer_step_1thread", config: "configs/mnist-lenet.yaml", threads: 1)
 trainerStepBench(name: "lstm_trainer_step", config: "configs/mnist-lstm.yaml", threads: 2)
