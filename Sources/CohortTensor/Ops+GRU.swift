@@ -33,15 +33,16 @@ extension Variable {
             let px = input.xw.pointer, phw = hw.pointer, pb = b_hh.pointer, hp = hPrev.pointer
             for b in 0..<batch {
                 let xrow = px + (b * steps + t) * gh, hrow = phw + b * gh, arow = pa + b * gh
-                for j in 0..<H {
-                    let n0 = hrow[2 * H + j] + pb[2 * H + j]
-                    phn[b * H + j] = n0
-                    arow[2 * H + j] = xrow[2 * H + j] + arow[j] * n0
+                for j in stride(from: 0, to: H, by: 8) {
+                    let n = Swift.min(8, H - j)
+                    let n0 = Lanes.load(hrow + 2 * H, j, n) + Lanes.load(pb + 2 * H, j, n)
+                    Lanes.store(n0, phn + b * H, j, n)
+                    Lanes.store(Lanes.load(xrow + 2 * H, j, n) + Lanes.load(arow, j, n) * n0, arow + 2 * H, j, n)
                 }
                 VectorMath.tanh(arow + 2 * H, count: H)
-                for j in 0..<H {
-                    let z = arow[H + j]
-                    ph[b * H + j] = (1 - z) * arow[2 * H + j] + z * hp[b * H + j]
+                for j in stride(from: 0, to: H, by: 8) {
+                    let n = Swift.min(8, H - j), z = Lanes.load(arow + H, j, n)
+                    Lanes.store((1 - z) * Lanes.load(arow + 2 * H, j, n) + z * Lanes.load(hp + b * H, j, n), ph + b * H, j, n)
                 }
             }
             // Raw pointers do not keep their tensors alive: keep these until the step is done.
@@ -53,15 +54,15 @@ extension Variable {
                 let a = acts[t].pointer, hp = hs[t].pointer, hn = hiddenN[t].pointer
                 for b in 0..<batch {
                     let arow = a + b * gh, drow = dPre + b * gh, xrow = dXW + (b * steps + t) * gh
-                    for j in 0..<H {
-                        let d = dh[b * H + j]
-                        let (r, z, n) = (arow[j], arow[H + j], arow[2 * H + j])
+                    for j in stride(from: 0, to: H, by: 8) {   // eight units at a time (Lanes: same bits)
+                        let count = Swift.min(8, H - j), d = Lanes.load(dh + b * H, j, count)
+                        let (r, z, n) = (Lanes.load(arow, j, count), Lanes.load(arow + H, j, count), Lanes.load(arow + 2 * H, j, count))
                         let dn = d * (1 - z) * (1 - n * n)
-                        let dz = d * (hp[b * H + j] - n) * z * (1 - z)
-                        let dr = dn * hn[b * H + j] * r * (1 - r)
-                        xrow[j] = dr; xrow[H + j] = dz; xrow[2 * H + j] = dn
-                        drow[j] = dr; drow[H + j] = dz; drow[2 * H + j] = dn * r
-                        dhPrev[b * H + j] = d * z
+                        let dz = d * (Lanes.load(hp + b * H, j, count) - n) * z * (1 - z)
+                        let dr = dn * Lanes.load(hn + b * H, j, count) * r * (1 - r)
+                        Lanes.store(dr, xrow, j, count); Lanes.store(dz, xrow + H, j, count); Lanes.store(dn, xrow + 2 * H, j, count)
+                        Lanes.store(dr, drow, j, count); Lanes.store(dz, drow + H, j, count); Lanes.store(dn * r, drow + 2 * H, j, count)
+                        Lanes.store(d * z, dhPrev + b * H, j, count)
                     }
                 }
                 return (W_hh, gh)
@@ -90,17 +91,21 @@ extension Variable {
             input.activateResetAndUpdate(a.mutablePointer, hiddenPart: hw, biasHH: b_hh, step: t)
             let pa = a.mutablePointer, ph = h.mutablePointer, prh = rh.mutablePointer
             let px = input.xw.pointer, pb = b_hh.pointer, hp = hPrev.pointer
-            for b in 0..<batch { for j in 0..<H { prh[b * H + j] = pa[b * gh + j] * hp[b * H + j] } }
+            for b in 0..<batch { Lanes.map(H, into: prh + b * H, pa + b * gh, hp + b * H) { r, h in r * h } }
             // The candidate needs (r⊙h₋)·U_hᵀ, a second sgemm.
             let un = rh.matmul(uh, transposeOther: true)
             let pun = un.pointer
             for b in 0..<batch {
                 let xrow = px + (b * steps + t) * gh, arow = pa + b * gh
-                for j in 0..<H { arow[2 * H + j] = xrow[2 * H + j] + pun[b * H + j] + pb[2 * H + j] }
+                for j in stride(from: 0, to: H, by: 8) {
+                    let n = Swift.min(8, H - j)
+                    let sum = Lanes.load(xrow + 2 * H, j, n) + Lanes.load(pun + b * H, j, n)
+                    Lanes.store(sum + Lanes.load(pb + 2 * H, j, n), arow + 2 * H, j, n)
+                }
                 VectorMath.tanh(arow + 2 * H, count: H)
-                for j in 0..<H {
-                    let z = arow[H + j]
-                    ph[b * H + j] = (1 - z) * hp[b * H + j] + z * arow[2 * H + j]
+                for j in stride(from: 0, to: H, by: 8) {
+                    let n = Swift.min(8, H - j), z = Lanes.load(arow + H, j, n)
+                    Lanes.store((1 - z) * Lanes.load(hp + b * H, j, n) + z * Lanes.load(arow + 2 * H, j, n), ph + b * H, j, n)
                 }
             }
             withExtendedLifetime((input, hw, un, b_hh)) {}
@@ -112,14 +117,14 @@ extension Variable {
                 let a = acts[t].pointer, hp = hs[t].pointer, rh = resetHidden[t].pointer, prhall = rhAll.mutablePointer
                 for b in 0..<batch {
                     let arow = a + b * gh, drow = dPre + b * gh, xrow = dXW + (b * steps + t) * gh
-                    for j in 0..<H {
-                        let d = dh[b * H + j]
-                        let (z, candidate) = (arow[H + j], arow[2 * H + j])
+                    for j in stride(from: 0, to: H, by: 8) {   // eight units at a time (Lanes: same bits)
+                        let n = Swift.min(8, H - j), d = Lanes.load(dh + b * H, j, n)
+                        let (z, candidate) = (Lanes.load(arow + H, j, n), Lanes.load(arow + 2 * H, j, n))
                         let dn = d * z * (1 - candidate * candidate)
-                        xrow[2 * H + j] = dn; drow[2 * H + j] = dn
-                        xrow[H + j] = d * (candidate - hp[b * H + j]) * z * (1 - z)
-                        drow[H + j] = xrow[H + j]
-                        dhPrev[b * H + j] = d * (1 - z)
+                        Lanes.store(dn, xrow + 2 * H, j, n); Lanes.store(dn, drow + 2 * H, j, n)
+                        let dz = d * (candidate - Lanes.load(hp + b * H, j, n)) * z * (1 - z)
+                        Lanes.store(dz, xrow + H, j, n); Lanes.store(dz, drow + H, j, n)
+                        Lanes.store(d * (1 - z), dhPrev + b * H, j, n)
                     }
                 }
                 // Through the candidate's U_h(r⊙h₋): ∂(r⊙h₋) = dn·U_h, then into r and h₋.
@@ -130,11 +135,11 @@ extension Variable {
                 let drh = drhTensor.pointer
                 for b in 0..<batch {
                     (prhall + (b * steps + t) * H).update(from: rh + b * H, count: H)
-                    for j in 0..<H {
-                        let r = a[b * gh + j]
-                        let dr = drh[b * H + j] * hp[b * H + j] * r * (1 - r)
-                        dPre[b * gh + j] = dr; dXW[(b * steps + t) * gh + j] = dr
-                        dhPrev[b * H + j] += drh[b * H + j] * r
+                    for j in stride(from: 0, to: H, by: 8) {
+                        let n = Swift.min(8, H - j), r = Lanes.load(a + b * gh, j, n), dr0 = Lanes.load(drh + b * H, j, n)
+                        let dr = dr0 * Lanes.load(hp + b * H, j, n) * r * (1 - r)
+                        Lanes.store(dr, dPre + b * gh, j, n); Lanes.store(dr, dXW + (b * steps + t) * gh, j, n)
+                        Lanes.store(Lanes.load(dhPrev + b * H, j, n) + dr0 * r, dhPrev + b * H, j, n)
                     }
                 }
                 withExtendedLifetime(drhTensor) {}
@@ -186,7 +191,10 @@ struct GRUInput {
         let px = xw.pointer, phw = hw.pointer, pb = biasHH.pointer
         for b in 0..<batch {
             let xrow = px + (b * steps + t) * gh, hrow = phw + b * width, arow = pa + b * gh
-            for k in 0..<(2 * hidden) { arow[k] = xrow[k] + hrow[k] + pb[k] }
+            for k in stride(from: 0, to: 2 * hidden, by: 8) {
+                let n = Swift.min(8, 2 * hidden - k)
+                Lanes.store(Lanes.load(xrow, k, n) + Lanes.load(hrow, k, n) + Lanes.load(pb, k, n), arow, k, n)
+            }
             VectorMath.sigmoid(arow, count: 2 * hidden)
         }
         withExtendedLifetime((xw, hw, biasHH)) {}
@@ -226,7 +234,7 @@ struct GRUInput {
             for b in 0..<batch {
                 let row = b * steps + t
                 (phall + row * H).update(from: hp + b * H, count: H)
-                for j in 0..<H { pdh[b * H + j] = pdy[row * H + j] + next[b * H + j] }
+                Lanes.map(H, into: pdh + b * H, pdy + row * H, next + b * H) { dy, next in dy + next }
             }
             var dPre = Tensor(uninitializedShape: [batch, gh])
             var dhPrev = Tensor.zeros([batch, H])

@@ -82,10 +82,14 @@ extension Variable {
                 VectorMath.sigmoid(a + 3 * H, count: H)   // o
                 let c = pc + b * stateStride + t * H, tc = ptc + b * stateStride + t * H
                 let cPrev = t > 0 ? UnsafePointer(c - H) : zeros.pointer
-                for j in 0..<H { c[j] = a[H + j] * cPrev[j] + a[j] * a[2 * H + j] }
+                for j in stride(from: 0, to: H, by: 8) {   // C = f⊙C₋ + i⊙g
+                    let n = Swift.min(8, H - j)
+                    let fc = Lanes.load(a + H, j, n) * Lanes.load(cPrev, j, n)
+                    Lanes.store(fc + Lanes.load(a, j, n) * Lanes.load(a + 2 * H, j, n), c, j, n)
+                }
                 tc.update(from: c, count: H)
                 VectorMath.tanh(tc, count: H)
-                for j in 0..<H { h[j] = a[3 * H + j] * tc[j] }
+                Lanes.map(H, into: h, a + 3 * H, tc) { o, tc in o * tc }
             }
         }
         // Raw pointers do not keep their tensors alive.
@@ -105,19 +109,25 @@ extension Variable {
                     let a = pa + row * gh, d = pd + row * gh, dyRow = pdy + row * H, dh = pdh + b * H
                     guard lstm else {
                         let h = py + row * H
-                        for j in 0..<H { d[j] = (1 - h[j] * h[j]) * (dyRow[j] + dh[j]) }
+                        for j in stride(from: 0, to: H, by: 8) {
+                            let n = Swift.min(8, H - j), hj = Lanes.load(h, j, n)
+                            Lanes.store((1 - hj * hj) * (Lanes.load(dyRow, j, n) + Lanes.load(dh, j, n)), d, j, n)
+                        }
                         continue
                     }
                     let tc = ptc + row * H, cPrev = t > 0 ? pc + (row - 1) * H : zeros.pointer, dc = pdc + b * H
-                    for j in 0..<H {
-                        let (i, f, g, o) = (a[j], a[H + j], a[2 * H + j], a[3 * H + j])
-                        let dhj = dyRow[j] + dh[j]
-                        let dcj = dhj * o * (1 - tc[j] * tc[j]) + dc[j]
-                        d[j] = dcj * g * i * (1 - i)
-                        d[H + j] = dcj * cPrev[j] * f * (1 - f)
-                        d[2 * H + j] = dcj * i * (1 - g * g)
-                        d[3 * H + j] = dhj * tc[j] * o * (1 - o)
-                        dc[j] = dcj * f
+                    // Eight hidden units at a time, each lane the scalar formula (Lanes: same bits).
+                    for j in stride(from: 0, to: H, by: 8) {
+                        let n = Swift.min(8, H - j)
+                        let (i, f) = (Lanes.load(a, j, n), Lanes.load(a + H, j, n))
+                        let (g, o) = (Lanes.load(a + 2 * H, j, n), Lanes.load(a + 3 * H, j, n))
+                        let dhj = Lanes.load(dyRow, j, n) + Lanes.load(dh, j, n), tcj = Lanes.load(tc, j, n)
+                        let dcj = dhj * o * (1 - tcj * tcj) + Lanes.load(dc, j, n)
+                        Lanes.store(dcj * g * i * (1 - i), d, j, n)
+                        Lanes.store(dcj * Lanes.load(cPrev, j, n) * f * (1 - f), d + H, j, n)
+                        Lanes.store(dcj * i * (1 - g * g), d + 2 * H, j, n)
+                        Lanes.store(dhj * tcj * o * (1 - o), d + 3 * H, j, n)
+                        Lanes.store(dcj * f, dc, j, n)
                     }
                 }
                 if t > 0 {  // ∂L/∂h_{t−1} = ∂gates_t · W_hh
