@@ -26,6 +26,8 @@ let package = Package(
         .systemLibrary(name: "CZeroMQ", pkgConfig: "libzmq", providers: [.apt(["libzmq3-dev"])]),
         // A thin Swift wrapper of libzmq: ownership, multipart messages, timeouts, zero-copy sends.
         .target(name: "ZeroMQ", dependencies: ["CZeroMQ"]),
+        // Futex doorbells for the shared-memory mailboxes of workers on the coordinator's machine.
+        .target(name: "CFutex"),
         .target(name: "CohortTensor", dependencies: ["CBLAS"]),
         .target(name: "CohortNN", dependencies: ["CohortTensor"]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
@@ -41,7 +43,7 @@ let package = Package(
         ),
         // The coordinator, the workers and their wire protocol. It builds on the training step and
         // never on CohortExperiment: a worker never reads a config.
-        .target(name: "CohortCluster", dependencies: ["ZeroMQ", "CohortTraining", "CohortNN", "CohortTensor", "CohortData",
+        .target(name: "CohortCluster", dependencies: ["ZeroMQ", "CFutex", "CohortTraining", "CohortNN", "CohortTensor", "CohortData",
                                                       .product(name: "Logging", package: "swift-log")]),
         .executableTarget(
             name: "cohort",

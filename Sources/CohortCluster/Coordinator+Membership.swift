@@ -63,9 +63,14 @@ extension Coordinator {
                 welcome.sharedWeights = sharedWeights!.path
                 welcome.sharedResults = worker.results!.path
                 welcome.resultSlots = Self.resultSlots
+                if bell == nil { bell = try Doorbell(path: "/dev/shm/cohort-\(getpid())-\(runID)-bell", create: true) }
+                worker.mailbox = try LocalMailbox(path: "/dev/shm/cohort-\(getpid())-\(runID)-worker-\(worker.id)-mailbox", create: true)
+                welcome.mailbox = worker.mailbox!.path
+                welcome.coordinatorBell = bell!.path ?? ""
             } catch {
                 logger.notice("no shared memory for worker \(worker.id) (\(error)); it gets frames")
                 worker.results = nil
+                worker.mailbox = nil
             }
         }
         try send(to: identity, .welcome, step: 0, body: welcome.encode(), tensors: [.zeroCopy(weights.bytes, owner: weights)])
@@ -128,9 +133,12 @@ extension Coordinator {
         }
     }
 
-    func handle(_ frames: [ZMQFrame], results: (ResultFrom) throws -> Void) throws {
-        let size = frames.reduce(0) { $0 + $1.count }
-        bytesReceived += size; stepBytesReceived += size
+    /// `counted`: bytes that crossed the socket (not a mailbox's), for the traffic figures.
+    func handle(_ frames: [ZMQFrame], counted: Bool = true, results: (ResultFrom) throws -> Void) throws {
+        if counted {
+            let size = frames.reduce(0) { $0 + $1.count }
+            bytesReceived += size; stepBytesReceived += size
+        }
         guard frames.count >= 3 else { drop("\(frames.count) frames", kind: "malformed frames"); return }
         let identity = frames[0].bytes
         let message: Message

@@ -43,7 +43,8 @@ extension Coordinator {
         var exchange = StepExchange(task: task, tree: tree, version: UInt64(task.step))
         try assign(tree.root, in: &exchange)
         while exchange.covered < tree.leafCount {
-            try pump(timeout: 0.25) { from in try collect(from, into: &exchange) }
+            let localOnly = exchange.outstanding.values.allSatisfy { workers[$0.worker]?.mailbox != nil }
+            try pumpAll(timeout: 0.25, localOnly: localOnly) { from in try collect(from, into: &exchange) }
             expireDeadlines(exchange)
             // Work held by workers that died (or stalled, or answered wrongly) goes to the
             // others, cut along the same tree.
@@ -185,7 +186,10 @@ extension Coordinator {
                                                deadline: now.addingTimeInterval(deadline(forLeaves: part.count)))
         worker.tasks += 1
         logger.debug("step \(exchange.version): task \(id), micro-batches \(part) to worker \(worker.id)\(worker.sendsSamples ? " with their samples" : "")")
-        trySend(worker, .task, step: exchange.version, body: message.encode(), tensors: frames)
+        let body = message.encode()
+        if !frames.isEmpty || !postTask(body, to: worker, step: exchange.version) {
+            trySend(worker, .task, step: exchange.version, body: body, tensors: frames)
+        }
     }
 
     /// Takes in a RESULT: checks it answers an outstanding task with exactly that task's tree

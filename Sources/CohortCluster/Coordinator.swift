@@ -56,6 +56,8 @@ package final class Coordinator: GradientExecutor {
         /// Gradient slots in shared memory, for a worker on this machine.
         var results: SharedMemory?
         var usesSharedWeights: Bool { results != nil }
+        /// TASK and RESULT messages through shared memory, for a worker on this machine.
+        var mailbox: LocalMailbox?
         /// Result slots handed out in the current step.
         var slotsUsed = 0
         /// It sent a result that recomputing did not reproduce, or one that could not be used:
@@ -107,6 +109,8 @@ package final class Coordinator: GradientExecutor {
     package var localProcesses: LocalWorkers?
     /// Weights for workers on this machine, written once per step (nil until one joins).
     var sharedWeights: SharedMemory?
+    /// Rung by local workers when they leave a RESULT in their mailbox (nil until one joins).
+    var bell: Doorbell?
     var sharedWeightsVersion: UInt64 = .max
     let machineID = SharedMemory.machineID
     static let resultSlots = 4
@@ -176,10 +180,12 @@ package final class Coordinator: GradientExecutor {
     }
 
     /// Sends to a worker; a worker that has gone is marked dead instead of failing the run.
+    /// A worker with a mailbox is woken for it, as it sleeps on its doorbell rather than the socket.
     func trySend(_ worker: WorkerState, _ kind: MessageKind, step: UInt64, body: [UInt8], tensors: [OutgoingFrame] = []) {
         do { try send(to: worker.identity, kind, step: step, body: body, tensors: tensors) } catch {
             markDead(worker, because: "send failed: \(error)")
         }
+        worker.mailbox?.workerBell.ring()
     }
 
     /// Counts and (sparingly) logs a message that is not used; `kind` groups the log lines.

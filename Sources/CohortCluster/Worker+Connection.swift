@@ -63,9 +63,36 @@ extension Worker {
 
     var droppedMessages: Int { dropLog.total }
 
+    /// The next message from the coordinator, or nil after a heartbeat interval without one.
+    /// With a mailbox the worker sleeps on its doorbell, which the coordinator rings for
+    /// messages of either way; a ring with the box empty means a message on the socket, which
+    /// may still be on its way.
+    func nextFrames(_ socket: ZMQSocket) throws -> [ZMQFrame]? {
+        guard let mailbox else { return try socket.receive(timeout: options.heartbeatInterval) }
+        let seen = mailbox.workerBell.value
+        if let frames = try takeFromMailbox(mailbox) { return frames }
+        if let frames = try socket.receive(timeout: 0) { return frames }
+        mailbox.workerBell.wait(seen: seen, timeout: options.heartbeatInterval)
+        if let frames = try takeFromMailbox(mailbox) { return frames }
+        return try socket.receive(timeout: mailbox.workerBell.value == seen ? 0 : 0.005)
+    }
+
+    func takeFromMailbox(_ mailbox: LocalMailbox) throws -> [ZMQFrame]? {
+        do { return try mailbox.down.take() } catch {
+            drop("mailbox: \(error)")
+            return nil
+        }
+    }
+
     func send(_ socket: ZMQSocket, _ kind: MessageKind, step: UInt64, body: [UInt8], tensors: [OutgoingFrame] = [],
               wait: Bool = true) throws {
         let frames = Message.frames(kind: kind, runID: runID ?? 0, step: step, body: body, tensors: tensors)
+        // A RESULT whose gradients are in shared memory goes through the mailbox when it is free.
+        if kind == .result, tensors.isEmpty, let mailbox, let coordinatorBell, mailbox.up.post(frames) {
+            coordinatorBell.ring()
+            lastSent = Date()
+            return
+        }
         if wait, let parent = options.parentPID {
             // A local worker waits in short slices, so that a coordinator that has died (a
             // second Ctrl-C) is noticed at once, not after the whole send timeout. A message

@@ -65,6 +65,9 @@ package final class Worker {
     var sharedWeights: SharedMemory?
     var sharedResults: SharedMemory?
     var resultSlots = 0
+    /// On the coordinator's machine: TASKs and RESULTs through shared memory (`LocalMailbox`).
+    var mailbox: LocalMailbox?
+    var coordinatorBell: Doorbell?
     var lastHeard = Date()
     var lastSent = Date.distantPast
 
@@ -115,7 +118,7 @@ package final class Worker {
                 }
             }
             try heartbeatIfDue(socket)
-            guard let frames = try socket.receive(timeout: options.heartbeatInterval) else { continue }
+            guard let frames = try nextFrames(socket) else { continue }
             lastHeard = Date()
             let message: Message
             do { message = try Message.parse(frames[...]) } catch {
@@ -198,6 +201,10 @@ package final class Worker {
             sharedWeights = try SharedMemory(path: w.sharedWeights, floats: floats, create: false)
             sharedResults = try SharedMemory(path: w.sharedResults, floats: floats * w.resultSlots, create: false)
             resultSlots = w.resultSlots
+        }
+        if !w.mailbox.isEmpty {
+            mailbox = try LocalMailbox(path: w.mailbox, create: false)
+            coordinatorBell = try Doorbell(path: w.coordinatorBell, create: false)
         }
         if usesLocalData && localData?.fingerprint != w.datasetFingerprint {
             throw ProtocolError("told to use local data, but ours differs from the coordinator's")

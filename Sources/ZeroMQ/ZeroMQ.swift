@@ -71,6 +71,13 @@ package final class ZMQFrame: @unchecked Sendable {
     init() { zmq_msg_init(&message) }
     deinit { zmq_msg_close(&message) }
 
+    /// A frame holding a copy of `bytes`, for a message that came another way (shared memory)
+    /// to go through the same parsing as the ones from the socket.
+    package init(copying bytes: UnsafeRawBufferPointer) {
+        zmq_msg_init_size(&message, bytes.count)
+        if let source = bytes.baseAddress, bytes.count > 0 { zmq_msg_data(&message).copyMemory(from: source, byteCount: bytes.count) }
+    }
+
     package var count: Int { zmq_msg_size(&message) }
 
     package func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
@@ -93,6 +100,13 @@ package enum OutgoingFrame {
         switch self {
         case .bytes(let b): b.count
         case .zeroCopy(let p, _): p.count
+        }
+    }
+
+    package func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        switch self {
+        case .bytes(let b): try b.withUnsafeBytes(body)
+        case .zeroCopy(let p, _): try body(p)
         }
     }
 }

@@ -18,12 +18,17 @@ struct Welcome: Sendable {
     var sharedWeights: String = ""
     var sharedResults: String = ""
     var resultSlots: Int = 0
+    /// The worker's shared-memory mailbox (TASK and RESULT messages) and the coordinator's
+    /// doorbell, for a worker on the coordinator's machine ("" when not offered).
+    var mailbox: String = ""
+    var coordinatorBell: String = ""
 
     func encode() -> [UInt8] {
         var w = WireWriter()
         w.u32(workerID); w.string(blasFamily); w.codable(spec); w.u64(seed); w.string(datasetFingerprint); w.bool(sendsSamples)
         w.u64(weightsVersion); w.u32(UInt32(shapes.count)); for s in shapes { w.shape(s) }
         w.string(sharedWeights); w.string(sharedResults); w.u32(UInt32(resultSlots))
+        w.string(mailbox); w.string(coordinatorBell)
         return w.bytes
     }
 
@@ -40,6 +45,8 @@ struct Welcome: Sendable {
             welcome.sharedWeights = try r.string(limit: 4096)
             welcome.sharedResults = try r.string(limit: 4096)
             welcome.resultSlots = Int(try r.u32())
+            welcome.mailbox = try r.string(limit: 4096)
+            welcome.coordinatorBell = try r.string(limit: 4096)
             return welcome
         }
     }
