@@ -28,7 +28,9 @@ let package = Package(
         .target(name: "ZeroMQ", dependencies: ["CZeroMQ"]),
         // Futex doorbells for the shared-memory mailboxes of workers on the coordinator's machine.
         .target(name: "CFutex"),
-        .target(name: "CohortTensor", dependencies: ["CBLAS"]),
+        // σ and tanh on AVX2 when the CPU has it, with VectorMath's bits.
+        .target(name: "CVectorMath"),
+        .target(name: "CohortTensor", dependencies: ["CBLAS", "CVectorMath"]),
         .target(name: "CohortNN", dependencies: ["CohortTensor"]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .target(name: "CohortData", dependencies: ["CohortTensor", "CZlib", .product(name: "CSV", package: "CSV.swift"),
@@ -59,7 +61,7 @@ let package = Package(
         .executableTarget(name: "cohort-bench", dependencies: ["CBLAS", "CohortTensor", "CohortNN", "CohortData", "CohortTraining", "CohortExperiment", "CohortCluster"]),
         // Helpers shared by the test targets (finite-difference checks, paths to data).
         .target(name: "CohortTestSupport", dependencies: ["CohortTensor"], path: "Tests/CohortTestSupport"),
-        .testTarget(name: "CohortTensorTests", dependencies: ["CohortTensor", "CohortTestSupport"]),
+        .testTarget(name: "CohortTensorTests", dependencies: ["CohortTensor", "CVectorMath", "CohortTestSupport"]),
         .testTarget(name: "CohortClusterTests", dependencies: ["CohortCluster", "CohortExperiment", "CohortTraining", "ZeroMQ", "CohortTensor", "CohortTestSupport", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "CohortDataTests", dependencies: ["CohortData", "CohortTensor", "CohortTestSupport"]),
         .testTarget(name: "CohortNNTests", dependencies: ["CohortNN", "CohortTensor", "CohortTestSupport"]),

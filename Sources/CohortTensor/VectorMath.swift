@@ -1,3 +1,6 @@
+import CVectorMath
+import Foundation
+
 /// e^x, σ and tanh eight lanes at a time, for the gate loops of the recurrent layers.
 ///
 /// glibc's expf is a call per element, which stops the loop around it from vectorising; the gate
@@ -64,9 +67,23 @@ enum VectorMath {
         for l in 0..<(count - k) { p[k + l] = tail[l] }
     }
 
+    /// Whether σ and tanh run on the AVX2 kernels of CVectorMath: the same operations in the
+    /// same order, eight lanes per instruction instead of four, so the same bits
+    /// (`VectorMathTests` holds them to these). `COHORT_VECTOR_MATH=baseline` keeps them here.
+    static let usesAVX2 = cohort_has_avx2() != 0
+        && ProcessInfo.processInfo.environment["COHORT_VECTOR_MATH"] != "baseline"
+
     /// σ of each of p[0..<count], in place.
-    static func sigmoid(_ p: UnsafeMutablePointer<Float>, count: Int) { apply(p, count: count, sigmoid) }
+    static func sigmoid(_ p: UnsafeMutablePointer<Float>, count: Int) {
+        if usesAVX2 { cohort_sigmoid_avx2(p, count) } else { apply(p, count: count, sigmoid) }
+    }
 
     /// tanh of each of p[0..<count], in place.
-    static func tanh(_ p: UnsafeMutablePointer<Float>, count: Int) { apply(p, count: count, tanh) }
+    static func tanh(_ p: UnsafeMutablePointer<Float>, count: Int) {
+        if usesAVX2 { cohort_tanh_avx2(p, count) } else { apply(p, count: count, tanh) }
+    }
+
+    /// The baseline forms (SIMD8 in Swift), whatever the CPU: for tests against the AVX2 kernels.
+    static func baselineSigmoid(_ p: UnsafeMutablePointer<Float>, count: Int) { apply(p, count: count, sigmoid) }
+    static func baselineTanh(_ p: UnsafeMutablePointer<Float>, count: Int) { apply(p, count: count, tanh) }
 }

@@ -1,4 +1,5 @@
 @testable import CohortTensor
+import CVectorMath
 import Foundation
 import Testing
 
@@ -56,5 +57,22 @@ import Testing
             #expect(applied(VectorMath.sigmoid, to: [row[k]])[0] == whole[k])
             #expect(applied(VectorMath.sigmoid, to: Array(row[k...]))[0] == whole[k])
         }
+    }
+
+    /// The AVX2 kernels give the baseline's bits: a machine with AVX2 and one without compute
+    /// the same gates. Every 2¹²th float (both signs, all exponents), the sweep above, NaN and
+    /// ±∞, in a length that leaves a partial last group.
+    @Test func avx2KernelsGiveTheBaselineBits() throws {
+        try #require(cohort_has_avx2() != 0, "this CPU has no AVX2: nothing to compare")
+        var values = Self.inputs + [.nan, .infinity, -.infinity, .leastNonzeroMagnitude, -.greatestFiniteMagnitude]
+        values += stride(from: UInt32(0), to: UInt32.max - 4096, by: 4096).map { Float(bitPattern: $0) }
+        values.append(0.5)   // not a multiple of eight
+        func same(_ a: [Float], _ b: [Float]) -> Int {
+            zip(a, b).filter { $0.bitPattern != $1.bitPattern && !($0.isNaN && $1.isNaN) }.count
+        }
+        let sigmoid = applied({ cohort_sigmoid_avx2($0, $1) }, to: values)
+        #expect(same(sigmoid, applied(VectorMath.baselineSigmoid, to: values)) == 0)
+        let tanh = applied({ cohort_tanh_avx2($0, $1) }, to: values)
+        #expect(same(tanh, applied(VectorMath.baselineTanh, to: values)) == 0)
     }
 }

@@ -1,0 +1,59 @@
+#include "cvectormath.h"
+#include <immintrin.h>
+#include <string.h>
+
+int cohort_has_avx2(void) {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2");
+}
+
+// Each line mirrors one line of VectorMath.exp (Sources/CohortTensor/VectorMath.swift).
+__attribute__((target("avx2")))
+static inline __m256 exp8(__m256 x) {
+    const __m256 low = _mm256_set1_ps(-87.3f), high = _mm256_set1_ps(88.37f);
+    x = _mm256_blendv_ps(x, low, _mm256_cmp_ps(x, low, _CMP_LT_OQ));     // NaN compares false: kept
+    x = _mm256_blendv_ps(x, high, _mm256_cmp_ps(x, high, _CMP_GT_OQ));
+    const __m256 shifter = _mm256_set1_ps(12582912.0f);
+    __m256 shifted = _mm256_add_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504f)), shifter);
+    __m256 n = _mm256_sub_ps(shifted, shifter);
+    __m256 r = _mm256_sub_ps(_mm256_sub_ps(x, _mm256_mul_ps(n, _mm256_set1_ps(0.693145751953125f))),
+                             _mm256_mul_ps(n, _mm256_set1_ps(1.428606765330187e-6f)));
+    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+    p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(1.3981999507e-3f));
+    p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(8.3334519073e-3f));
+    p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(4.1665795894e-2f));
+    p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(1.6666665459e-1f));
+    p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(5.0000001201e-1f));
+    p = _mm256_add_ps(_mm256_add_ps(_mm256_mul_ps(p, _mm256_mul_ps(r, r)), r), _mm256_set1_ps(1.0f));
+    __m256i exponent = _mm256_add_epi32(_mm256_sub_epi32(_mm256_castps_si256(shifted), _mm256_set1_epi32(0x4B400000)),
+                                        _mm256_set1_epi32(127));
+    exponent = _mm256_slli_epi32(exponent, 23);
+    return _mm256_mul_ps(p, _mm256_castsi256_ps(exponent));
+}
+
+__attribute__((target("avx2")))
+static inline __m256 sigmoid8(__m256 x) {
+    __m256 minus = _mm256_xor_ps(x, _mm256_set1_ps(-0.0f));
+    __m256 s = _mm256_div_ps(_mm256_set1_ps(1.0f), _mm256_add_ps(_mm256_set1_ps(1.0f), exp8(minus)));
+    return _mm256_blendv_ps(s, _mm256_setzero_ps(), _mm256_cmp_ps(x, _mm256_set1_ps(-88.37f), _CMP_LT_OQ));
+}
+
+__attribute__((target("avx2")))
+static inline __m256 tanh8(__m256 x) {
+    __m256 e = exp8(_mm256_add_ps(x, x));
+    return _mm256_sub_ps(_mm256_set1_ps(1.0f), _mm256_div_ps(_mm256_set1_ps(2.0f), _mm256_add_ps(e, _mm256_set1_ps(1.0f))));
+}
+
+// The last partial group goes through the same lanes, padded with zeros as the Swift version.
+#define APPLY(f) \
+    long k = 0; \
+    for (; k + 8 <= count; k += 8) _mm256_storeu_ps(p + k, f(_mm256_loadu_ps(p + k))); \
+    if (k < count) { \
+        float tail[8] = {0}; \
+        memcpy(tail, p + k, (size_t)(count - k) * sizeof(float)); \
+        _mm256_storeu_ps(tail, f(_mm256_loadu_ps(tail))); \
+        memcpy(p + k, tail, (size_t)(count - k) * sizeof(float)); \
+    }
+
+__attribute__((target("avx2"))) void cohort_sigmoid_avx2(float *p, long count) { APPLY(sigmoid8) }
+__attribute__((target("avx2"))) void cohort_tanh_avx2(float *p, long count) { APPLY(tanh8) }

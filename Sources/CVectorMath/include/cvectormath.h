@@ -1,0 +1,14 @@
+// σ and tanh with AVX2, eight lanes per instruction: the same operations, in the same order,
+// as CohortTensor's VectorMath (Swift SIMD8 at baseline x86-64, two SSE registers per vector),
+// so every result has the same bits; only faster. Without FMA (the target is "avx2" alone),
+// so nothing can be contracted into a fused multiply-add.
+#ifndef COHORT_CVECTORMATH_H
+#define COHORT_CVECTORMATH_H
+
+/// Whether this CPU runs the AVX2 kernels below.
+int cohort_has_avx2(void);
+/// p[k] = σ(p[k]) for k < count, in place.
+void cohort_sigmoid_avx2(float *p, long count);
+/// p[k] = tanh(p[k]) for k < count, in place.
+void cohort_tanh_avx2(float *p, long count);
+#endif
