@@ -62,8 +62,8 @@ import Testing
     /// The AVX2 kernels give the baseline's bits: a machine with AVX2 and one without compute
     /// the same gates. Every 2¹²th float (both signs, all exponents), the sweep above, NaN and
     /// ±∞, in a length that leaves a partial last group.
-    @Test func avx2KernelsGiveTheBaselineBits() throws {
-        try #require(cohort_has_avx2() != 0, "this CPU has no AVX2: nothing to compare")
+    @Test(.enabled(if: cohort_has_avx2() != 0, "this CPU has no AVX2: nothing to compare"))
+    func avx2KernelsGiveTheBaselineBits() {
         var values = Self.inputs + [.nan, .infinity, -.infinity, .leastNonzeroMagnitude, -.greatestFiniteMagnitude]
         values += stride(from: UInt32(0), to: UInt32.max - 4096, by: 4096).map { Float(bitPattern: $0) }
         values.append(0.5)   // not a multiple of eight
