@@ -45,7 +45,11 @@ func localBench(rounds: Int = 3) {
                                           ("cohort_samples_per_s_best", rates.max() ?? .nan), ("cohort_samples_per_s_median", median(rates)),
                                           ("cohort_wall_samples_per_s_median", median(wall)),
                                           ("cohort_step_ms", median(cohort.map(\.stepSeconds)) * 1e3),
-                                          ("cohort_share_outside_compute", steadyShare)]
+                                          ("cohort_share_outside_compute", steadyShare),
+                                          ("cohort_compute_ms", median(cohort.map(\.computeSeconds)) * 1e3),
+                                          ("cohort_handoff_ms", median(cohort.map(\.handoffSeconds)) * 1e3),
+                                          ("cohort_reduce_ms", median(cohort.map(\.reduceSeconds)) * 1e3),
+                                          ("cohort_update_ms", median(cohort.map(\.updateSeconds)) * 1e3)]
             if !torch1.isEmpty && !torchAll.isEmpty {
                 let best = max(torch1.max()!, torchAll.max()!), medianBest = max(median(torch1), median(torchAll))
                 pairs += [("torch_1_thread_best", torch1.max()!), ("torch_1_thread_median", median(torch1)),

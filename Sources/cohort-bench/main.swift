@@ -215,6 +215,9 @@ struct DistributedRun {
     var samplesPerSecond: Double
     var stepSeconds: Double
     var overheadSeconds: Double
+    /// Medians of the step's parts: the slowest worker's compute, the hand-offs around it (the
+    /// exchange less that compute), and the coordinator's reduce and update.
+    var computeSeconds = 0.0, handoffSeconds = 0.0, reduceSeconds = 0.0, updateSeconds = 0.0
     var batch: Int
 }
 
@@ -239,15 +242,21 @@ func distributedRun(config: String, workers: Int, overrides: [String], threadsPe
           let summary = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(run)/summary.json"))) as? [String: Any]
     else { throw DataError(file: run, "cohort train failed (exit \(process.terminationStatus))") }
     var steps: [Double] = [], overheads: [Double] = [], batch = 0
+    var computes: [Double] = [], handoffs: [Double] = [], reduces: [Double] = [], updates: [Double] = []
     for line in try String(contentsOfFile: "\(run)/metrics.jsonl", encoding: .utf8).split(separator: "\n").dropFirst(10) {
         guard let m = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
               let step = m["step_time_s"] as? Double, let ws = m["workers"] as? [[String: Any]] else { continue }
         let compute = ws.compactMap { $0["compute_s"] as? Double }.max() ?? 0
         steps.append(step); overheads.append(max(0, step - compute))
+        computes.append(compute); handoffs.append(max(0, (m["exchange_s"] as? Double ?? compute) - compute))
+        reduces.append(m["reduce_s"] as? Double ?? 0); updates.append(m["update_s"] as? Double ?? 0)
         batch = m["samples"] as? Int ?? batch
     }
-    return DistributedRun(samplesPerSecond: summary["samples_per_s"] as? Double ?? 0, stepSeconds: median(steps),
-                          overheadSeconds: median(overheads), batch: batch)
+    var result = DistributedRun(samplesPerSecond: summary["samples_per_s"] as? Double ?? 0, stepSeconds: median(steps),
+                                overheadSeconds: median(overheads), batch: batch)
+    (result.computeSeconds, result.handoffSeconds) = (median(computes), median(handoffs))
+    (result.reduceSeconds, result.updateSeconds) = (median(reduces), median(updates))
+    return result
 }
 
 /// 1 and 2 local workers, alternated for `trials` rounds so that a noisy spell of this shared VM
