@@ -112,7 +112,7 @@ package struct ConvGeometry: Sendable, Equatable {
                     let first = min(max(y0 * ow, -shift), outputPixels)
                     let last = max(min(y1 * ow, planeSize - shift), first)
                     let dst = plane + shift
-                    for t in first..<last { dst[t] += src[t] }
+                    if first < last { Lanes.update(last - first, dst + first, reading: src + first) { d, s in d += s } }
                 }
                 continue
             }
@@ -125,7 +125,7 @@ package struct ConvGeometry: Sendable, Equatable {
                     let dst = plane + sy * width + (j - padding)
                     let from = src + y * ow
                     if stride == 1 {
-                        for x in x0..<x1 { dst[x] += from[x] }
+                        Lanes.update(x1 - x0, dst + x0, reading: from + x0) { d, s in d += s }
                     } else {
                         for x in x0..<x1 { dst[x * stride] += from[x] }
                     }

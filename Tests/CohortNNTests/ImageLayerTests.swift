@@ -152,6 +152,32 @@ func conv(_ input: [[Float]], _ kernel: [[Float]], stride: Int = 1, padding: Int
                                             0, 0, 0, 0])
     }
 
+    /// Rows wide enough for the eight-window path (20 columns: 8 windows, then 2 by the scalar
+    /// loop), with ties, −∞ and NaN: the maxima and the first-maximum indices of the plain rule
+    /// (strict >, from −∞, index 0 when no value beats it), in values and in the gradient.
+    @Test func maxPoolingEightWindowsAtATimeKeepsTheRule() {
+        let (planes, h, w) = (3, 4, 20)
+        var values = (0..<(planes * h * w)).map { Float(($0 * 7919) % 5) }   // many ties
+        values[3] = -.infinity; values[w + 2] = .nan; values[2 * w + 5] = .nan
+        for k in [40, 41, 60, 61] { values[k] = .nan }   // a window of NaN only
+        let tape = Tape()
+        let input = tape.leaf(Tensor(shape: [1, planes, h, w], values))
+        let y = input.maxPool2d(kernel: 2, stride: 2)
+        var expected: [Float] = [], gradient = [Float](repeating: 0, count: values.count)
+        for p in 0..<planes { for oy in 0..<(h / 2) { for ox in 0..<(w / 2) {
+            var best = -Float.infinity, at = 0
+            for k in [0, 1, w, w + 1] {
+                let i = (p * h + 2 * oy) * w + 2 * ox + k
+                if values[i] > best { best = values[i]; at = i }
+            }
+            expected.append(best)
+            gradient[at] += 1
+        } } }
+        #expect(y.value.scalars.map(\.bitPattern) == expected.map(\.bitPattern))
+        tape.backward(from: y.sum())
+        #expect(input.gradient?.scalars == gradient)
+    }
+
     /// Lecture 001's LeNet table, layer by layer: every output shape and every weight shape.
     @Test func leNetTable() throws {
         let layers: [any Layer] = [
