@@ -51,7 +51,8 @@ extension GradientTree {
         let targets = a.map { Int(bitPattern: UnsafeMutableRawPointer(mutating: $0.pointer)) }
         let sources = b?.map { Int(bitPattern: UnsafeRawPointer($0.pointer)) }
         let results = Int(bitPattern: blockNorms.baseAddress!)
-        let lanes = Swift.max(1, Swift.min(lanes, jobs.count / 4))
+        // Waking a thread costs about as much as adding 100k floats: small models stay on one.
+        let lanes = Swift.max(1, Swift.min(lanes, jobs.count / 32))
         withExtendedLifetime((a, b)) {
             let work: @Sendable (Int) -> Void = { lane in
                 let out = UnsafeMutablePointer<Double>(bitPattern: results)!

@@ -20,7 +20,7 @@ import Testing
     @Test(arguments: [1, 2, 3, 8])
     func fusedRootSumIsTheTreeSumAndItsNorm(lanes: Int) {
         // Tensors shorter than a lane group, not a multiple of 8, and spanning several norm blocks.
-        let counts = [5, 3 * Tensor.normBlock + 13, 16, 1, Tensor.normBlock]
+        let counts = [5, 260 * Tensor.normBlock + 13, 16, 1, Tensor.normBlock]   // enough blocks for 8 lanes
         for leaves in [1, 2, 3, 4, 5] {
             let tree = GradientTree(leafCount: leaves)
             let leaf = { (k: Int) in Self.gradient(counts, seed: UInt64(k + 1)) }
