@@ -74,7 +74,9 @@ extension Worker {
         if let frames = try socket.receive(timeout: 0) { return frames }
         mailbox.workerBell.wait(seen: seen, timeout: options.heartbeatInterval)
         if let frames = try takeFromMailbox(mailbox) { return frames }
-        return try socket.receive(timeout: mailbox.workerBell.value == seen ? 0 : 0.005)
+        // Rung with the box empty: a message by the socket (a TASK too large for the box, say)
+        // is on its way; wait for it a little, returning as soon as it is here.
+        return try socket.receive(timeout: mailbox.workerBell.value == seen ? 0 : 0.05)
     }
 
     func takeFromMailbox(_ mailbox: LocalMailbox) throws -> [ZMQFrame]? {
