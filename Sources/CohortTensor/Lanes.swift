@@ -23,6 +23,18 @@ public enum Lanes {
         for l in 0..<count { p[i + l] = v[l] }
     }
 
+    /// d[i] = body(x[i]); d may be x (in place: each group is read before it is written).
+    @inlinable @inline(__always)
+    public static func map(_ count: Int, into d: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>,
+                           _ body: (Vector) -> Vector) {
+        var i = 0
+        while i < count {
+            let n = Swift.min(8, count - i)
+            store(body(load(x, i, n)), d, i, n)
+            i += 8
+        }
+    }
+
     /// d[i] = body(x[i], y[i]).
     @inlinable @inline(__always)
     public static func map(_ count: Int, into d: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>,

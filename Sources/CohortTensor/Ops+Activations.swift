@@ -31,11 +31,7 @@ extension Variable {
     public func apply<F: ElementwiseFunction>(_: F.Type) -> Variable {
         let x = value, n = x.count
         var y = Tensor(uninitializedShape: x.shape)
-        let px = x.pointer, py = y.mutablePointer
-        for i in stride(from: 0, to: n, by: 8) {
-            let k = Swift.min(8, n - i)
-            Lanes.store(F.value(Lanes.load(px, i, k)), py, i, k)
-        }
+        Lanes.map(n, into: y.mutablePointer, x.pointer) { F.value($0) }
         let output = y
         return tape.record(output, inputs: [self]) { g, _ in
             var dx = Tensor(uninitializedShape: x.shape)

@@ -51,20 +51,11 @@ enum VectorMath {
     @inline(__always)
     static func tanh(_ x: SIMD8<Float>) -> SIMD8<Float> { 1 - 2 / (exp(x + x) + 1) }
 
-    /// p[k] = f(p[k]) for k in 0..<count; the last partial group goes through the same lanes.
+    /// p[k] = f(p[k]) for k in 0..<count; the last partial group goes through the same lanes,
+    /// padded with zeros (as the AVX2 kernels pad it).
     @inline(__always)
     static func apply(_ p: UnsafeMutablePointer<Float>, count: Int, _ f: (SIMD8<Float>) -> SIMD8<Float>) {
-        var k = 0
-        while k + 8 <= count {
-            let raw = UnsafeMutableRawPointer(p + k)
-            raw.storeBytes(of: f(raw.loadUnaligned(as: SIMD8<Float>.self)), as: SIMD8<Float>.self)
-            k += 8
-        }
-        guard k < count else { return }
-        var tail = SIMD8<Float>()
-        for l in 0..<(count - k) { tail[l] = p[k + l] }
-        tail = f(tail)
-        for l in 0..<(count - k) { p[k + l] = tail[l] }
+        Lanes.map(count, into: p, p, f)
     }
 
     /// Whether σ and tanh run on the AVX2 kernels of CVectorMath: the same operations in the
