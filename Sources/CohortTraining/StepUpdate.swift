@@ -41,40 +41,52 @@ package struct StepUpdate: Sendable {
     /// the gradients are read once for it).
     package func apply(_ sum: consuming GradientSum, batchSize: Int, norm measured: Double? = nil, parameters: inout [Tensor],
                       optimizer: inout Optimizer) -> Report {
-        // g = sum ÷ B (for the mean), then g ← τ/‖g‖ · g when ‖g‖ > τ. Both are one factor on the
-        // sum, applied as the optimizer reads it.
-        let mean = reduction == .mean ? 1 / Double(batchSize) : 1
-        let norm = measured ?? Self.globalNorm(sum.gradients) * mean
-        var factor = mean
-        var clipped = false
-        if let clipNorm, norm > Double(clipNorm) {
-            factor *= Double(clipNorm) / norm
-            clipped = true
-        }
+        let norm = measured ?? Self.globalNorm(sum.gradients) * (reduction == .mean ? 1 / Double(batchSize) : 1)
+        let (factor, clipped) = scale(batchSize: batchSize, norm: norm)
         let loss = reduction == .mean ? sum.lossSum / Double(batchSize) : sum.lossSum
-        guard clipValue != nil || regularization.isActive else {
-            optimizer.apply(to: &parameters, gradients: sum.gradients, scale: Float(factor))
+        guard adjustsGradient else {
+            optimizer.apply(to: &parameters, gradients: sum.gradients, scale: factor)
             return Report(loss: loss, gradientNorm: norm, clipped: clipped)
         }
         // Clamping and the penalty's gradient need the gradient itself: one pass in place.
         var gradients: [Tensor] = []
         swap(&gradients, &sum.gradients)  // own them, so the pass below writes in place
-        let f = Float(factor), c = clipValue ?? .infinity
-        let (l1, l2) = (regularization.l1, regularization.l2)
         for k in gradients.indices {
-            let penalized = regularization.includeBiases || !(k < isBias.count && isBias[k])
-            let g = gradients[k].mutablePointer, w = parameters[k].pointer
-            for i in 0..<gradients[k].count {
-                var v = Swift.min(Swift.max(f * g[i], -c), c)
-                if penalized {
-                    // d/dw λ₁|w| = λ₁ sign(w) (0 at 0), d/dw λ₂w² = 2λ₂w.
-                    v += l1 * (w[i] > 0 ? 1 : (w[i] < 0 ? -1 : 0)) + 2 * l2 * w[i]
-                }
-                g[i] = v
-            }
+            let g = gradients[k].mutablePointer
+            adjust(g, into: g, weights: parameters[k].pointer, count: gradients[k].count, factor: factor, parameter: k)
         }
         optimizer.apply(to: &parameters, gradients: gradients, scale: 1)
         return Report(loss: loss, gradientNorm: norm, clipped: clipped)
+    }
+
+    /// The one factor on the summed gradient: g = sum ÷ B (for the mean), then g ← τ/‖g‖ · g when
+    /// ‖g‖ > τ. It is applied as the optimizer reads the gradient. `norm` is ‖sum‖ ÷ B.
+    package func scale(batchSize: Int, norm: Double) -> (factor: Float, clipped: Bool) {
+        var factor = reduction == .mean ? 1 / Double(batchSize) : 1
+        guard let clipNorm, norm > Double(clipNorm) else { return (Float(factor), false) }
+        factor *= Double(clipNorm) / norm
+        return (Float(factor), true)
+    }
+
+    /// Whether the gradient itself must be rewritten before the optimizer reads it (clamping, a penalty).
+    package var adjustsGradient: Bool { clipValue != nil || regularization.isActive }
+
+    /// The scaled gradient, clamped to [−c, c] and with the penalty's gradient added, for
+    /// `count` elements of parameter `parameter` (whose weights are `w`): written to `out`,
+    /// which may be `g` itself.
+    package func adjust(_ g: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, weights w: UnsafePointer<Float>,
+                        count: Int, factor f: Float, parameter: Int) {
+        let c = clipValue ?? .infinity
+        let (l1, l2) = (regularization.l1, regularization.l2)
+        let penalized = regularization.includeBiases || !(parameter < isBias.count && isBias[parameter])
+        for i in 0..<count {
+            var v = Swift.min(Swift.max(f * g[i], -c), c)
+            if penalized {
+                // d/dw λ₁|w| = λ₁ sign(w) (0 at 0), d/dw λ₂w² = 2λ₂w.
+                v += l1 * (w[i] > 0 ? 1 : (w[i] < 0 ? -1 : 0)) + 2 * l2 * w[i]
+            }
+            out[i] = v
+        }
     }
 
     /// ‖g‖₂ over all parameters together.
