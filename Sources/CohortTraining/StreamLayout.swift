@@ -1,0 +1,91 @@
+import CohortTensor
+
+/// How a model's parameters are cut into chunks that travel, and are summed and updated, one at
+/// a time (`StreamedUpdate`).
+///
+/// The unit is the norm block: elements [start, end) of one parameter, `Tensor.normBlock` long
+/// (shorter at a tensor's end). The gradient norm is a sum of per-block squares in block order
+/// (`Tensor.squaredNorm`), so a chunk of whole blocks can be summed and squared on its own and the
+/// norm still comes out with the same bits. A chunk is a run of consecutive blocks, at most
+/// `chunkFloats` long (one block at least), in parameter order.
+package struct StreamLayout: Sendable, Equatable {
+    package struct Piece: Sendable, Equatable {
+        package var tensor: Int
+        package var start: Int
+        package var end: Int
+        package var count: Int { end - start }
+    }
+
+    /// 128 KB: about 1 ms on a 1 Gbit/s link, short enough that forwarding and updating one
+    /// chunk overlap well with the next one's transfer, long enough that per-message costs vanish.
+    package static let defaultChunkFloats = 32_768
+
+    package let shapes: [[Int]]
+    /// Every norm block of every parameter, in order.
+    package let pieces: [Piece]
+    /// Chunk c is `pieces[chunks[c]]`.
+    package let chunks: [Range<Int>]
+    /// Where each piece starts in the parameters laid end to end.
+    package let flatOffsets: [Int]
+    package let totalFloats: Int
+
+    package init(shapes: [[Int]], chunkFloats: Int = defaultChunkFloats) {
+        precondition(chunkFloats > 0, "chunks need at least one float")
+        self.shapes = shapes
+        var pieces: [Piece] = [], offsets: [Int] = [], flat = 0
+        for (t, shape) in shapes.enumerated() {
+            let count = shape.reduce(1, *)
+            for start in stride(from: 0, to: count, by: Tensor.normBlock) {
+                let end = Swift.min(start + Tensor.normBlock, count)
+                pieces.append(Piece(tensor: t, start: start, end: end))
+                offsets.append(flat)
+                flat += end - start
+            }
+        }
+        var chunks: [Range<Int>] = [], first = 0, floats = 0
+        for (i, piece) in pieces.enumerated() {
+            if i > first && floats + piece.count > chunkFloats {
+                chunks.append(first..<i)
+                first = i; floats = 0
+            }
+            floats += piece.count
+        }
+        if first < pieces.count { chunks.append(first..<pieces.count) }
+        self.pieces = pieces; self.chunks = chunks; flatOffsets = offsets; totalFloats = flat
+    }
+
+    package var chunkCount: Int { chunks.count }
+
+    /// Floats in chunk `c`.
+    package func floats(inChunk c: Int) -> Int { chunks[c].reduce(0) { $0 + pieces[$1].count } }
+
+    /// Copies chunk `c` of `tensors` (shaped as `shapes`) into `destination`, piece after piece.
+    package func gather(_ c: Int, of tensors: [Tensor], into destination: UnsafeMutablePointer<Float>) {
+        var at = 0
+        for piece in chunks[c].map({ pieces[$0] }) {
+            tensors[piece.tensor].withUnsafeBufferPointer { source in
+                (destination + at).update(from: source.baseAddress! + piece.start, count: piece.count)
+            }
+            at += piece.count
+        }
+    }
+
+    /// Chunk `c` as bytes, little-endian floats (the wire's layout).
+    package func bytes(ofChunk c: Int, of tensors: [Tensor]) -> [UInt8] {
+        [UInt8](unsafeUninitializedCapacity: 4 * floats(inChunk: c)) { buffer, count in
+            gather(c, of: tensors, into: UnsafeMutableRawPointer(buffer.baseAddress!).assumingMemoryBound(to: Float.self))
+            count = buffer.count
+        }
+    }
+
+    /// Writes chunk `c` from `source` into `tensors`, which the caller owns and nobody reads now.
+    package func scatter(_ c: Int, from source: UnsafeRawBufferPointer, into tensors: [Tensor]) {
+        precondition(source.count == 4 * floats(inChunk: c), "chunk \(c) has \(floats(inChunk: c)) floats, not \(source.count / 4)")
+        var at = 0
+        for piece in chunks[c].map({ pieces[$0] }) {
+            let target = UnsafeMutableRawPointer(mutating: tensors[piece.tensor].pointer) + 4 * piece.start
+            target.copyMemory(from: source.baseAddress! + 4 * at, byteCount: 4 * piece.count)
+            at += piece.count
+        }
+    }
+}
