@@ -11,9 +11,9 @@ func seconds(since start: DispatchTime) -> Double {
 /// the fixed tree, average, clip, update. `cohort train` runs this; so does `cohort trace`.
 package struct Trainer {
     package let setup: TrainingSetup
-    package private(set) var parameters: [Tensor]
-    package private(set) var optimizer: Optimizer
-    package private(set) var step = 0
+    package internal(set) var parameters: [Tensor]
+    package internal(set) var optimizer: Optimizer
+    package internal(set) var step = 0
     /// Steps skipped in a row for a loss or gradient that was not finite.
     var nonFiniteInARow = 0
     private var permutation: (epoch: Int, order: [Int])?
@@ -63,7 +63,16 @@ package struct Trainer {
         var task = nextTask()
         let tree = GradientTree(leafCount: task.microBatches.count)
         let batchSize = task.microBatches.reduce(0) { $0 + $1.count }
-        var (sum, squaredNorm, reduceSeconds) = try gradientSum(task, tree: tree, executor: &executor, careful: false)
+        var first: (GradientSum, Double, Double)
+        if executor.streamsUpdates() {
+            switch try streamedStep(task, tree: tree, batchSize: batchSize, executor: &executor, start: start) {
+            case .done(let record): return record
+            case .notApplied(let sum, let squaredNorm, let seconds): first = (sum, squaredNorm, seconds)
+            }
+        } else {
+            first = try gradientSum(task, tree: tree, executor: &executor, careful: false)
+        }
+        var (sum, squaredNorm, reduceSeconds) = first
         var (loss, norm) = setup.update.measure(sum, batchSize: batchSize, squaredNorm: squaredNorm)
         if !loss.isFinite || !norm.isFinite {
             (sum, squaredNorm, reduceSeconds) = try gradientSum(task, tree: tree, executor: &executor, careful: true)
