@@ -176,6 +176,8 @@ extension Coordinator {
         case .result:
             let result = Result { () throws(ProtocolError) in try ResultMessage.decodeChecked(message) }
             try results(ResultFrom(worker: worker, message: message, result: result))
+        case .gradientChunk:
+            try results(ResultFrom(worker: worker, message: message, result: .failure(ProtocolError("a gradient chunk, not a result"))))
         default: drop("unexpected \(message.header.kind) from worker \(worker.id)")
         }
     }

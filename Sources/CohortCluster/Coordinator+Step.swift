@@ -27,9 +27,16 @@ extension Coordinator {
         var known: [Range<Int>: GradientSum] = [:]
         var outstanding: [UInt64: Outstanding] = [:]
         var covered = 0
+        /// Streamed RESULTs whose chunks are still coming, by task.
+        var incoming: [UInt64: IncomingResult] = [:]
+        /// The update that takes the gradient chunk by chunk, when this step streams.
+        var stream: StreamedUpdate?
+        /// Weights chunks of the next version sent to each worker this step.
+        var chunksSent: [UInt32: Int] = [:]
     }
 
-    /// A RESULT as it arrived, with the worker it came from (or why it could not be read).
+    /// A RESULT (or a GRADIENT CHUNK) as it arrived, with the worker it came from (or why it
+    /// could not be read).
     struct ResultFrom {
         let worker: WorkerState
         let message: Message
@@ -37,10 +44,15 @@ extension Coordinator {
     }
 
     package func compute(_ task: StepTask, tree: GradientTree) throws -> [Range<Int>: GradientSum] {
+        try compute(task, tree: tree, stream: nil)
+    }
+
+    func compute(_ task: StepTask, tree: GradientTree, stream: StreamedUpdate?) throws -> [Range<Int>: GradientSum] {
         let computeStart = Date()
         defer { stepExchangeSeconds = Date().timeIntervalSince(computeStart) }
         beginStep(task)
         var exchange = StepExchange(task: task, tree: tree, version: UInt64(task.step))
+        exchange.stream = stream
         try assign(tree.root, in: &exchange)
         while exchange.covered < tree.leafCount {
             let localOnly = exchange.outstanding.values.allSatisfy { workers[$0.worker]?.mailbox != nil }
@@ -50,10 +62,13 @@ extension Coordinator {
             // others, cut along the same tree.
             for (id, job) in exchange.outstanding where workers[job.worker]?.alive != true {
                 exchange.outstanding[id] = nil
+                exchange.incoming[id] = nil
                 logger.debug("step \(task.step): micro-batches \(job.range) of dead worker \(job.worker) go to the others")
                 try assign(job.range, in: &exchange)
             }
+            advance(&exchange)
         }
+        finishStream(&exchange)
         return exchange.known
     }
 
@@ -197,7 +212,13 @@ extension Coordinator {
     /// A result that cannot be used (unreadable, for a task not given, other blocks than the
     /// task's) means a faulty worker: dropped, so its tasks go to the others at once.
     func collect(_ from: ResultFrom, into exchange: inout StepExchange) throws {
-        do { try take(from, into: &exchange) } catch let error as ProtocolError {
+        do {
+            if from.message.header.kind == .gradientChunk {
+                try takeChunk(from, into: &exchange)
+            } else {
+                try take(from, into: &exchange)
+            }
+        } catch let error as ProtocolError {
             drop("result from worker \(from.worker.id): \(error)", kind: "unusable result")
             from.worker.faulty = true
             markDead(from.worker, because: "its result could not be used (\(error))")
@@ -220,27 +241,43 @@ extension Coordinator {
             guard from.worker.results != nil, job.sharedSlot >= 0 else {
                 throw ProtocolError("gradients in shared memory that was not assigned to this task")
             }
-        } else if from.message.tensors.count != expected.count * shapes.count {
+        } else if !result.streamed && from.message.tensors.count != expected.count * shapes.count {
             throw ProtocolError("\(from.message.tensors.count) tensor frames for \(expected.count) blocks of \(shapes.count) parameters")
         }
+        if result.streamed {
+            // The gradients follow, chunk by chunk (`takeChunk`).
+            exchange.incoming[result.taskID] = IncomingResult(worker: from.worker.id, result: result, shapes: shapes,
+                                                              chunkCount: streamLayout.chunkCount)
+            return
+        }
         let floats = parameterFloats
-        for (b, block) in result.blocks.enumerated() {
+        var sums: [[Tensor]] = []
+        for b in result.blocks.indices {
             // Borrow the frames' (or the shared slots') memory: the tree sum adds into it in place.
-            let gradients = try result.shared
+            sums.append(try result.shared
                 ? from.worker.results!.tensors(at: (job.sharedSlot + b) * floats, shapes: shapes)
                 : shapes.indices.map { p in
                     try PackedTensors.unpack(from.message.tensors[b * shapes.count + p], shapes: [shapes[p]])[0]
-                }
-            let sum = GradientSum(gradients: gradients, lossSum: block.lossSum, samples: block.samples, correct: block.correct)
-            exchange.known[block.range] = checked(block.range, sum, from: from.worker, in: exchange)
+                })
         }
+        finishTask(result, gradients: sums, job: job, from: from.worker, in: &exchange)
+    }
+
+    /// A task's blocks are all here: they join the known sums (checked on the careful path).
+    func finishTask(_ result: ResultMessage, gradients: [[Tensor]], job: Outstanding, from worker: WorkerState,
+                    in exchange: inout StepExchange) {
+        for (block, sums) in zip(result.blocks, gradients) {
+            let sum = GradientSum(gradients: sums, lossSum: block.lossSum, samples: block.samples, correct: block.correct)
+            exchange.known[block.range] = checked(block.range, sum, from: worker, in: exchange)
+        }
+        let expected = result.blocks.map(\.range)
         exchange.outstanding[result.taskID] = nil
         exchange.covered += job.range.count
         leafSeconds.append(Date().timeIntervalSince(job.sent) / Double(job.range.count))
         if leafSeconds.count > 64 { leafSeconds.removeFirst() }
-        logger.debug("step \(exchange.version): task \(result.taskID) done by worker \(from.worker.id): blocks \(expected), \(String(format: "%.2f", result.computeSeconds * 1000)) ms\(result.shared ? " (shared memory)" : "")")
-        from.worker.computeSeconds += result.computeSeconds
-        from.worker.stepComputeSeconds += result.computeSeconds
+        logger.debug("step \(exchange.version): task \(result.taskID) done by worker \(worker.id): blocks \(expected), \(String(format: "%.2f", result.computeSeconds * 1000)) ms\(result.shared ? " (shared memory)" : "")")
+        worker.computeSeconds += result.computeSeconds
+        worker.stepComputeSeconds += result.computeSeconds
     }
 
     /// Drops this step's weights, so the trainer's update writes them in place, when a copy of

@@ -100,6 +100,8 @@ package final class Coordinator: GradientExecutor {
     }
     let shapes: [[Int]]
     let parameterFloats: Int
+    /// How gradients and weights are cut into chunks for workers across a network.
+    let streamLayout: StreamLayout
     var weightsVersion: UInt64 = 0
     var dropLog = DropLog()
     var bytesSent = 0, bytesReceived = 0
@@ -152,6 +154,7 @@ package final class Coordinator: GradientExecutor {
         parameters = setup.initialParameters
         shapes = parameters.map(\.shape)
         parameterFloats = parameters.reduce(0) { $0 + $1.count }
+        streamLayout = StreamLayout(shapes: shapes)
         blasFamily = options.blasKernel?.rawValue
     }
 

@@ -53,6 +53,11 @@ package final class Worker {
     var parameters: [Tensor] = []
     var shapes: [[Int]] = []
     var weightsVersion: UInt64 = 0
+    /// How gradients and weights travel in chunks (set by WELCOME).
+    var streamLayout = StreamLayout(shapes: [])
+    /// The next weights, arriving chunk by chunk while the coordinator updates; used once whole
+    /// and a task asks for their version.
+    var nextWeights: IncomingWeights?
     var usesLocalData = false
     var localData: Dataset? { options.localData }
     /// What the model and loss can take (checked on every sample before it is computed), and
@@ -168,6 +173,9 @@ package final class Worker {
                     parameters = try PackedTensors.unpack(message.tensors[0], shapes: shapes)
                 }
                 weightsVersion = weights.version
+                nextWeights = nil
+            case .weightsChunk:
+                try takeWeightsChunk(message)
             case .task:
                 try runTask(try TaskMessage.decode(message), message: message, step: header.step, socket: socket)
             case .heartbeat:
@@ -189,6 +197,7 @@ package final class Worker {
         let expected = gradient.model.parameterSpecs.map(\.spec.shape)
         guard expected == w.shapes else { throw ProtocolError("weights of shapes \(w.shapes) for a model of \(expected)") }
         shapes = w.shapes
+        streamLayout = StreamLayout(shapes: w.shapes)
         parameters = try PackedTensors.unpack(message.tensors[0], shapes: w.shapes)
         self.gradient = gradient
         sampleCheck = SampleCheck(model: gradient.model, loss: gradient.loss)
@@ -227,6 +236,12 @@ package final class Worker {
             parameters = shm.tensors(at: 0, shapes: shapes)
             weightsVersion = task.weightsVersion
         }
+        if task.weightsVersion != weightsVersion, let next = nextWeights, next.version == task.weightsVersion, next.isWhole {
+            // Streamed while we were idle: every chunk is here.
+            parameters = next.tensors
+            weightsVersion = next.version
+            nextWeights = nil
+        }
         guard task.weightsVersion == weightsVersion else {
             throw ProtocolError("task for weights \(task.weightsVersion), we hold \(weightsVersion)")
         }
@@ -237,17 +252,19 @@ package final class Worker {
         let shared = sharedResults != nil && task.sharedSlot >= 0 && task.sharedSlot + ranges.count <= resultSlots
         var known = computeLeaves(task, tree: tree, step: step, sent: sent, gradient: gradient, halves: shared, socket: socket)
         var blocks: [ResultMessage.Block] = []
-        var frames: [OutgoingFrame] = []
+        var sums: [[Tensor]] = []
         for block in ranges {
             let sum = try complete(block, of: tree, from: &known, sharedSlot: shared ? task.sharedSlot + blocks.count : nil)
-            // One frame per parameter, straight from the gradient tensors: no packing copy.
-            if !shared { frames += sum.gradients.map { TensorBox($0).frame } }
+            sums.append(sum.gradients)
             blocks.append(.init(range: block, lossSum: sum.lossSum, samples: sum.samples, correct: sum.correct))
         }
-        let result = ResultMessage(taskID: task.taskID, blocks: blocks, computeSeconds: Date().timeIntervalSince(start), shared: shared)
+        let result = ResultMessage(taskID: task.taskID, blocks: blocks, computeSeconds: Date().timeIntervalSince(start), shared: shared,
+                                   streamed: !shared)
         logger.debug("step \(step): task \(task.taskID), micro-batches \(task.range) in \(String(format: "%.2f", result.computeSeconds * 1000)) ms")
-        try send(socket, .result, step: step, body: result.encode(), tensors: frames)
+        try send(socket, .result, step: step, body: result.encode())
+        if !shared { try streamGradients(sums, task: task.taskID, step: step, socket: socket) }
     }
+
 
     /// The task's micro-batches on this worker's threads (one BLAS thread each): the tree blocks
     /// of each thread's part (as halves for a shared slot, whose last addition writes there). The

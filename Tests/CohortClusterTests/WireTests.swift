@@ -1,5 +1,6 @@
 @testable import CohortCluster
 @testable import CohortTensor
+import CohortTraining
 import Foundation
 import Testing
 @testable import ZeroMQ
@@ -68,6 +69,32 @@ func roundTrip(_ frames: [OutgoingFrame]) throws -> [ZMQFrame] {
         // A task whose leaves lie outside its tree.
         let task = TaskMessage(taskID: 1, weightsVersion: 0, leafCount: 2, first: 1, leaves: [[0], [1]], sampleShapes: [])
         #expect(throws: ProtocolError.self) { try TaskMessage.decode(Message(header: Header(kind: .task, runID: 1, step: 0), body: task.encode(), tensors: [])) }
+    }
+
+    /// Chunk messages: they round-trip, and a chunk of another layout, out of range, or of the
+    /// wrong size is refused before anything is copied.
+    @Test func chunkMessagesAreChecked() throws {
+        let layout = StreamLayout(shapes: [[10_000], [7]], chunkFloats: Tensor.normBlock)   // chunks of 4096, 4096, 1815 floats
+        func message(_ kind: MessageKind, _ body: [UInt8], floats: Int) throws -> Message {
+            try Message.parse(try roundTrip(Message.frames(kind: kind, runID: 1, step: 4, body: body,
+                                                           tensors: [.bytes([UInt8](repeating: 0, count: 4 * floats))]))[...])
+        }
+        let gradient = GradientChunkMessage(taskID: 8, block: 1, chunk: 2, chunkCount: 3)
+        let decoded = try GradientChunkMessage.decode(try message(.gradientChunk, gradient.encode(), floats: 1815), layout: layout)
+        #expect(decoded.taskID == 8 && decoded.block == 1 && decoded.chunk == 2)
+        #expect(try WeightsChunkMessage.decode(try message(.weightsChunk, WeightsChunkMessage(version: 5, chunk: 0, chunkCount: 3).encode(),
+                                                           floats: 4096), layout: layout).version == 5)
+        // The wrong size for its chunk, a chunk past the end, another layout's count.
+        #expect(throws: ProtocolError.self) { try GradientChunkMessage.decode(try message(.gradientChunk, gradient.encode(), floats: 4096), layout: layout) }
+        let past = GradientChunkMessage(taskID: 8, block: 0, chunk: 3, chunkCount: 3).encode()
+        #expect(throws: ProtocolError.self) { try GradientChunkMessage.decode(try message(.gradientChunk, past, floats: 1815), layout: layout) }
+        let other = WeightsChunkMessage(version: 5, chunk: 0, chunkCount: 4).encode()
+        #expect(throws: ProtocolError.self) { try WeightsChunkMessage.decode(try message(.weightsChunk, other, floats: 4096), layout: layout) }
+        // A streamed result carries no frames of its own.
+        let result = ResultMessage(taskID: 1, blocks: [.init(range: 0..<2, lossSum: 1, samples: 4, correct: 2)], computeSeconds: 0.1, streamed: true)
+        #expect(throws: ProtocolError.self) { try ResultMessage.decode(try message(.result, result.encode(), floats: 4)) }
+        let bare = try Message.parse(try roundTrip(Message.frames(kind: .result, runID: 1, step: 4, body: result.encode()))[...])
+        #expect(try ResultMessage.decode(bare).streamed)
     }
 
     @Test func oversizedFramesAreRefusedBeforeAllocation() throws {

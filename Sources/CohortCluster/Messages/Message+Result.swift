@@ -1,5 +1,6 @@
 /// RESULT, worker → coordinator: sums of whole tree nodes; each block is followed by one tensor
-/// frame per parameter, in parameter order.
+/// frame per parameter, in parameter order. A streamed result has no frames: GRADIENT CHUNK
+/// messages follow it, chunk after chunk (`StreamLayout`), each chunk for every block.
 struct ResultMessage: Sendable {
     struct Block: Sendable {
         var range: Range<Int>
@@ -12,10 +13,12 @@ struct ResultMessage: Sendable {
     var computeSeconds: Double
     /// The gradients are in the worker's shared-memory slots 0, 1, … instead of frames.
     var shared: Bool = false
+    /// The gradients follow in GRADIENT CHUNK messages.
+    var streamed: Bool = false
 
     func encode() -> [UInt8] {
         var w = WireWriter()
-        w.u64(taskID); w.f64(computeSeconds); w.bool(shared); w.u32(UInt32(blocks.count))
+        w.u64(taskID); w.f64(computeSeconds); w.bool(shared); w.bool(streamed); w.u32(UInt32(blocks.count))
         for b in blocks {
             w.u32(UInt32(b.range.lowerBound)); w.u32(UInt32(b.range.upperBound)); w.f64(b.lossSum)
             w.u32(UInt32(b.samples)); w.u32(UInt32(b.correct))
@@ -25,8 +28,8 @@ struct ResultMessage: Sendable {
 
     static func decode(_ m: Message) throws -> ResultMessage {
         try m.read { r in
-            let id = try r.u64(), seconds = try r.f64(), shared = try r.bool(), n = Int(try r.u32())
-            guard n > 0, n <= 64, shared ? m.tensors.isEmpty : m.tensors.count % n == 0 else {
+            let id = try r.u64(), seconds = try r.f64(), shared = try r.bool(), streamed = try r.bool(), n = Int(try r.u32())
+            guard !(shared && streamed), n > 0, n <= 64, shared || streamed ? m.tensors.isEmpty : m.tensors.count % n == 0 else {
                 throw ProtocolError("\(n) blocks with \(m.tensors.count) tensor frames")
             }
             var blocks: [Block] = []
@@ -35,7 +38,7 @@ struct ResultMessage: Sendable {
                 guard lo < hi else { throw ProtocolError("empty block \(lo)..<\(hi)") }
                 blocks.append(Block(range: lo..<hi, lossSum: try r.f64(), samples: Int(try r.u32()), correct: Int(try r.u32())))
             }
-            return ResultMessage(taskID: id, blocks: blocks, computeSeconds: seconds, shared: shared)
+            return ResultMessage(taskID: id, blocks: blocks, computeSeconds: seconds, shared: shared, streamed: streamed)
         }
     }
 }

@@ -7,12 +7,12 @@ import ZeroMQ
 /// step (u64), body length (u32), number of tensor frames (u32); all little-endian.
 package enum Wire {
     package static let magic: [UInt8] = Array("CHRT".utf8)
-    package static let version: UInt16 = 6
+    package static let version: UInt16 = 7
     static let headerSize = 32
 }
 
 package enum MessageKind: UInt8, Sendable, CaseIterable {
-    case hello = 1, welcome, task, result, weights, shutdown, heartbeat, failure
+    case hello = 1, welcome, task, result, weights, shutdown, heartbeat, failure, weightsChunk, gradientChunk
 }
 
 package struct Header: Sendable, Equatable {

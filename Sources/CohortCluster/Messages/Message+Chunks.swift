@@ -1,0 +1,54 @@
+import CohortTraining
+import ZeroMQ
+
+/// GRADIENT CHUNK, worker → coordinator: chunk `chunk` (of the run's `StreamLayout`) of block
+/// `block` of a streamed RESULT, as one frame of little-endian floats.
+struct GradientChunkMessage: Sendable {
+    var taskID: UInt64
+    var block: Int
+    var chunk: Int
+    var chunkCount: Int
+
+    func encode() -> [UInt8] {
+        var w = WireWriter()
+        w.u64(taskID); w.u32(UInt32(block)); w.u32(UInt32(chunk)); w.u32(UInt32(chunkCount))
+        return w.bytes
+    }
+
+    static func decode(_ m: Message, layout: StreamLayout) throws -> GradientChunkMessage {
+        let message = try m.read { r in
+            GradientChunkMessage(taskID: try r.u64(), block: Int(try r.u32()), chunk: Int(try r.u32()), chunkCount: Int(try r.u32()))
+        }
+        try checkChunk(message.chunk, of: message.chunkCount, frames: m.tensors, layout: layout)
+        return message
+    }
+}
+
+/// WEIGHTS CHUNK, coordinator → worker: chunk `chunk` of the weights of `version`, streamed as
+/// the update makes them. A worker uses them once it has every chunk and a task asks for them.
+struct WeightsChunkMessage: Sendable {
+    var version: UInt64
+    var chunk: Int
+    var chunkCount: Int
+
+    func encode() -> [UInt8] {
+        var w = WireWriter()
+        w.u64(version); w.u32(UInt32(chunk)); w.u32(UInt32(chunkCount))
+        return w.bytes
+    }
+
+    static func decode(_ m: Message, layout: StreamLayout) throws -> WeightsChunkMessage {
+        let message = try m.read { r in WeightsChunkMessage(version: try r.u64(), chunk: Int(try r.u32()), chunkCount: Int(try r.u32())) }
+        try checkChunk(message.chunk, of: message.chunkCount, frames: m.tensors, layout: layout)
+        return message
+    }
+}
+
+/// A chunk message must name a chunk of this run's layout and carry exactly its floats.
+func checkChunk(_ chunk: Int, of count: Int, frames: [ZMQFrame], layout: StreamLayout) throws {
+    guard count == layout.chunkCount else { throw ProtocolError("\(count) chunks, the model has \(layout.chunkCount)") }
+    guard chunk < count else { throw ProtocolError("chunk \(chunk) of \(count)") }
+    guard frames.count == 1, frames[0].count == 4 * layout.floats(inChunk: chunk) else {
+        throw ProtocolError("chunk \(chunk) needs one frame of \(4 * layout.floats(inChunk: chunk)) bytes")
+    }
+}

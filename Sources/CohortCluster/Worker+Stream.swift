@@ -1,0 +1,47 @@
+import CohortTensor
+import CohortTraining
+import ZeroMQ
+
+/// A worker across the network: its gradients go up chunk by chunk, and the next weights come
+/// down chunk by chunk while it is idle (see `Coordinator+Stream.swift`).
+extension Worker {
+    /// The blocks' gradients chunk by chunk, every block's chunk c before chunk c + 1: the
+    /// coordinator sums and updates chunk c while the next ones are on the wire.
+    func streamGradients(_ sums: [[Tensor]], task: UInt64, step: UInt64, socket: ZMQSocket) throws {
+        let count = streamLayout.chunkCount
+        for c in 0..<count {
+            for (b, gradients) in sums.enumerated() {
+                let body = GradientChunkMessage(taskID: task, block: b, chunk: c, chunkCount: count).encode()
+                try send(socket, .gradientChunk, step: step, body: body, tensors: [.bytes(streamLayout.bytes(ofChunk: c, of: gradients))])
+            }
+        }
+    }
+
+    /// A WEIGHTS CHUNK of the next version, put in its place.
+    func takeWeightsChunk(_ message: Message) throws {
+        let chunk = try WeightsChunkMessage.decode(message, layout: streamLayout)
+        guard chunk.version > weightsVersion || weightsVersion == .max else {
+            throw ProtocolError("weights chunk of version \(chunk.version), we hold \(weightsVersion)")
+        }
+        if nextWeights?.version != chunk.version {
+            nextWeights = IncomingWeights(version: chunk.version, shapes: shapes, chunkCount: streamLayout.chunkCount)
+        }
+        message.tensors[0].withUnsafeBytes { streamLayout.scatter(chunk.chunk, from: $0, into: nextWeights!.tensors) }
+        nextWeights!.arrived[chunk.chunk] = true
+    }
+}
+
+/// Weights of one version, arriving chunk by chunk.
+struct IncomingWeights {
+    let version: UInt64
+    let tensors: [Tensor]
+    var arrived: [Bool]
+
+    init(version: UInt64, shapes: [[Int]], chunkCount: Int) {
+        self.version = version
+        tensors = shapes.map { Tensor(uninitializedShape: $0) }
+        arrived = Array(repeating: false, count: chunkCount)
+    }
+
+    var isWhole: Bool { !arrived.contains(false) }
+}
