@@ -47,7 +47,7 @@ package struct GradientTree: Sendable {
     }
 
     /// True when `node` is a node of this tree.
-    func isNode(_ node: Range<Int>) -> Bool {
+    package func isNode(_ node: Range<Int>) -> Bool {
         var current = root
         while true {
             if current == node { return true }

@@ -96,22 +96,9 @@ package final class StreamedUpdate {
     @discardableResult
     package func sum(chunk c: Int, tree: GradientTree, source: (Range<Int>) -> [Tensor]?) -> Bool {
         precondition(!summed[c], "chunk \(c) summed twice")
-        func covered(_ node: Range<Int>) -> Bool {
-            if source(node) != nil { return true }
-            guard node.count > 1 else { return false }
-            let (l, r) = GradientTree.children(of: node)
-            return covered(l) && covered(r)
-        }
-        guard covered(tree.root) else { return false }
+        guard GradientTree.covers(tree.root, source: source) else { return false }
         let start = DispatchTime.now()
         defer { sumSeconds += seconds(since: start) }
-        func value(_ node: Range<Int>, _ piece: StreamLayout.Piece) -> UnsafeMutablePointer<Float> {
-            if let tensors = source(node) { return UnsafeMutablePointer(mutating: tensors[piece.tensor].pointer) + piece.start }
-            let (l, r) = GradientTree.children(of: node)
-            let left = value(l, piece), right = value(r, piece)
-            Lanes.map(piece.count, into: left, left, right) { a, b in a + b }
-            return left
-        }
         var finite = true
         for j in layout.chunks[c] {
             let piece = layout.pieces[j]
@@ -120,7 +107,7 @@ package final class StreamedUpdate {
                 d.update(from: whole[piece.tensor].pointer + piece.start, count: piece.count)
             } else {
                 let (l, r) = GradientTree.children(of: tree.root)
-                let left = value(l, piece), right = value(r, piece)
+                let left = GradientTree.pieceSum(l, piece, source: source), right = GradientTree.pieceSum(r, piece, source: source)
                 Lanes.map(piece.count, into: d, left, right) { a, b in a + b }
             }
             pieceNorms[j] = Tensor.blockSquaredNorm(d, count: piece.count)

@@ -69,14 +69,15 @@ extension Trainer {
 }
 
 /// The counts of a gradient block, added along the tree as `GradientSum.accumulate` adds them.
-struct Tally: TreeSummable {
-    var lossSum: Double
-    var samples: Int
-    var correct: Int
+package struct Tally: TreeSummable, Sendable {
+    package var lossSum: Double
+    package var samples: Int
+    package var correct: Int
 
-    init(_ sum: GradientSum) { lossSum = sum.lossSum; samples = sum.samples; correct = sum.correct }
+    package init(_ sum: GradientSum) { lossSum = sum.lossSum; samples = sum.samples; correct = sum.correct }
+    package init(lossSum: Double, samples: Int, correct: Int) { self.lossSum = lossSum; self.samples = samples; self.correct = correct }
 
-    mutating func accumulate(_ right: Tally) {
+    package mutating func accumulate(_ right: Tally) {
         lossSum += right.lossSum
         samples += right.samples
         correct += right.correct

@@ -252,8 +252,21 @@ package final class ZMQSocket: @unchecked Sendable {
         }
     }
 
+    /// Which of `sockets` have a message to read, waiting up to `timeout` seconds (nil: forever)
+    /// for the first one.
+    package static func poll(_ sockets: [ZMQSocket], timeout: Double?) throws(ZMQError) -> [Bool] {
+        var items: [zmq_pollitem_t] = []
+        for socket in sockets { items.append(zmq_pollitem_t(socket: try socket.socket, fd: 0, events: Int16(ZMQ_POLLIN), revents: 0)) }
+        let ms = timeout.map { Int(max(0, $0) * 1000) } ?? -1
+        while true {
+            let rc = zmq_poll(&items, Int32(items.count), ms)
+            if rc < 0 { if zmq_errno() == EINTR { continue }; throw ZMQError("zmq_poll") }
+            return items.map { $0.revents & Int16(ZMQ_POLLIN) != 0 }
+        }
+    }
+
     /// Reads every frame of one message that is ready.
-    func receiveNow() throws(ZMQError) -> [ZMQFrame] {
+    package func receiveNow() throws(ZMQError) -> [ZMQFrame] {
         let s = try socket
         var frames: [ZMQFrame] = []
         while true {
