@@ -51,6 +51,7 @@ extension Coordinator {
         var welcome = Welcome(workerID: worker.id, blasFamily: blasFamily ?? "", spec: setup.spec, seed: setup.seed,
                               datasetFingerprint: setup.dataset.fingerprint, sendsSamples: !sameData,
                               weightsVersion: weightsVersion, shapes: shapes)
+        welcome.relaySecret = relaySecret
         if options.sharedMemory && !machineID.isEmpty && hello.machineID == machineID {
             // Same machine: weights and gradients go through /dev/shm, the messages stay small.
             let floats = parameterFloats
@@ -214,6 +215,7 @@ extension Coordinator {
         guard worker.alive else { return }
         worker.alive = false
         logger.warning("worker \(worker.id) is dead (\(reason)); its micro-batches go to the others")
+        relayLost(worker)
     }
 
     /// Tells every worker to stop and waits briefly for local ones to exit.

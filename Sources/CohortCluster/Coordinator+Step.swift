@@ -16,6 +16,9 @@ extension Coordinator {
         let sent: Date
         /// After this the task goes to another worker, and this one counts as stalled.
         let deadline: Date
+        /// The relay group it belongs to (the task id of the group's root, whose result covers
+        /// the group's leaves), or nil.
+        var group: UInt64? = nil
     }
 
     /// One step's bookkeeping: what was asked of whom, and what has come back.
@@ -31,8 +34,14 @@ extension Coordinator {
         var incoming: [UInt64: IncomingResult] = [:]
         /// The update that takes the gradient chunk by chunk, when this step streams.
         var stream: StreamedUpdate?
-        /// Weights chunks of the next version sent to each worker this step.
+        /// Weights chunks of the next version sent to each worker this step (or forwarded to it
+        /// down the relay chain).
         var chunksSent: [UInt32: Int] = [:]
+        /// This step's relay chain for the next weights, by worker id (empty: none).
+        var chain: [UInt32] = []
+        /// Relays are set up once, with the step's first assignment; work dealt out again
+        /// (a worker died) goes without them.
+        var relaysDealt = false
     }
 
     /// A RESULT (or a GRADIENT CHUNK) as it arrived, with the worker it came from (or why it
@@ -57,14 +66,17 @@ extension Coordinator {
         while exchange.covered < tree.leafCount {
             let localOnly = exchange.outstanding.values.allSatisfy { workers[$0.worker]?.mailbox != nil }
             try pumpAll(timeout: 0.25, localOnly: localOnly) { from in try collect(from, into: &exchange) }
-            expireDeadlines(exchange)
+            if try !relaysFailed(&exchange) { expireDeadlines(exchange) }
             // Work held by workers that died (or stalled, or answered wrongly) goes to the
             // others, cut along the same tree.
             for (id, job) in exchange.outstanding where workers[job.worker]?.alive != true {
+                guard exchange.outstanding[id] != nil else { continue }  // voided with its relay group
+                let range = job.group.map { voidGroup($0, in: &exchange) } ?? job.range
                 exchange.outstanding[id] = nil
                 exchange.incoming[id] = nil
-                logger.debug("step \(task.step): micro-batches \(job.range) of dead worker \(job.worker) go to the others")
-                try assign(job.range, in: &exchange)
+                breakChain(at: job.worker, in: &exchange)
+                logger.debug("step \(task.step): micro-batches \(range) of dead worker \(job.worker) go to the others")
+                try assign(range, in: &exchange)
             }
             advance(&exchange)
         }
@@ -136,6 +148,7 @@ extension Coordinator {
     func assign(_ range: Range<Int>, in exchange: inout StepExchange) throws {
         let pool = try liveWorkersOrWait()
         broadcastWeights(to: pool, step: exchange.version)
+        if range == exchange.tree.root, try assignWithRelays(pool, in: &exchange) { return }
         for (worker, part) in zip(pool, GradientTree.parts(of: range, count: pool.count)) {
             sendTask(part, to: worker, in: &exchange)
         }
@@ -174,12 +187,14 @@ extension Coordinator {
 
     /// Sends the leaves `part` to `worker`: their sample indices, and the samples themselves
     /// when it lacks the dataset.
-    func sendTask(_ part: Range<Int>, to worker: WorkerState, in exchange: inout StepExchange) {
-        let id = nextTaskID
-        nextTaskID += 1
+    func sendTask(_ part: Range<Int>, to worker: WorkerState, in exchange: inout StepExchange, id: UInt64? = nil,
+                  relay: RelayPlan = RelayPlan(), group: UInt64? = nil) {
+        let id = id ?? nextTaskID
+        nextTaskID = max(nextTaskID, id + 1)
         let leaves = part.map { exchange.task.microBatches[$0] }
         var message = TaskMessage(taskID: id, weightsVersion: weightsVersion, leafCount: exchange.tree.leafCount,
                                   first: part.lowerBound, leaves: leaves, sampleShapes: [])
+        message.relay = relay
         var frames: [OutgoingFrame] = []
         if worker.sendsSamples {
             for indices in leaves {
@@ -197,8 +212,11 @@ extension Coordinator {
             worker.slotsUsed += blockCount
         }
         let now = Date()
-        exchange.outstanding[id] = Outstanding(worker: worker.id, range: part, sharedSlot: message.sharedSlot, sent: now,
-                                               deadline: now.addingTimeInterval(deadline(forLeaves: part.count)))
+        // A relay reports its children's leaves with its own; its deadline allows for them all.
+        let reported = relay.upstream == nil ? message.mergedRange : part
+        exchange.outstanding[id] = Outstanding(worker: worker.id, range: reported, sharedSlot: message.sharedSlot, sent: now,
+                                               deadline: now.addingTimeInterval(deadline(forLeaves: message.mergedRange.count)),
+                                               group: group)
         worker.tasks += 1
         logger.debug("step \(exchange.version): task \(id), micro-batches \(part) to worker \(worker.id)\(worker.sendsSamples ? " with their samples" : "")")
         let body = message.encode()
@@ -272,6 +290,9 @@ extension Coordinator {
         }
         let expected = result.blocks.map(\.range)
         exchange.outstanding[result.taskID] = nil
+        if job.group != nil {
+            for (id, member) in exchange.outstanding where member.group == job.group { exchange.outstanding[id] = nil }
+        }
         exchange.covered += job.range.count
         leafSeconds.append(Date().timeIntervalSince(job.sent) / Double(job.range.count))
         if leafSeconds.count > 64 { leafSeconds.removeFirst() }

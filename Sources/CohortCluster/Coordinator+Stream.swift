@@ -84,8 +84,12 @@ extension Coordinator {
         advance(&exchange)
         guard stream.allApplied else { return }
         let next = exchange.version + 1
-        let holders = exchange.chunksSent.filter { $0.value == streamLayout.chunkCount }.compactMap { workers[$0.key] }
-        for worker in holders where worker.alive { worker.weightsVersion = next }
+        // A chain member counts only if every member before it is still alive to forward.
+        let chain = exchange.chain.prefix { workers[$0]?.alive == true }
+        if chain.count < exchange.chain.count { breakChain(at: exchange.chain[chain.count], in: &exchange) }
+        let holders = exchange.chunksSent.filter { $0.value == streamLayout.chunkCount }.compactMap { workers[$0.key] }.filter(\.alive)
+        for worker in holders { worker.weightsVersion = next }
+        lastWeightsChain = exchange.chain.isEmpty ? nil : (next, exchange.chain)
         stream.onRollBack = { [holders] in
             for worker in holders where worker.weightsVersion == next { worker.weightsVersion = .max }
         }
@@ -97,9 +101,15 @@ extension Coordinator {
         let targets = liveWorkers.filter { !$0.usesSharedWeights && exchange.chunksSent[$0.id, default: 0] == c }
         guard !targets.isEmpty else { return }
         let start = Date()
-        let body = WeightsChunkMessage(version: exchange.version + 1, chunk: c, chunkCount: streamLayout.chunkCount).encode()
+        let body = WeightsChunkMessage(version: exchange.version + 1, chunk: c, chunkCount: streamLayout.chunkCount,
+                                       secret: relaySecret).encode()
         let bytes = streamLayout.bytes(ofChunk: c, of: stream.next)
         for worker in targets {
+            // Down the relay chain, only its first worker gets it from here.
+            if exchange.chain.dropFirst().contains(worker.id) {
+                exchange.chunksSent[worker.id] = c + 1
+                continue
+            }
             trySend(worker, .weightsChunk, step: exchange.version + 1, body: body, tensors: [.bytes(bytes)])
             exchange.chunksSent[worker.id] = c + 1
         }

@@ -39,6 +39,10 @@ package final class Coordinator: GradientExecutor {
         package var maxWorkers = 64
         /// The OpenBLAS kernel family of every worker (BLASFamily); nil chooses it at start.
         package var blasKernel: BLASFamily?
+        /// Workers across the network relay weights and gradients for each other (`RelayTopology`).
+        /// Off where they cannot reach each other; on, it also turns itself off the first time a
+        /// relayed task misses its deadline.
+        package var relays = true
         package init(endpoint: String) { self.endpoint = endpoint }
     }
 
@@ -102,6 +106,12 @@ package final class Coordinator: GradientExecutor {
     let parameterFloats: Int
     /// How gradients and weights are cut into chunks for workers across a network.
     let streamLayout: StreamLayout
+    /// Shown by workers to each other's relay sockets (sent in WELCOME).
+    let relaySecret = UInt64.random(in: 1...UInt64.max)
+    /// The relay chain that carried the current weights, in order (see `relayLost`).
+    var lastWeightsChain: (version: UInt64, workers: [UInt32])?
+    /// Relaying failed once in this run (see `relaysFailed`): no more of it.
+    var relaysOff = false
     var weightsVersion: UInt64 = 0
     var dropLog = DropLog()
     var bytesSent = 0, bytesReceived = 0

@@ -21,11 +21,12 @@ extension Worker {
     /// Says HELLO until a connection takes it. With ZMQ_IMMEDIATE the message waits for a
     /// completed handshake, so a coordinator that never answers, or one that wants CURVE from a
     /// plain worker, ends in a clear message instead of a send blocked for ever.
-    func sayHello(_ socket: ZMQSocket, monitor: ZMQMonitor) throws -> Exit? {
+    func sayHello(_ socket: ZMQSocket, monitor: ZMQMonitor, relay: RelayPeer?) throws -> Exit? {
         let blas = BLASMachine.current
-        let hello = Hello(threads: options.threads, host: ProcessInfo.processInfo.hostName, pid: Int(getpid()),
+        var hello = Hello(threads: options.threads, host: ProcessInfo.processInfo.hostName, pid: Int(getpid()),
                           fingerprints: localData.map { [$0.fingerprint] } ?? [], machineID: SharedMemory.machineID,
                           token: options.token ?? "", blasLoaded: blas.loaded, blasRunnable: blas.runnable)
+        hello.relay = relay
         let deadline = Date().addingTimeInterval(options.coordinatorTimeout)
         var handshakeFailed = false
         try socket.setSendTimeout(0.25)
@@ -67,7 +68,19 @@ extension Worker {
     /// With a mailbox the worker sleeps on its doorbell, which the coordinator rings for
     /// messages of either way; a ring with the box empty means a message on the socket, which
     /// may still be on its way.
-    func nextFrames(_ socket: ZMQSocket) throws -> [ZMQFrame]? {
+    func nextFrames(_ socket: ZMQSocket) throws -> (frames: [ZMQFrame], fromPeer: Bool)? {
+        if let relaySocket, mailbox == nil {
+            // Across the network: the coordinator's socket and the relay socket, the
+            // coordinator's first.
+            let ready = try ZMQSocket.poll([socket, relaySocket], timeout: options.heartbeatInterval)
+            if ready[0] { return (try socket.receiveNow(), false) }
+            if ready[1] { return (try relaySocket.receiveNow(), true) }
+            return nil
+        }
+        return try nextFrames(fromCoordinator: socket).map { ($0, false) }
+    }
+
+    func nextFrames(fromCoordinator socket: ZMQSocket) throws -> [ZMQFrame]? {
         guard let mailbox else { return try socket.receive(timeout: options.heartbeatInterval) }
         let seen = mailbox.workerBell.value
         if let frames = try takeFromMailbox(mailbox) { return frames }

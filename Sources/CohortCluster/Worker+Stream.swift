@@ -17,17 +17,31 @@ extension Worker {
         }
     }
 
-    /// A WEIGHTS CHUNK of the next version, put in its place.
-    func takeWeightsChunk(_ message: Message) throws {
+    /// A WEIGHTS CHUNK of the next version (from the coordinator, or from upstream in the relay
+    /// chain): forwarded down the chain, then put in its place; a task waiting for these weights
+    /// runs once they are whole.
+    func takeWeightsChunk(_ message: Message, socket: ZMQSocket, fromPeer: Bool = false) throws {
         let chunk = try WeightsChunkMessage.decode(message, layout: streamLayout)
+        if fromPeer && chunk.secret != relaySecret { throw ProtocolError("a weights chunk without the run's secret") }
         guard chunk.version > weightsVersion || weightsVersion == .max else {
             throw ProtocolError("weights chunk of version \(chunk.version), we hold \(weightsVersion)")
         }
+        forwardWeightsChunk(message, step: message.header.step)
         if nextWeights?.version != chunk.version {
             nextWeights = IncomingWeights(version: chunk.version, shapes: shapes, chunkCount: streamLayout.chunkCount)
         }
         message.tensors[0].withUnsafeBytes { streamLayout.scatter(chunk.chunk, from: $0, into: nextWeights!.tensors) }
         nextWeights!.arrived[chunk.chunk] = true
+        try runParkedTask(socket)
+    }
+
+    /// Runs the task that waited for its weights, if they are here now.
+    func runParkedTask(_ socket: ZMQSocket) throws {
+        guard let parked = parkedTask else { return }
+        let version = parked.task.weightsVersion
+        guard version == weightsVersion || (nextWeights?.version == version && nextWeights!.isWhole) else { return }
+        parkedTask = nil
+        try runTask(parked.task, message: parked.message, step: parked.step, socket: socket)
     }
 }
 

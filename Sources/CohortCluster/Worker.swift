@@ -58,6 +58,16 @@ package final class Worker {
     /// The next weights, arriving chunk by chunk while the coordinator updates; used once whole
     /// and a task asks for their version.
     var nextWeights: IncomingWeights?
+    /// A task whose weights are still on their way (down the relay chain).
+    var parkedTask: (task: TaskMessage, message: Message, step: UInt64)?
+    /// Relaying (`Worker+Relay.swift`): this worker's relay socket, its DEALERs to peers, the
+    /// run's relay secret, where the next weights' chunks go, and the current relay job.
+    var relaySocket: ZMQSocket?
+    var peerSockets: [RelayPeer: ZMQSocket] = [:]
+    var relaySecret: UInt64 = 0
+    var forwardWeightsTo: RelayPeer?
+    var relayJob: RelayJob?
+    var earlyChildMessages: [(UInt64, ChildMessage)] = []
     var usesLocalData = false
     var localData: Dataset? { options.localData }
     /// What the model and loss can take (checked on every sample before it is computed), and
@@ -101,7 +111,12 @@ package final class Worker {
         defer { monitor = nil }
         var reportedHandshakeFailure = false
         try socket.connect(options.endpoint)
-        if let exit = try sayHello(socket, monitor: monitor!) { return exit }
+        let relay = try openRelaySocket(context)
+        defer {
+            relaySocket?.close()
+            for peer in peerSockets.values { peer.close() }
+        }
+        if let exit = try sayHello(socket, monitor: monitor!, relay: relay) { return exit }
         logger.info("connected to \(options.endpoint), said hello")
         // From now on a send that cannot go out for this long means the coordinator is gone.
         try socket.setSendTimeout(options.coordinatorTimeout)
@@ -123,24 +138,35 @@ package final class Worker {
                 }
             }
             try heartbeatIfDue(socket)
-            guard let frames = try nextFrames(socket) else { continue }
+            if let exit = try takeNextMessage(socket) { return exit }
+        }
+    }
+
+    /// Waits a heartbeat interval for a message, from the coordinator or (relaying) another
+    /// worker, and handles it; returns an exit when the worker should stop.
+    func takeNextMessage(_ socket: ZMQSocket) throws -> Exit? {
+        guard let next = try nextFrames(socket) else { return nil }
+        do {
+            if next.fromPeer {
+                try handlePeer(next.frames, socket: socket)
+                return nil
+            }
             lastHeard = Date()
             let message: Message
-            do { message = try Message.parse(frames[...]) } catch {
+            do { message = try Message.parse(next.frames[...]) } catch {
                 drop("malformed message: \(error)")
-                continue
+                return nil
             }
-            do {
-                if let exit = try handle(message, socket: socket) { return exit }
-            } catch let error as ZMQError where error.isTimeout {
-                return lastWords(socket, error: error)
-            }
-            if let failure {
-                // The same samples would fail on any worker: say so, and let the coordinator stop.
-                try send(socket, .failure, step: 0, body: FailureMessage(reason: failure).encode())
-                return .failed(failure)
-            }
+            if let exit = try handle(message, socket: socket) { return exit }
+        } catch let error as ZMQError where error.isTimeout {
+            return lastWords(socket, error: error)
         }
+        if let failure {
+            // The same samples would fail on any worker: say so, and let the coordinator stop.
+            try send(socket, .failure, step: 0, body: FailureMessage(reason: failure).encode())
+            return .failed(failure)
+        }
+        return nil
     }
 
     /// Handles one message; returns an exit when the worker should stop.
@@ -174,8 +200,9 @@ package final class Worker {
                 }
                 weightsVersion = weights.version
                 nextWeights = nil
+                try runParkedTask(socket)
             case .weightsChunk:
-                try takeWeightsChunk(message)
+                try takeWeightsChunk(message, socket: socket)
             case .task:
                 try runTask(try TaskMessage.decode(message), message: message, step: header.step, socket: socket)
             case .heartbeat:
@@ -198,6 +225,7 @@ package final class Worker {
         guard expected == w.shapes else { throw ProtocolError("weights of shapes \(w.shapes) for a model of \(expected)") }
         shapes = w.shapes
         streamLayout = StreamLayout(shapes: w.shapes)
+        relaySecret = w.relaySecret
         parameters = try PackedTensors.unpack(message.tensors[0], shapes: w.shapes)
         self.gradient = gradient
         sampleCheck = SampleCheck(model: gradient.model, loss: gradient.loss)
@@ -212,6 +240,9 @@ package final class Worker {
             resultSlots = w.resultSlots
         }
         if !w.mailbox.isEmpty {
+            // On the coordinator's machine: no relaying.
+            relaySocket?.close()
+            relaySocket = nil
             mailbox = try LocalMailbox(path: w.mailbox, create: false)
             coordinatorBell = try Doorbell(path: w.coordinatorBell, create: false)
         }
@@ -236,11 +267,22 @@ package final class Worker {
             parameters = shm.tensors(at: 0, shapes: shapes)
             weightsVersion = task.weightsVersion
         }
+        parkedTask = nil
+        relayJob = nil  // a new task: the coordinator gave up on the last one
+        forwardWeightsTo = task.relay.forwardWeights
+        // Connect now, so the connections are up by the time the first chunks go.
+        for peer in [task.relay.forwardWeights, task.relay.upstream].compactMap({ $0 }) { _ = try peerSocket(peer) }
         if task.weightsVersion != weightsVersion, let next = nextWeights, next.version == task.weightsVersion, next.isWhole {
             // Streamed while we were idle: every chunk is here.
             parameters = next.tensors
             weightsVersion = next.version
             nextWeights = nil
+        }
+        if task.weightsVersion != weightsVersion, task.weightsVersion > weightsVersion || weightsVersion == .max, sharedWeights == nil {
+            // Its weights are still coming down the relay chain (or the coordinator's whole
+            // WEIGHTS, if the chain broke): it runs when they are here.
+            parkedTask = (task, message, step)
+            return
         }
         guard task.weightsVersion == weightsVersion else {
             throw ProtocolError("task for weights \(task.weightsVersion), we hold \(weightsVersion)")
@@ -261,6 +303,13 @@ package final class Worker {
         let result = ResultMessage(taskID: task.taskID, blocks: blocks, computeSeconds: Date().timeIntervalSince(start), shared: shared,
                                    streamed: !shared)
         logger.debug("step \(step): task \(task.taskID), micro-batches \(task.range) in \(String(format: "%.2f", result.computeSeconds * 1000)) ms")
+        if !task.relay.children.isEmpty || task.relay.upstream != nil {
+            let own = Dictionary(uniqueKeysWithValues: zip(ranges, zip(sums, blocks).map { sum, block in
+                GradientSum(gradients: sum, lossSum: block.lossSum, samples: block.samples, correct: block.correct)
+            }))
+            try startRelayJob(RelayJob(task: task, step: step, own: own, shapes: shapes, computeSeconds: result.computeSeconds), socket: socket)
+            return
+        }
         try send(socket, .result, step: step, body: result.encode())
         if !shared { try streamGradients(sums, task: task.taskID, step: step, socket: socket) }
     }

@@ -53,8 +53,15 @@ struct LANModel {
     let config: String
     let batch: Int
     let steps: Int
+    /// Clip the averaged gradient to this global norm (both systems): the update then needs the
+    /// whole gradient before the weights can go back.
+    var clipNorm: Double? = nil
+
+    /// `cohort-bench lan-NAME` selects one (`lan-mnist-mlp` also selects `lan-mnist-mlp-clip`).
+    var benchName: String { clipNorm == nil ? name : "\(name)-clip" }
 
     static let all = [LANModel(name: "mnist-mlp", config: "configs/mnist-mlp.yaml", batch: 512, steps: 150),
+                      LANModel(name: "mnist-mlp", config: "configs/mnist-mlp.yaml", batch: 512, steps: 150, clipNorm: 1),
                       LANModel(name: "mnist-lenet", config: "configs/mnist-lenet.yaml", batch: 256, steps: 40)]
 }
 
@@ -79,7 +86,8 @@ func cohortLANRun(_ lan: SimulatedLAN, model: LANModel, threads: Int) throws -> 
     coordinator.arguments = ["ip"] + lan.onHost(1, [cohort, "train", model.config, "--workers", "1", "--run-dir", run, "--quiet"] + bind + [
         "--set", "cluster.min_workers=\(lan.hosts)", "--set", "cluster.threads_per_worker=\(threads)",
         "--set", "training.batch_size=\(model.batch)", "--set", "training.micro_batches=8", "--set", "training.steps=\(model.steps)",
-        "--set", "evaluation.at_end=false", "--set", "checkpoint.at_end=false", "--set", "checkpoint.every_minutes=0"])
+        "--set", "evaluation.at_end=false", "--set", "checkpoint.at_end=false", "--set", "checkpoint.every_minutes=0"]
+        + (model.clipNorm.map { ["--set", "training.clip_norm=\($0)"] } ?? []))
     coordinator.environment = environment
     let before = try lan.linkBytes(1)
     try coordinator.run()
@@ -120,7 +128,8 @@ func cohortLANRun(_ lan: SimulatedLAN, model: LANModel, threads: Int) throws -> 
 /// (nil when torch is not installed).
 func ddpLANRun(_ lan: SimulatedLAN, model: LANModel, threads: Int) throws -> LANFigures? {
     guard let m = try pytorchReference(["lan", "--network", lan.name, "--hosts", "\(lan.hosts)", "--threads", "\(threads)",
-                                        "--model", model.name, "--batch", "\(model.batch)", "--steps", "\(model.steps)"]) else { return nil }
+                                        "--model", model.name, "--batch", "\(model.batch)", "--steps", "\(model.steps)"]
+                                       + (model.clipNorm.map { ["--clip-norm", "\($0)"] } ?? [])) else { return nil }
     guard let rate = m["samples_per_s"] as? Double else { throw BenchError("the DDP reference gave no samples/s") }
     return LANFigures(samplesPerSecond: rate, linkSentPerStep: m["link_sent_per_step"] as? Double ?? .nan,
                       linkReceivedPerStep: m["link_received_per_step"] as? Double ?? .nan)
@@ -132,7 +141,7 @@ func ddpLANRun(_ lan: SimulatedLAN, model: LANModel, threads: Int) throws -> LAN
 /// Each host computes on cores ÷ N threads (at least 1): the hosts share this machine's cores.
 func lanBench(rounds: Int = 3) {
     let cores = ProcessInfo.processInfo.activeProcessorCount
-    for model in LANModel.all where selected("lan-\(model.name)") {
+    for model in LANModel.all where selected("lan-\(model.benchName)") {
         for hosts in [1, 2, 4] {
             let threads = max(1, cores / hosts)
             do {
@@ -157,7 +166,7 @@ func lanBench(rounds: Int = 3) {
 func emitLAN(model: LANModel, hosts: Int, threads: Int, cohort: [LANFigures], ddp: [LANFigures]) {
     let rates = cohort.map(\.samplesPerSecond), best = rates.max() ?? .nan
     let split = cohort.max { $0.samplesPerSecond < $1.samplesPerSecond }?.split ?? [:]
-    var pairs: [(String, Any)] = [("bench", "lan"), ("config", model.name), ("hosts", hosts), ("threads_per_host", threads),
+    var pairs: [(String, Any)] = [("bench", "lan"), ("config", model.benchName), ("hosts", hosts), ("threads_per_host", threads),
         ("batch", model.batch), ("wire", hosts == 1 ? "none (one local worker)" : "tcp+CURVE, 1 Gbit/s tbf"), ("samples_per_s_best", best), ("samples_per_s_median", median(rates)),
         ("link_bytes_sent_per_step", median(cohort.map(\.linkSentPerStep))),
         ("link_bytes_received_per_step", median(cohort.map(\.linkReceivedPerStep)))]

@@ -56,6 +56,7 @@ struct ClusterLaunch {
         if let shared = config.sharedMemory { options.sharedMemory = shared }
         if let floor = config.taskTimeout { options.taskDeadlineFloor = floor }
         if let most = config.maxWorkers { options.maxWorkers = most }
+        if let relays = config.relays { options.relays = relays }
         options.blasKernel = config.blasKernel
         if let family = config.blasKernel, localWorkers > 0, !BLASMachine.current.runnable.contains(family.rawValue) {
             throw ValidationError("cluster.blas_kernel: \(family.rawValue) (from the config, or kept in RUN_DIR/blas_kernel by the " +
@@ -105,6 +106,7 @@ extension ClusterLaunch {
                 ("task_timeout", node(config.taskTimeout ?? defaults.taskDeadlineFloor)),
                 ("max_workers", node(config.maxWorkers ?? defaults.maxWorkers)),
                 ("secret_key", node(config.secretKey)), ("authorized_keys", node(config.authorizedKeys)),
-                ("insecure", node(config.insecure ?? false)), ("blas_kernel", node(config.blasKernel?.rawValue ?? "auto"))]
+                ("insecure", node(config.insecure ?? false)), ("blas_kernel", node(config.blasKernel?.rawValue ?? "auto")),
+                ("relays", node(config.relays ?? defaults.relays))]
     }
 }

@@ -8,16 +8,19 @@ struct GradientChunkMessage: Sendable {
     var block: Int
     var chunk: Int
     var chunkCount: Int
+    /// The run's relay secret, when it goes to another worker (0 to the coordinator).
+    var secret: UInt64 = 0
 
     func encode() -> [UInt8] {
         var w = WireWriter()
-        w.u64(taskID); w.u32(UInt32(block)); w.u32(UInt32(chunk)); w.u32(UInt32(chunkCount))
+        w.u64(taskID); w.u32(UInt32(block)); w.u32(UInt32(chunk)); w.u32(UInt32(chunkCount)); w.u64(secret)
         return w.bytes
     }
 
     static func decode(_ m: Message, layout: StreamLayout) throws -> GradientChunkMessage {
         let message = try m.read { r in
-            GradientChunkMessage(taskID: try r.u64(), block: Int(try r.u32()), chunk: Int(try r.u32()), chunkCount: Int(try r.u32()))
+            GradientChunkMessage(taskID: try r.u64(), block: Int(try r.u32()), chunk: Int(try r.u32()), chunkCount: Int(try r.u32()),
+                                 secret: try r.u64())
         }
         try checkChunk(message.chunk, of: message.chunkCount, frames: m.tensors, layout: layout)
         return message
@@ -30,15 +33,19 @@ struct WeightsChunkMessage: Sendable {
     var version: UInt64
     var chunk: Int
     var chunkCount: Int
+    /// The run's relay secret: a worker forwards the chunk as it came.
+    var secret: UInt64 = 0
 
     func encode() -> [UInt8] {
         var w = WireWriter()
-        w.u64(version); w.u32(UInt32(chunk)); w.u32(UInt32(chunkCount))
+        w.u64(version); w.u32(UInt32(chunk)); w.u32(UInt32(chunkCount)); w.u64(secret)
         return w.bytes
     }
 
     static func decode(_ m: Message, layout: StreamLayout) throws -> WeightsChunkMessage {
-        let message = try m.read { r in WeightsChunkMessage(version: try r.u64(), chunk: Int(try r.u32()), chunkCount: Int(try r.u32())) }
+        let message = try m.read { r in
+            WeightsChunkMessage(version: try r.u64(), chunk: Int(try r.u32()), chunkCount: Int(try r.u32()), secret: try r.u64())
+        }
         try checkChunk(message.chunk, of: message.chunkCount, frames: m.tensors, layout: layout)
         return message
     }

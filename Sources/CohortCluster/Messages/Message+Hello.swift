@@ -11,6 +11,9 @@ struct Hello: Sendable, Equatable {
     /// The OpenBLAS kernel family this process loaded, and those its CPU can run (BLASMachine).
     var blasLoaded: String = ""
     var blasRunnable: [String] = []
+    /// Where other workers reach this one's relay socket ("" when it has none: on the
+    /// coordinator's machine), and that socket's CURVE public key.
+    var relay: RelayPeer?
 
     func encode() -> [UInt8] {
         var w = WireWriter()
@@ -18,6 +21,7 @@ struct Hello: Sendable, Equatable {
         for f in fingerprints { w.string(f) }
         w.string(machineID); w.string(token); w.string(blasLoaded)
         w.u32(UInt32(blasRunnable.count)); for f in blasRunnable { w.string(f) }
+        RelayPeer.encode(relay, into: &w)
         return w.bytes
     }
 
@@ -33,6 +37,7 @@ struct Hello: Sendable, Equatable {
             let families = Int(try r.u32())
             guard families <= 32 else { throw ProtocolError("\(families) BLAS families") }
             for _ in 0..<families { hello.blasRunnable.append(try r.string(limit: 64)) }
+            hello.relay = try RelayPeer.decode(&r)
             return hello
         }
     }

@@ -15,10 +15,12 @@ struct ResultMessage: Sendable {
     var shared: Bool = false
     /// The gradients follow in GRADIENT CHUNK messages.
     var streamed: Bool = false
+    /// The run's relay secret, when it goes to another worker (0 to the coordinator).
+    var secret: UInt64 = 0
 
     func encode() -> [UInt8] {
         var w = WireWriter()
-        w.u64(taskID); w.f64(computeSeconds); w.bool(shared); w.bool(streamed); w.u32(UInt32(blocks.count))
+        w.u64(taskID); w.f64(computeSeconds); w.bool(shared); w.bool(streamed); w.u64(secret); w.u32(UInt32(blocks.count))
         for b in blocks {
             w.u32(UInt32(b.range.lowerBound)); w.u32(UInt32(b.range.upperBound)); w.f64(b.lossSum)
             w.u32(UInt32(b.samples)); w.u32(UInt32(b.correct))
@@ -28,7 +30,7 @@ struct ResultMessage: Sendable {
 
     static func decode(_ m: Message) throws -> ResultMessage {
         try m.read { r in
-            let id = try r.u64(), seconds = try r.f64(), shared = try r.bool(), streamed = try r.bool(), n = Int(try r.u32())
+            let id = try r.u64(), seconds = try r.f64(), shared = try r.bool(), streamed = try r.bool(), secret = try r.u64(), n = Int(try r.u32())
             guard !(shared && streamed), n > 0, n <= 64, shared || streamed ? m.tensors.isEmpty : m.tensors.count % n == 0 else {
                 throw ProtocolError("\(n) blocks with \(m.tensors.count) tensor frames")
             }
@@ -38,7 +40,7 @@ struct ResultMessage: Sendable {
                 guard lo < hi else { throw ProtocolError("empty block \(lo)..<\(hi)") }
                 blocks.append(Block(range: lo..<hi, lossSum: try r.f64(), samples: Int(try r.u32()), correct: Int(try r.u32())))
             }
-            return ResultMessage(taskID: id, blocks: blocks, computeSeconds: seconds, shared: shared, streamed: streamed)
+            return ResultMessage(taskID: id, blocks: blocks, computeSeconds: seconds, shared: shared, streamed: streamed, secret: secret)
         }
     }
 }

@@ -22,13 +22,15 @@ struct Welcome: Sendable {
     /// doorbell, for a worker on the coordinator's machine ("" when not offered).
     var mailbox: String = ""
     var coordinatorBell: String = ""
+    /// Shown by workers to each other's relay sockets: only the run's workers know it.
+    var relaySecret: UInt64 = 0
 
     func encode() -> [UInt8] {
         var w = WireWriter()
         w.u32(workerID); w.string(blasFamily); w.codable(spec); w.u64(seed); w.string(datasetFingerprint); w.bool(sendsSamples)
         w.u64(weightsVersion); w.u32(UInt32(shapes.count)); for s in shapes { w.shape(s) }
         w.string(sharedWeights); w.string(sharedResults); w.u32(UInt32(resultSlots))
-        w.string(mailbox); w.string(coordinatorBell)
+        w.string(mailbox); w.string(coordinatorBell); w.u64(relaySecret)
         return w.bytes
     }
 
@@ -47,6 +49,7 @@ struct Welcome: Sendable {
             welcome.resultSlots = Int(try r.u32())
             welcome.mailbox = try r.string(limit: 4096)
             welcome.coordinatorBell = try r.string(limit: 4096)
+            welcome.relaySecret = try r.u64()
             return welcome
         }
     }

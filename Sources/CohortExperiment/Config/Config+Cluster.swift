@@ -33,6 +33,8 @@ package struct ClusterConfig: Sendable {
     package var insecure: Bool?
     /// The OpenBLAS kernel family every worker runs (nil: `auto`, chosen at start).
     package var blasKernel: BLASFamily?
+    /// Workers across the network relay weights and gradients for each other.
+    package var relays: Bool?
 }
 
 extension ExperimentConfig {
@@ -56,7 +58,8 @@ extension ExperimentConfig {
             secretKey: try node?.optional("secret_key")?.string(),
             authorizedKeys: try node?.optional("authorized_keys")?.string(),
             insecure: try node?.optional("insecure")?.bool(),
-            blasKernel: try readBLASKernel(node?.optional("blas_kernel")))
+            blasKernel: try readBLASKernel(node?.optional("blas_kernel")),
+            relays: try node?.optional("relays")?.bool())
     }
 
     /// `auto`, or the name of a family (BLASFamily), which pins it.

@@ -1,0 +1,90 @@
+@testable import CohortCluster
+@testable import CohortExperiment
+import CohortTestSupport
+import CohortTraining
+import Foundation
+import Testing
+
+/// Relays among workers across the network: who merges with whom along the tree, and whole runs
+/// where the workers add each other's gradients and forward the weights, one of them killed.
+@Suite(.serialized) struct RelayTests {
+    /// Four aligned parts, all across the network: the tree's own shape (1 and 3 into 0, 3 into 2
+    /// first), and a chain 0 → 1 → 2 → 3 for the weights.
+    @Test func alignedPartsMergeAlongTheTree() {
+        let tree = GradientTree(leafCount: 8)
+        let parts = GradientTree.parts(of: tree.root, count: 4)
+        let all = RelayTopology(tree: tree, parts: parts, relays: [true, true, true, true])
+        #expect(all.parts.map(\.upstream) == [nil, 0, 0, 2])
+        #expect(all.parts.map(\.children) == [[1, 2], [], [3], []])
+        #expect(all.parts.map(\.merged) == [0..<8, 2..<4, 4..<8, 6..<8])
+        #expect(all.chain == [0, 1, 2, 3] && all.parts.indices.map { all.root(of: $0) } == [0, 0, 0, 0])
+
+        // Part 0 on the coordinator's machine: 1 cannot merge with it and goes to the
+        // coordinator; 3 still merges into 2, and the chain starts at 1.
+        let local = RelayTopology(tree: tree, parts: parts, relays: [false, true, true, true])
+        #expect(local.parts.map(\.upstream) == [nil, nil, nil, 2])
+        #expect(local.parts.map(\.merged) == [0..<2, 2..<4, 4..<8, 6..<8])
+        #expect(local.chain == [1, 2, 3])
+    }
+
+    /// Parts that are not tree nodes never merge (their sums would not be the tree's); the
+    /// weights chain needs no alignment.
+    @Test func unalignedPartsSendToTheCoordinator() {
+        let tree = GradientTree(leafCount: 8)
+        let topology = RelayTopology(tree: tree, parts: GradientTree.parts(of: tree.root, count: 3), relays: [true, true, true])
+        #expect(topology.parts.allSatisfy { $0.upstream == nil && $0.children.isEmpty })
+        #expect(topology.chain == [0, 1, 2])
+        let one = RelayTopology(tree: tree, parts: [tree.root], relays: [true])
+        #expect(one.chainHead == nil && one.parts[0].upstream == nil)
+    }
+
+    /// Four workers on loopback tcp with CURVE and no shared memory, so each is "across the
+    /// network": they relay (the coordinator's socket carries about one model each way per
+    /// step, not four), one of them is killed mid-run, and the weights are those of one worker.
+    @Test func relaysChangeNoBitAndSurviveAKilledRelay() throws {
+        let dir = temporaryDirectory()
+        let keys = dir.appendingPathComponent("keys").path
+        // The coordinator's key, and an allow-list (its local workers' keys are added at launch).
+        for name in ["coordinator", "workers/outside"] { #expect(try runCohort(["keygen", "\(keys)/\(name)"]).status == 0) }
+        let settings = ["--set", "training.steps=150", "--set", "training.micro_batches=8", "--set", "cluster.threads_per_worker=1",
+                        "--set", "cluster.heartbeat_timeout=1", "--set", "evaluation.at_end=false"]
+        let reference = dir.appendingPathComponent("reference").path
+        try runReference(reference, settings)
+
+        let run = dir.appendingPathComponent("relayed").path
+        let port = 40000 + Int(getpid() % 20000)
+        let coordinator = try startCohort(["train", "configs/mnist-mlp.yaml", "--workers", "4", "--bind", "tcp://127.0.0.1:\(port)",
+                                           "--secret-key", "\(keys)/coordinator.key_secret", "--authorized-keys", "\(keys)/workers", "--run-dir", run,
+                                           "--set", "cluster.shared_memory=false", "--log-level", "debug"] + settings,
+                                          log: dir.appendingPathComponent("coordinator.log"))
+        let stepsAtKill = waitForSteps(run, 30)
+        let children = try runTool("/usr/bin/pgrep", ["-P", "\(coordinator.processIdentifier)"]).split(separator: "\n")
+        #expect(children.count == 4, "worker processes: \(children)")
+        if children.count > 2, let victim = Int32(children[1]) { kill(victim, SIGKILL) }
+        coordinator.waitUntilExit()
+        let log = (try? String(contentsOf: dir.appendingPathComponent("coordinator.log"), encoding: .utf8)) ?? ""
+        #expect(coordinator.terminationStatus == 0, "\(log.suffix(3000))")
+        #expect(stepsAtKill >= 30 && stepsAtKill < 150, "the kill did not land mid-run (at step \(stepsAtKill))")
+        #expect(log.contains("relays [") && log.contains("is dead"), "\(log.suffix(3000))")
+        #expect(try tensorBytes("\(run)/final.safetensors") == tensorBytes("\(reference)/final.safetensors"))
+        // 784-512-10: 407,050 floats. Before the kill, about one model each way per step.
+        let model = 407_050 * 4
+        let early = try metricsRecords(run).filter { $0["workers"] != nil }.prefix(25).dropFirst(2)
+        let sent = early.map { $0["bytes_sent"] as? Int ?? 0 }.sorted(), received = early.map { $0["bytes_received"] as? Int ?? 0 }.sorted()
+        #expect(sent[sent.count / 2] < model * 11 / 10 && received[received.count / 2] < model * 11 / 10, "sent \(sent), received \(received)")
+        #expect(received[received.count / 2] >= model)
+    }
+}
+
+/// A tool's standard output (it must exit 0).
+func runTool(_ path: String, _ arguments: [String]) throws -> String {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: path)
+    process.arguments = arguments
+    let out = Pipe()
+    process.standardOutput = out
+    try process.run()
+    let data = out.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return String(decoding: data, as: UTF8.self)
+}
