@@ -164,6 +164,7 @@ def lan_rank(argv):
     p.add_argument("--batch", type=int, default=512)
     p.add_argument("--steps", type=int, default=150)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--clip-norm", type=float, help="clip the averaged gradient to this global L2 norm")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     dist.init_process_group("gloo", timeout=timedelta(seconds=60))
@@ -181,6 +182,8 @@ def lan_rank(argv):
         start = time.perf_counter()
         opt.zero_grad(set_to_none=True)
         loss_fn(model(x), y).backward()
+        if args.clip_norm:
+            nn.utils.clip_grad_norm_(model.parameters(), args.clip_norm)
         opt.step()
         times.append(time.perf_counter() - start)
     sent, received = (b - a for a, b in zip(start_bytes, link_bytes()))
@@ -188,7 +191,7 @@ def lan_rank(argv):
     if rank == 0:
         step = statistics.median(times[10:])
         print(json.dumps({"bench": "lan_ddp", "config": args.model, "torch": torch.__version__, "hosts": world,
-                          "threads_per_host": args.threads, "batch": args.batch, "step_ms": round(step * 1e3, 3),
+                          "threads_per_host": args.threads, "batch": args.batch, "clip_norm": args.clip_norm, "step_ms": round(step * 1e3, 3),
                           "samples_per_s": round(args.batch / step, 1),
                           "link_sent_per_step": sent / args.steps, "link_received_per_step": received / args.steps}), flush=True)
     dist.destroy_process_group()
@@ -203,6 +206,7 @@ def lan(argv):
     p.add_argument("--model", default="mnist-mlp", choices=["mnist-mlp", "mnist-lenet"])
     p.add_argument("--batch", type=int, help="global batch (default 512 for the MLP, 256 for LeNet)")
     p.add_argument("--steps", type=int, default=150)
+    p.add_argument("--clip-norm", type=float, help="clip the averaged gradient to this global L2 norm")
     args = p.parse_args(argv)
     here = os.path.dirname(os.path.abspath(__file__))
     batch = args.batch or (512 if args.model == "mnist-mlp" else 256)
@@ -220,7 +224,8 @@ def lan(argv):
                            RANK=str(rank), WORLD_SIZE=str(hosts))
                 ranks.append(subprocess.Popen(["ip", "netns", "exec", f"{name}-h{rank + 1}", sys.executable, __file__, "lan-rank",
                                                "--model", args.model, "--batch", str(batch), "--steps", str(args.steps),
-                                               "--threads", str(threads)], env=env))
+                                               "--threads", str(threads)]
+                                              + (["--clip-norm", str(args.clip_norm)] if args.clip_norm else []), env=env))
             failed = [r for r in ranks if r.wait(timeout=600) != 0]
             if failed:
                 sys.exit(1)
