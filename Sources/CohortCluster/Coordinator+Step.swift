@@ -37,6 +37,8 @@ extension Coordinator {
         /// Weights chunks of the next version sent to each worker this step (or forwarded to it
         /// down the relay chain).
         var chunksSent: [UInt32: Int] = [:]
+        /// The generation of the next weights' chunks sent so far (`StreamedUpdate.generation`).
+        var chunkGeneration: UInt32 = 0
         /// This step's relay chain for the next weights, by worker id (empty: none).
         var chain: [UInt32] = []
         /// Relays are set up once, with the step's first assignment; work dealt out again
@@ -195,6 +197,7 @@ extension Coordinator {
         var message = TaskMessage(taskID: id, weightsVersion: weightsVersion, leafCount: exchange.tree.leafCount,
                                   first: part.lowerBound, leaves: leaves, sampleShapes: [])
         message.relay = relay
+        if let streamed = streamedGeneration, streamed.version == weightsVersion { message.weightsGeneration = streamed.generation }
         var frames: [OutgoingFrame] = []
         if worker.sendsSamples {
             for indices in leaves {

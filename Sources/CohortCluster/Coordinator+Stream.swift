@@ -73,7 +73,13 @@ extension Coordinator {
             }
             if !summed { break }
         }
-        for c in stream.applyReady() { sendWeightsChunk(c, of: stream, in: &exchange) }
+        let ready = stream.applyReady()
+        if stream.generation != exchange.chunkGeneration {
+            // Updated again (the step was clipped after all): the chunks sent are void.
+            exchange.chunkGeneration = stream.generation
+            exchange.chunksSent = [:]
+        }
+        for c in ready { sendWeightsChunk(c, of: stream, in: &exchange) }
     }
 
     /// After the last block: the rest of the stream (all of it, with clip_norm), and the workers
@@ -90,6 +96,7 @@ extension Coordinator {
         let holders = exchange.chunksSent.filter { $0.value == streamLayout.chunkCount }.compactMap { workers[$0.key] }.filter(\.alive)
         for worker in holders { worker.weightsVersion = next }
         lastWeightsChain = exchange.chain.isEmpty ? nil : (next, exchange.chain)
+        streamedGeneration = (next, stream.generation)
         stream.onRollBack = { [holders] in
             for worker in holders where worker.weightsVersion == next { worker.weightsVersion = .max }
         }
@@ -102,7 +109,7 @@ extension Coordinator {
         guard !targets.isEmpty else { return }
         let start = Date()
         let body = WeightsChunkMessage(version: exchange.version + 1, chunk: c, chunkCount: streamLayout.chunkCount,
-                                       secret: relaySecret).encode()
+                                       secret: relaySecret, generation: stream.generation).encode()
         let bytes = streamLayout.bytes(ofChunk: c, of: stream.next)
         for worker in targets {
             // Down the relay chain, only its first worker gets it from here.

@@ -110,6 +110,8 @@ package final class Coordinator: GradientExecutor {
     let relaySecret = UInt64.random(in: 1...UInt64.max)
     /// The relay chain that carried the current weights, in order (see `relayLost`).
     var lastWeightsChain: (version: UInt64, workers: [UInt32])?
+    /// The generation of streamed chunks that made a version of the weights (TASKs name it).
+    var streamedGeneration: (version: UInt64, generation: UInt32)?
     /// Relaying failed once in this run (see `relaysFailed`): no more of it.
     var relaysOff = false
     var weightsVersion: UInt64 = 0

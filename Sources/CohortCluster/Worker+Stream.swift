@@ -27,8 +27,10 @@ extension Worker {
             throw ProtocolError("weights chunk of version \(chunk.version), we hold \(weightsVersion)")
         }
         forwardWeightsChunk(message, step: message.header.step)
-        if nextWeights?.version != chunk.version {
-            nextWeights = IncomingWeights(version: chunk.version, shapes: shapes, chunkCount: streamLayout.chunkCount)
+        if let next = nextWeights, next.version == chunk.version, chunk.generation < next.generation { return }  // void
+        if nextWeights?.version != chunk.version || nextWeights?.generation != chunk.generation {
+            nextWeights = IncomingWeights(version: chunk.version, generation: chunk.generation, shapes: shapes,
+                                          chunkCount: streamLayout.chunkCount)
         }
         message.tensors[0].withUnsafeBytes { streamLayout.scatter(chunk.chunk, from: $0, into: nextWeights!.tensors) }
         nextWeights!.arrived[chunk.chunk] = true
@@ -38,8 +40,7 @@ extension Worker {
     /// Runs the task that waited for its weights, if they are here now.
     func runParkedTask(_ socket: ZMQSocket) throws {
         guard let parked = parkedTask else { return }
-        let version = parked.task.weightsVersion
-        guard version == weightsVersion || (nextWeights?.version == version && nextWeights!.isWhole) else { return }
+        guard parked.task.weightsVersion == weightsVersion || nextWeights?.isWhole(for: parked.task) == true else { return }
         parkedTask = nil
         try runTask(parked.task, message: parked.message, step: parked.step, socket: socket)
     }
@@ -48,14 +49,21 @@ extension Worker {
 /// Weights of one version, arriving chunk by chunk.
 struct IncomingWeights {
     let version: UInt64
+    let generation: UInt32
     let tensors: [Tensor]
     var arrived: [Bool]
 
-    init(version: UInt64, shapes: [[Int]], chunkCount: Int) {
+    init(version: UInt64, generation: UInt32, shapes: [[Int]], chunkCount: Int) {
         self.version = version
+        self.generation = generation
         tensors = shapes.map { Tensor(uninitializedShape: $0) }
         arrived = Array(repeating: false, count: chunkCount)
     }
 
     var isWhole: Bool { !arrived.contains(false) }
+
+    /// Whether these are the weights `task` asks for, every chunk of them.
+    func isWhole(for task: TaskMessage) -> Bool {
+        version == task.weightsVersion && generation == task.weightsGeneration && isWhole
+    }
 }

@@ -272,7 +272,7 @@ package final class Worker {
         forwardWeightsTo = task.relay.forwardWeights
         // Connect now, so the connections are up by the time the first chunks go.
         for peer in [task.relay.forwardWeights, task.relay.upstream].compactMap({ $0 }) { _ = try peerSocket(peer) }
-        if task.weightsVersion != weightsVersion, let next = nextWeights, next.version == task.weightsVersion, next.isWhole {
+        if task.weightsVersion != weightsVersion, let next = nextWeights, next.isWhole(for: task) {
             // Streamed while we were idle: every chunk is here.
             parameters = next.tensors
             weightsVersion = next.version

@@ -13,8 +13,12 @@ import Dispatch
 /// Nothing changes a bit. Every element is summed along the same tree, the norm adds the same
 /// per-block squares in the same order (`GradientTree.rootSum`), and the optimizer rules are
 /// elementwise (`Optimizer.lanes` cuts tensors the same way). Without `clip_norm` the update's
-/// factor (1/B) is known at once; with it, the factor needs the whole gradient's norm, so the
-/// chunks are summed as they come and updated after the last one.
+/// factor (1/B) is known at once. With it, the factor needs the whole gradient's norm: the
+/// chunks are updated with 1/B all the same, on the bet that the step is not clipped (after the
+/// first steps, most are not). When the last chunk gives the norm and it is over the limit, the
+/// bet is undone: the optimizer's state is restored and every chunk is
+/// updated again with the clipped factor, as a new `generation` of the next weights. Either way
+/// the factor is `StepUpdate.scale`'s, so the bits are the plain step's.
 ///
 /// The new weights go to `next`: the weights the step ran on stay as they were, for a task that
 /// must be computed again (a worker died) and for the workers on this machine. The optimizer's
@@ -46,8 +50,13 @@ package final class StreamedUpdate {
     let savedState: [UnsafeMutablePointer<Float>]
     /// One piece of adjusted gradient (clamped, penalized), when the step needs it.
     let scratch = UnsafeMutablePointer<Float>.allocate(capacity: Tensor.normBlock)
-    var factor: Float?
+    var factor: Float
+    /// Whether the factor is final (it is not, with `clip_norm`, until the norm is known).
+    var factorFinal: Bool
     package private(set) var clipped = false
+    /// Bumped when the chunks are updated again with the clipped factor: chunks sent before
+    /// are void.
+    package private(set) var generation: UInt32 = 0
     /// Seconds spent summing and updating chunks (while the rest of the gradient was arriving).
     package private(set) var sumSeconds = 0.0, applySeconds = 0.0
     let keepAlive = ViewOwner()
@@ -64,8 +73,9 @@ package final class StreamedUpdate {
         for i in self.optimizer.state.indices {
             for s in self.optimizer.state[i].indices { _ = self.optimizer.state[i][s].mutablePointer }
         }
-        // The mean's factor is known now; clipping needs the norm of the whole gradient.
-        if update.clipNorm == nil { factor = update.scale(batchSize: batchSize, norm: 0).factor }
+        // The mean's factor; with clipping, a bet until the norm is known.
+        factor = update.scale(batchSize: batchSize, norm: 0).factor
+        factorFinal = update.clipNorm == nil
     }
 
     deinit {
@@ -119,18 +129,26 @@ package final class StreamedUpdate {
         return true
     }
 
-    /// Updates the chunks that can be updated now, in order, and returns them (for sending).
-    /// With `clip_norm`, none before every chunk is summed; none at all once a sum was not finite.
+    /// Updates the chunks that can be updated now, in order, and returns them (for sending):
+    /// none once a sum was not finite; all of them again when the clipping bet is lost.
     package func applyReady() -> Range<Int> {
-        let first = applied
+        var first = applied
         guard !stopped, !rolledBack else { return first..<first }
-        if factor == nil {
-            guard allSummed else { return first..<first }
-            let mean = update.reduction == .mean ? 1 / Double(batchSize) : 1
-            (factor, clipped) = update.scale(batchSize: batchSize, norm: squaredNorm.squareRoot() * mean)
-        }
         let start = DispatchTime.now()
         defer { applySeconds += seconds(since: start) }
+        if !factorFinal && allSummed {
+            let mean = update.reduction == .mean ? 1 / Double(batchSize) : 1
+            let (final, isClipped) = update.scale(batchSize: batchSize, norm: squaredNorm.squareRoot() * mean)
+            factorFinal = true
+            if isClipped {
+                restoreState()
+                applied = 0
+                first = 0
+                factor = final
+                clipped = true
+                generation += 1
+            }
+        }
         while applied < layout.chunkCount && summed[applied] {
             apply(chunk: applied)
             applied += 1
@@ -138,9 +156,9 @@ package final class StreamedUpdate {
         return first..<applied
     }
 
+
     /// Optimizer rule on chunk `c`: old weights copied to `next`, then updated there in place.
     func apply(chunk c: Int) {
-        let factor = factor!
         let step = optimizer.step + 1
         for j in layout.chunks[c] {
             let piece = layout.pieces[j], n = piece.count, t = piece.tensor
@@ -173,6 +191,15 @@ package final class StreamedUpdate {
 
     /// Undoes the updated chunks' optimizer state (the weights the step ran on were never written).
     package func rollBack() {
+        restoreState()
+        applied = 0
+        rolledBack = true
+        onRollBack?()
+        onRollBack = nil
+    }
+
+    /// The optimizer's state of the updated chunks as it was before the step.
+    func restoreState() {
         for c in 0..<applied {
             for j in layout.chunks[c] {
                 let piece = layout.pieces[j]
@@ -182,10 +209,6 @@ package final class StreamedUpdate {
                 }
             }
         }
-        applied = 0
-        rolledBack = true
-        onRollBack?()
-        onRollBack = nil
     }
 
     /// Once every chunk is updated: the new weights and the optimizer, one step further.

@@ -60,10 +60,13 @@ import Testing
             for chunk in (0..<layout.chunkCount).reversed() {
                 #expect(stream.sum(chunk: chunk, tree: tree) { cover[$0]?.gradients })
                 let ready = stream.applyReady()
-                // Only chunk 0 can go first: chunks are updated in order (and after the norm, with clip_norm).
+                // Only chunk 0 can go first: chunks are updated in order.
                 #expect(ready.isEmpty == (chunk != 0), "step \(step), chunk \(chunk): \(ready)")
             }
             #expect(stream.squaredNorm.bitPattern == squaredNorm.bitPattern)
+            // With clip_norm the chunks were updated on the bet that the step is not clipped;
+            // a clipped step updates them again, as a new generation.
+            #expect(stream.generation == (report.clipped ? 1 : 0))
             let finished = stream.finish()
             streamedWeights = finished.weights
             streamed = finished.optimizer
@@ -73,6 +76,38 @@ import Testing
             #expect(streamed.step == plain.step)
         }
         #expect(c.update.clipNorm == nil || plainWeights[0].scalars != Self.weights()[0].scalars)
+    }
+
+    /// With clip_norm, chunks are updated as they come, before the norm is known; when the
+    /// step turns out clipped, all of them are updated again from the restored state, and the
+    /// result is the plain step's. One step clipped (limit 0.01), one not (limit 1e9).
+    @Test(arguments: [Float(0.01), 1e9])
+    func theClippingBetIsUndoneWhenLost(_ limit: Float) {
+        let tree = GradientTree(leafCount: Self.leafCount)
+        let update = StepUpdate(reduction: .mean, clipNorm: limit)
+        var plainWeights = Self.weights(), plain = Optimizer(rule: Adam(), learningRate: 0.01, parameters: plainWeights)
+        var streamed = plain
+        var known = Self.blocks([0..<4, 4..<5])
+        let (sum, squaredNorm) = tree.rootSum(taking: &known, lanes: 1) { _ in fatalError("no leaf is missing") }
+        let report = update.apply(sum, batchSize: 40, norm: update.measure(sum, batchSize: 40, squaredNorm: squaredNorm).norm,
+                                  parameters: &plainWeights, optimizer: &plain)
+        #expect(report.clipped == (limit < 1))
+        let layout = StreamLayout(shapes: Self.shapes, chunkFloats: Tensor.normBlock)
+        let stream = StreamedUpdate(update: update, layout: layout, weights: Self.weights(), optimizer: streamed, batchSize: 40)
+        streamed.state = []
+        let cover = Self.blocks([0..<4, 4..<5])
+        var sent: [Range<Int>] = []
+        for chunk in 0..<layout.chunkCount {
+            #expect(stream.sum(chunk: chunk, tree: tree) { cover[$0]?.gradients })
+            sent.append(stream.applyReady())
+        }
+        // Each chunk went out as it came; a lost bet sends them all again with the last one.
+        #expect(sent.dropLast().map(\.count) == Array(repeating: 1, count: layout.chunkCount - 1))
+        #expect(sent.last == (report.clipped ? 0..<layout.chunkCount : (layout.chunkCount - 1)..<layout.chunkCount))
+        let finished = stream.finish()
+        #expect(finished.clipped == report.clipped && stream.generation == (report.clipped ? 1 : 0))
+        #expect(finished.weights.map(\.scalars) == plainWeights.map(\.scalars))
+        #expect(finished.optimizer.state.map { $0.map(\.scalars) } == plain.state.map { $0.map(\.scalars) })
     }
 
     /// A chunk that is not finite stops the update; rolling back gives the optimizer back as it

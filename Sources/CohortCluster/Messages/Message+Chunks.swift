@@ -35,16 +35,20 @@ struct WeightsChunkMessage: Sendable {
     var chunkCount: Int
     /// The run's relay secret: a worker forwards the chunk as it came.
     var secret: UInt64 = 0
+    /// Chunks of a later generation of the same version replace those before (the coordinator
+    /// updated them again: the step was clipped after all, see `StreamedUpdate`).
+    var generation: UInt32 = 0
 
     func encode() -> [UInt8] {
         var w = WireWriter()
-        w.u64(version); w.u32(UInt32(chunk)); w.u32(UInt32(chunkCount)); w.u64(secret)
+        w.u64(version); w.u32(UInt32(chunk)); w.u32(UInt32(chunkCount)); w.u64(secret); w.u32(generation)
         return w.bytes
     }
 
     static func decode(_ m: Message, layout: StreamLayout) throws -> WeightsChunkMessage {
         let message = try m.read { r in
-            WeightsChunkMessage(version: try r.u64(), chunk: Int(try r.u32()), chunkCount: Int(try r.u32()), secret: try r.u64())
+            WeightsChunkMessage(version: try r.u64(), chunk: Int(try r.u32()), chunkCount: Int(try r.u32()), secret: try r.u64(),
+                                generation: try r.u32())
         }
         try checkChunk(message.chunk, of: message.chunkCount, frames: m.tensors, layout: layout)
         return message

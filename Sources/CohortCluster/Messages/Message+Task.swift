@@ -11,6 +11,8 @@ struct TaskMessage: Sendable {
     /// The first shared-memory slot for this task's blocks, or −1 to send them as frames. Tasks
     /// of one step get distinct slots, so a result is never overwritten before it is summed.
     var sharedSlot: Int = -1
+    /// Which generation of streamed weights chunks of `weightsVersion` to compute with.
+    var weightsGeneration: UInt32 = 0
     /// Where this worker's result goes, and whose it adds to its own (`RelayPlan`).
     var relay = RelayPlan()
 
@@ -26,6 +28,7 @@ struct TaskMessage: Sendable {
         w.u32(UInt32(sampleShapes.count))
         for s in sampleShapes { w.shape(s.inputs); w.shape(s.targets) }
         relay.encode(into: &w)
+        w.u32(weightsGeneration)
         return w.bytes
     }
 
@@ -51,7 +54,7 @@ struct TaskMessage: Sendable {
             for _ in 0..<shapeCount { shapes.append((try r.shape(), try r.shape())) }
             let relay = try RelayPlan.decode(&r, after: first + n, leafCount: leafCount)
             return TaskMessage(taskID: id, weightsVersion: version, leafCount: leafCount, first: first, leaves: leaves,
-                               sampleShapes: shapes, sharedSlot: slot, relay: relay)
+                               sampleShapes: shapes, sharedSlot: slot, weightsGeneration: try r.u32(), relay: relay)
         }
     }
 }
