@@ -70,10 +70,13 @@ extension Worker {
     }
 
     /// A child's message goes to the relay job that expects it; one for a job not started yet
-    /// (this worker is still computing, or its TASK is late) waits, a bounded number of them.
+    /// (this worker is still computing, or its TASK is late) waits: up to eight blocks' worth of
+    /// a step (the oldest go first, a voided job's).
     func takeChildMessage(_ message: ChildMessage, taskID: UInt64, socket: ZMQSocket) {
         guard let job = relayJob, job.children[taskID] != nil else {
-            if earlyChildMessages.count < 4096 { earlyChildMessages.append((taskID, message)) }
+            earlyChildMessages.append((taskID, message))
+            let most = 8 * (streamLayout.chunkCount + 1)
+            if earlyChildMessages.count > most { earlyChildMessages.removeFirst(earlyChildMessages.count - most) }
             return
         }
         do {

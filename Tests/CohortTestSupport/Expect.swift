@@ -63,10 +63,16 @@ public func cohortExecutable() throws -> URL {
 
 /// Starts `cohort` with `arguments` in the package root; output goes to the given log file.
 /// `environment` is added to the tests' own.
-public func startCohort(_ arguments: [String], log: URL, environment: [String: String] = [:]) throws -> Process {
+/// `launcher`: a command that runs cohort (its path last), such as `ip netns exec NS PATH`.
+public func startCohort(_ arguments: [String], log: URL, environment: [String: String] = [:], launcher: [String] = []) throws -> Process {
     let process = Process()
-    process.executableURL = try cohortExecutable()
-    process.arguments = arguments
+    if launcher.isEmpty {
+        process.executableURL = try cohortExecutable()
+        process.arguments = arguments
+    } else {
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = launcher + arguments
+    }
     process.currentDirectoryURL = packageRoot
     process.environment = childEnvironment.merging(environment) { _, new in new }
     _ = FileManager.default.createFile(atPath: log.path, contents: nil)   // FileHandle below throws on failure
