@@ -197,6 +197,10 @@ extension Coordinator {
         var message = TaskMessage(taskID: id, weightsVersion: weightsVersion, leafCount: exchange.tree.leafCount,
                                   first: part.lowerBound, leaves: leaves, sampleShapes: [])
         message.relay = relay
+        if relay.forwardWeights == nil, let i = exchange.chain.firstIndex(of: worker.id), i + 1 < exchange.chain.count {
+            // Dealt more work mid-step: it still forwards the next weights down the chain.
+            message.relay.forwardWeights = workers[exchange.chain[i + 1]]?.hello.relay
+        }
         if let streamed = streamedGeneration, streamed.version == weightsVersion { message.weightsGeneration = streamed.generation }
         var frames: [OutgoingFrame] = []
         if worker.sendsSamples {
