@@ -171,6 +171,9 @@ extension Coordinator {
         worker.lastSeen = Date()
         switch message.header.kind {
         case .heartbeat: break
+        case .relayUnreachable:
+            let endpoint = (try? RelayUnreachableMessage.decode(message))?.endpoint ?? "?"
+            if !relaysOff && relaysUnreachable == nil { relaysUnreachable = "worker \(worker.id) cannot reach \(endpoint)" }
         case .failure:
             let reason = (try? FailureMessage.decode(message))?.reason ?? "no reason given"
             throw WorkerFailure(worker: "worker \(worker.id) (\(worker.hello.host), pid \(worker.hello.pid))", reason: reason)

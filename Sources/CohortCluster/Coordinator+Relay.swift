@@ -73,11 +73,17 @@ extension Coordinator {
     /// Returns whether it did this.
     func relaysFailed(_ exchange: inout StepExchange) throws -> Bool {
         let now = Date()
-        guard !relaysOff, !exchange.chain.isEmpty || exchange.outstanding.values.contains(where: { $0.group != nil }),
-              let late = exchange.outstanding.values.first(where: { now > $0.deadline && workers[$0.worker]?.alive == true })
-        else { return false }
+        guard !relaysOff else { return false }
+        if let unreachable = relaysUnreachable {
+            logger.warning("\(unreachable); relaying is off for the rest of the run")
+        } else {
+            guard !exchange.chain.isEmpty || exchange.outstanding.values.contains(where: { $0.group != nil }),
+                  let late = exchange.outstanding.values.first(where: { now > $0.deadline && workers[$0.worker]?.alive == true })
+            else { return false }
+            logger.warning("worker \(late.worker) did not answer its task within \(String(format: "%.1f", late.deadline.timeIntervalSince(late.sent))) s while workers relayed for each other; relaying is off for the rest of the run (can the workers reach each other's relay sockets?)")
+        }
         relaysOff = true
-        logger.warning("worker \(late.worker) did not answer its task within \(String(format: "%.1f", late.deadline.timeIntervalSince(late.sent))) s while workers relayed for each other; relaying is off for the rest of the run (can the workers reach each other's relay sockets?)")
+        relaysUnreachable = nil
         for id in exchange.chain.dropFirst() where workers[id]?.weightsVersion == weightsVersion { workers[id]?.weightsVersion = .max }
         if let chain = lastWeightsChain, chain.version == weightsVersion {
             for id in chain.workers.dropFirst() where workers[id]?.weightsVersion == weightsVersion { workers[id]?.weightsVersion = .max }
@@ -93,6 +99,8 @@ extension Coordinator {
             exchange.incoming[id] = nil
         }
         for range in ranges.sorted(by: { $0.lowerBound < $1.lowerBound }) { try assign(range, in: &exchange) }
+        // A worker still waiting for weights from the chain gets them whole now.
+        broadcastWeights(to: liveWorkers.filter { !$0.usesSharedWeights }, step: exchange.version)
         return true
     }
 }

@@ -114,6 +114,8 @@ package final class Coordinator: GradientExecutor {
     var streamedGeneration: (version: UInt64, generation: UInt32)?
     /// Relaying failed once in this run (see `relaysFailed`): no more of it.
     var relaysOff = false
+    /// A worker said it cannot reach another's relay socket (why), not yet acted on.
+    var relaysUnreachable: String?
     var weightsVersion: UInt64 = 0
     var dropLog = DropLog()
     var bytesSent = 0, bytesReceived = 0

@@ -29,10 +29,11 @@ extension Worker {
         return RelayPeer(endpoint: try socket.lastEndpoint, serverKey: key)
     }
 
-    /// The DEALER to `peer`, connected once and kept.
+    /// The DEALER to `peer`, connected once and kept, and watched until its handshake is done.
     func peerSocket(_ peer: RelayPeer) throws -> ZMQSocket {
         if let socket = peerSockets[peer] { return socket }
         let socket = try ZMQSocket(relaySocket!.context, .dealer)
+        peerWatch[peer] = PeerWatch(monitor: try ZMQMonitor(socket), since: Date())
         // Not ZMQ_IMMEDIATE: what is sent before the connection is up waits in its pipe
         // (up to the high-water mark) instead of failing.
         try socket.setSendTimeout(options.coordinatorTimeout)
@@ -41,6 +42,23 @@ extension Worker {
         peerSockets[peer] = socket
         return socket
     }
+
+    /// A peer that has not completed its handshake `relayPatience` seconds after we connected
+    /// cannot be reached from here: the coordinator is told once, and stops relaying.
+    func checkPeers(_ socket: ZMQSocket) throws {
+        for (peer, watch) in peerWatch {
+            if watch.monitor.poll().contains(where: \.isHandshakeSuccess) {
+                peerWatch[peer] = nil
+            } else if Date().timeIntervalSince(watch.since) > Self.relayPatience {
+                peerWatch[peer] = nil
+                logger.warning("cannot reach the relay socket of another worker at \(peer.endpoint); telling the coordinator")
+                try send(socket, .relayUnreachable, step: 0, body: RelayUnreachableMessage(endpoint: peer.endpoint).encode())
+            }
+        }
+    }
+
+    /// Seconds a connection to another worker may take (a handshake on a LAN takes milliseconds).
+    static let relayPatience = 2.0
 
     /// A message on the relay socket: checked (this run, the secret), then a weights chunk from
     /// upstream, or a child's result or gradient chunk.
@@ -144,6 +162,12 @@ extension Worker {
             drop("relay: could not forward weights to \(next.endpoint): \(error)")
         }
     }
+}
+
+/// A connection to a peer, watched for its handshake.
+struct PeerWatch {
+    let monitor: ZMQMonitor
+    let since: Date
 }
 
 /// What a child sends its relay.

@@ -68,6 +68,8 @@ package final class Worker {
     var forwardWeightsTo: RelayPeer?
     var relayJob: RelayJob?
     var earlyChildMessages: [(UInt64, ChildMessage)] = []
+    /// Connections to peers whose handshake has not been seen yet (`checkPeers`).
+    var peerWatch: [RelayPeer: PeerWatch] = [:]
     var usesLocalData = false
     var localData: Dataset? { options.localData }
     /// What the model and loss can take (checked on every sample before it is computed), and
@@ -145,6 +147,7 @@ package final class Worker {
     /// Waits a heartbeat interval for a message, from the coordinator or (relaying) another
     /// worker, and handles it; returns an exit when the worker should stop.
     func takeNextMessage(_ socket: ZMQSocket) throws -> Exit? {
+        if !peerWatch.isEmpty { try checkPeers(socket) }
         guard let next = try nextFrames(socket) else { return nil }
         do {
             if next.fromPeer {

@@ -256,6 +256,7 @@ package final class ZMQMonitor {
         package let value: UInt32
         package let endpoint: String
         package var isAuthenticationFailure: Bool { event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH }
+        package var isHandshakeSuccess: Bool { event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED }
         package var isHandshakeFailure: Bool {
             event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH || event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL
                 || event == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL

@@ -55,6 +55,18 @@ struct WeightsChunkMessage: Sendable {
     }
 }
 
+/// RELAY UNREACHABLE, worker → coordinator: this worker could not connect to another's relay
+/// socket in time (a firewall, links only to the coordinator). The coordinator stops relaying.
+struct RelayUnreachableMessage: Sendable {
+    var endpoint: String
+
+    func encode() -> [UInt8] { var w = WireWriter(); w.string(endpoint); return w.bytes }
+
+    static func decode(_ m: Message) throws -> RelayUnreachableMessage {
+        try m.read { r in RelayUnreachableMessage(endpoint: try r.string(limit: 512)) }
+    }
+}
+
 /// A chunk message must name a chunk of this run's layout and carry exactly its floats.
 func checkChunk(_ chunk: Int, of count: Int, frames: [ZMQFrame], layout: StreamLayout) throws {
     guard count == layout.chunkCount else { throw ProtocolError("\(count) chunks, the model has \(layout.chunkCount)") }

@@ -12,7 +12,7 @@ package enum Wire {
 }
 
 package enum MessageKind: UInt8, Sendable, CaseIterable {
-    case hello = 1, welcome, task, result, weights, shutdown, heartbeat, failure, weightsChunk, gradientChunk
+    case hello = 1, welcome, task, result, weights, shutdown, heartbeat, failure, weightsChunk, gradientChunk, relayUnreachable
 }
 
 package struct Header: Sendable, Equatable {
