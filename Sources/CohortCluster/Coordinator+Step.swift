@@ -298,6 +298,12 @@ extension Coordinator {
         let expected = result.blocks.map(\.range)
         exchange.outstanding[result.taskID] = nil
         if job.group != nil {
+            // The relay reports its children's compute, which count as theirs.
+            for (id, seconds) in result.relayed {
+                guard let member = exchange.outstanding[id], member.group == job.group, let computer = workers[member.worker] else { continue }
+                computer.computeSeconds += seconds
+                computer.stepComputeSeconds += seconds
+            }
             for (id, member) in exchange.outstanding where member.group == job.group { exchange.outstanding[id] = nil }
         }
         exchange.covered += job.range.count

@@ -238,7 +238,11 @@ final class RelayJob {
             let tally = tree.sum(node, known: known) { leaf in preconditionFailure("leaf \(leaf) of \(node) is nowhere") }
             return ResultMessage.Block(range: node, lossSum: tally.lossSum, samples: tally.samples, correct: tally.correct)
         }
-        return ResultMessage(taskID: task.taskID, blocks: blocks, computeSeconds: computeSeconds, streamed: true, secret: secret)
+        var result = ResultMessage(taskID: task.taskID, blocks: blocks, computeSeconds: computeSeconds, streamed: true, secret: secret)
+        for (id, child) in children.sorted(by: { $0.value.range.lowerBound < $1.value.range.lowerBound }) {
+            result.relayed += [(id, child.result!.computeSeconds)] + child.result!.relayed
+        }
+        return result
     }
 
     /// Whether every child has sent chunk `c` of every block.

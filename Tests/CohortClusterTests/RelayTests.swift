@@ -76,6 +76,9 @@ import Testing
         let sent = early.map { $0["bytes_sent"] as? Int ?? 0 }.sorted(), received = early.map { $0["bytes_received"] as? Int ?? 0 }.sorted()
         #expect(sent[sent.count / 2] < model * 11 / 10 && received[received.count / 2] < model * 11 / 10, "sent \(sent), received \(received)")
         #expect(received[received.count / 2] >= model)
+        // The relays report their children's compute: every worker has its own.
+        let workers = early.first?["workers"] as? [[String: Any]] ?? []
+        #expect(workers.count == 4 && workers.allSatisfy { ($0["compute_s"] as? Double ?? 0) > 0 }, "\(workers)")
     }
 }
 

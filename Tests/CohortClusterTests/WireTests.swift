@@ -93,8 +93,11 @@ func roundTrip(_ frames: [OutgoingFrame]) throws -> [ZMQFrame] {
         // A streamed result carries no frames of its own.
         let result = ResultMessage(taskID: 1, blocks: [.init(range: 0..<2, lossSum: 1, samples: 4, correct: 2)], computeSeconds: 0.1, streamed: true)
         #expect(throws: ProtocolError.self) { try ResultMessage.decode(try message(.result, result.encode(), floats: 4)) }
-        let bare = try Message.parse(try roundTrip(Message.frames(kind: .result, runID: 1, step: 4, body: result.encode()))[...])
-        #expect(try ResultMessage.decode(bare).streamed)
+        var relayed = result
+        relayed.relayed = [(7, 0.25), (9, 0.5)]
+        let bare = try Message.parse(try roundTrip(Message.frames(kind: .result, runID: 1, step: 4, body: relayed.encode()))[...])
+        let decodedResult = try ResultMessage.decode(bare)
+        #expect(decodedResult.streamed && decodedResult.relayed.map(\.taskID) == [7, 9] && decodedResult.relayed.map(\.seconds) == [0.25, 0.5])
     }
 
     @Test func oversizedFramesAreRefusedBeforeAllocation() throws {

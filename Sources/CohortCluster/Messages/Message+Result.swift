@@ -17,6 +17,8 @@ struct ResultMessage: Sendable {
     var streamed: Bool = false
     /// The run's relay secret, when it goes to another worker (0 to the coordinator).
     var secret: UInt64 = 0
+    /// From a relay: the compute seconds of the tasks whose sums it added to its own (and theirs).
+    var relayed: [(taskID: UInt64, seconds: Double)] = []
 
     func encode() -> [UInt8] {
         var w = WireWriter()
@@ -25,6 +27,8 @@ struct ResultMessage: Sendable {
             w.u32(UInt32(b.range.lowerBound)); w.u32(UInt32(b.range.upperBound)); w.f64(b.lossSum)
             w.u32(UInt32(b.samples)); w.u32(UInt32(b.correct))
         }
+        w.u32(UInt32(relayed.count))
+        for task in relayed { w.u64(task.taskID); w.f64(task.seconds) }
         return w.bytes
     }
 
@@ -40,7 +44,11 @@ struct ResultMessage: Sendable {
                 guard lo < hi else { throw ProtocolError("empty block \(lo)..<\(hi)") }
                 blocks.append(Block(range: lo..<hi, lossSum: try r.f64(), samples: Int(try r.u32()), correct: Int(try r.u32())))
             }
-            return ResultMessage(taskID: id, blocks: blocks, computeSeconds: seconds, shared: shared, streamed: streamed, secret: secret)
+            var result = ResultMessage(taskID: id, blocks: blocks, computeSeconds: seconds, shared: shared, streamed: streamed, secret: secret)
+            let relayed = Int(try r.u32())
+            guard relayed <= 256 else { throw ProtocolError("\(relayed) relayed tasks") }
+            for _ in 0..<relayed { result.relayed.append((try r.u64(), try r.f64())) }
+            return result
         }
     }
 }
