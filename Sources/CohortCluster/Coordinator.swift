@@ -165,10 +165,11 @@ package final class Coordinator: GradientExecutor {
         var random = SystemRandomNumberGenerator()
         runID = random.next()
         SharedMemory.removeOrphans()
-        parameters = setup.initialParameters
+        // What workers compute on: the weights, rounded with `wire_dtype: bf16` (as `Trainer` rounds them).
+        parameters = setup.spec.wireDType == .bf16 ? setup.initialParameters.map { $0.roundedToBFloat16() } : setup.initialParameters
         shapes = parameters.map(\.shape)
         parameterFloats = parameters.reduce(0) { $0 + $1.count }
-        streamLayout = StreamLayout(shapes: shapes)
+        streamLayout = StreamLayout(shapes: shapes, dtype: setup.spec.wireDType)
         blasFamily = options.blasKernel?.rawValue
     }
 

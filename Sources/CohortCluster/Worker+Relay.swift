@@ -198,9 +198,10 @@ final class RelayJob {
     var resultSent = false
     var chunksSent = 0
 
-    init(task: TaskMessage, step: UInt64, own: [Range<Int>: GradientSum], shapes: [[Int]], computeSeconds: Double) {
+    init(task: TaskMessage, step: UInt64, own: [Range<Int>: GradientSum], shapes: [[Int]], computeSeconds: Double,
+         precision: WireDType) {
         self.task = task; self.step = step; self.own = own; self.shapes = shapes; self.computeSeconds = computeSeconds
-        tree = GradientTree(leafCount: task.leafCount)
+        tree = GradientTree(leafCount: task.leafCount, precision: precision)
         outBlocks = tree.blocks(covering: task.mergedRange)
         children = Dictionary(uniqueKeysWithValues: task.relay.children.map { ($0.taskID, Child(range: $0.range)) })
     }
@@ -259,16 +260,13 @@ final class RelayJob {
             }
             return nil
         }
-        let floats = layout.floats(inChunk: c)
-        return [UInt8](unsafeUninitializedCapacity: 4 * floats) { buffer, count in
-            let out = UnsafeMutableRawPointer(buffer.baseAddress!).assumingMemoryBound(to: Float.self)
+        return layout.encode(layout.floats(inChunk: c)) { out in
             var at = 0
             for j in layout.chunks[c] {
                 let piece = layout.pieces[j]
-                (out + at).update(from: GradientTree.pieceSum(node, piece, source: source), count: piece.count)
+                (out + at).update(from: tree.pieceSum(node, piece, source: source), count: piece.count)
                 at += piece.count
             }
-            count = buffer.count
         }
     }
 }

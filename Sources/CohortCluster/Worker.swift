@@ -227,7 +227,7 @@ package final class Worker {
         let expected = gradient.model.parameterSpecs.map(\.spec.shape)
         guard expected == w.shapes else { throw ProtocolError("weights of shapes \(w.shapes) for a model of \(expected)") }
         shapes = w.shapes
-        streamLayout = StreamLayout(shapes: w.shapes)
+        streamLayout = StreamLayout(shapes: w.shapes, dtype: w.spec.wireDType)
         relaySecret = w.relaySecret
         parameters = try PackedTensors.unpack(message.tensors[0], shapes: w.shapes)
         self.gradient = gradient
@@ -292,7 +292,7 @@ package final class Worker {
         }
         let start = Date()
         let sent = try samplesSent(with: task, message: message)
-        let tree = GradientTree(leafCount: task.leafCount)
+        let tree = GradientTree(leafCount: task.leafCount, precision: streamLayout.dtype)
         let ranges = tree.blocks(covering: task.range)
         let shared = sharedResults != nil && task.sharedSlot >= 0 && task.sharedSlot + ranges.count <= resultSlots
         var known = computeLeaves(task, tree: tree, step: step, sent: sent, gradient: gradient, halves: shared, socket: socket)
@@ -310,7 +310,8 @@ package final class Worker {
             let own = Dictionary(uniqueKeysWithValues: zip(ranges, zip(sums, blocks).map { sum, block in
                 GradientSum(gradients: sum, lossSum: block.lossSum, samples: block.samples, correct: block.correct)
             }))
-            try startRelayJob(RelayJob(task: task, step: step, own: own, shapes: shapes, computeSeconds: result.computeSeconds), socket: socket)
+            try startRelayJob(RelayJob(task: task, step: step, own: own, shapes: shapes, computeSeconds: result.computeSeconds,
+                                          precision: tree.precision), socket: socket)
             return
         }
         try send(socket, .result, step: step, body: result.encode())
@@ -383,6 +384,6 @@ package final class Worker {
         }
         let (l, r) = GradientTree.children(of: block)
         let left = try tree.sum(l, taking: &known, leaf: missing), right = try tree.sum(r, taking: &known, leaf: missing)
-        return GradientSum.sum(left, right, into: sharedResults.tensors(at: offset, shapes: shapes))
+        return GradientSum.sum(left, right, into: sharedResults.tensors(at: offset, shapes: shapes), precision: tree.precision)
     }
 }

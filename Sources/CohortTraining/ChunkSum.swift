@@ -18,12 +18,22 @@ extension GradientTree {
     /// `piece` of `node`'s sum: the block's own memory when `node` is a block here; else the
     /// left child's, where left + right is written (each piece is summed once, so a block's
     /// memory is free to take it). `node` must be covered (`covers`).
-    package static func pieceSum(_ node: Range<Int>, _ piece: StreamLayout.Piece,
-                                 source: (Range<Int>) -> [Tensor]?) -> UnsafeMutablePointer<Float> {
+    /// With bf16 precision the sum is rounded, as `sum` rounds it.
+    package func pieceSum(_ node: Range<Int>, _ piece: StreamLayout.Piece,
+                          source: (Range<Int>) -> [Tensor]?) -> UnsafeMutablePointer<Float> {
         if let tensors = source(node) { return UnsafeMutablePointer(mutating: tensors[piece.tensor].pointer) + piece.start }
-        let (l, r) = children(of: node)
+        let (l, r) = Self.children(of: node)
         let left = pieceSum(l, piece, source: source), right = pieceSum(r, piece, source: source)
-        Lanes.map(piece.count, into: left, left, right) { a, b in a + b }
+        add(piece.count, into: left, left, right)
         return left
+    }
+
+    /// d = a + b for `count` floats, rounded to the tree's precision.
+    package func add(_ count: Int, into d: UnsafeMutablePointer<Float>, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>) {
+        if precision == .bf16 {
+            Lanes.map(count, into: d, a, b) { x, y in BFloat16.round(x + y) }
+        } else {
+            Lanes.map(count, into: d, a, b) { x, y in x + y }
+        }
     }
 }

@@ -9,12 +9,18 @@ import CohortTensor
 /// block, and any contiguous range of leaves is a union of O(log K) whole nodes. A worker that
 /// ran leaves [a, b) sends the sums of those nodes; the coordinator adds the rest of the tree.
 /// Whoever computed what, the additions are the same, so the weights are bit for bit the same.
+///
+/// With `precision` bf16 (`cluster.wire_dtype`), every node's sum, leaves and root included, is
+/// rounded to bfloat16 as soon as it is made, wherever that is: a node sent over the wire in
+/// bfloat16 then carries exactly the value a node summed in place has.
 package struct GradientTree: Sendable {
     package let leafCount: Int
+    package let precision: WireDType
 
-    package init(leafCount: Int) {
+    package init(leafCount: Int, precision: WireDType = .fp32) {
         precondition(leafCount > 0, "a tree needs at least one leaf")
         self.leafCount = leafCount
+        self.precision = precision
     }
 
     package var root: Range<Int> { 0..<leafCount }
@@ -84,10 +90,15 @@ package struct GradientTree: Sendable {
         _ node: Range<Int>, taking known: inout [Range<Int>: Value], leaf: (Int) throws -> Value
     ) rethrows -> Value {
         if let value = known.removeValue(forKey: node) { return value }
-        if node.count == 1 { return try leaf(node.lowerBound) }
+        if node.count == 1 {
+            var value = try leaf(node.lowerBound)
+            value.round(to: precision)
+            return value
+        }
         let (l, r) = Self.children(of: node)
         var left = try sum(l, taking: &known, leaf: leaf)
         left.accumulate(try sum(r, taking: &known, leaf: leaf))
+        left.round(to: precision)
         return left
     }
 }
@@ -95,6 +106,12 @@ package struct GradientTree: Sendable {
 /// Something the gradient tree can add: left.accumulate(right) means left ← left + right.
 package protocol TreeSummable {
     mutating func accumulate(_ right: Self)
+    /// Rounds the node's values to the tree's precision (nothing to do for fp32).
+    mutating func round(to precision: WireDType)
+}
+
+extension TreeSummable {
+    package mutating func round(to precision: WireDType) {}
 }
 
 /// The sums a micro-batch (or a block of them) contributes to a step.
@@ -114,7 +131,8 @@ package struct GradientSum: TreeSummable, Sendable {
     /// left + right written into `destination` (tensors of the same shapes, e.g. a shared-memory
     /// slot): the same values as `left.accumulate(right)`, without writing `left` first and
     /// copying it after.
-    package static func sum(_ left: GradientSum, _ right: GradientSum, into destination: [Tensor]) -> GradientSum {
+    package static func sum(_ left: GradientSum, _ right: GradientSum, into destination: [Tensor],
+                            precision: WireDType = .fp32) -> GradientSum {
         precondition(left.gradients.count == right.gradients.count && left.gradients.count == destination.count,
                      "gradient lists differ in length")
         for i in destination.indices {
@@ -125,7 +143,11 @@ package struct GradientSum: TreeSummable, Sendable {
             let d = UnsafeMutablePointer(mutating: destination[i].pointer)
             let a = left.gradients[i].pointer, b = right.gradients[i].pointer
             withExtendedLifetime((left, right, destination)) {
-                Lanes.map(n, into: d, a, b) { a, b in a + b }
+                if precision == .bf16 {
+                    Lanes.map(n, into: d, a, b) { a, b in BFloat16.round(a + b) }
+                } else {
+                    Lanes.map(n, into: d, a, b) { a, b in a + b }
+                }
             }
         }
         return GradientSum(gradients: destination, lossSum: left.lossSum + right.lossSum, samples: left.samples + right.samples,
@@ -135,6 +157,11 @@ package struct GradientSum: TreeSummable, Sendable {
     /// Whether the loss and every gradient value are finite numbers.
     package var isFinite: Bool {
         lossSum.isFinite && gradients.allSatisfy { g in g.withUnsafeBufferPointer { $0.allSatisfy(\.isFinite) } }
+    }
+
+    package mutating func round(to precision: WireDType) {
+        guard precision == .bf16 else { return }
+        for i in gradients.indices { gradients[i].roundToBFloat16() }
     }
 
     package mutating func accumulate(_ right: GradientSum) {

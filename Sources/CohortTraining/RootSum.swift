@@ -19,7 +19,8 @@ extension GradientTree {
             return (whole, Self.squaredNorm(whole.gradients, plus: nil, lanes: lanes))
         }
         guard root.count > 1 else {
-            let only = try leaf(0)
+            var only = try leaf(0)
+            only.round(to: precision)
             return (only, Self.squaredNorm(only.gradients, plus: nil, lanes: lanes))
         }
         let (l, r) = Self.children(of: root)
@@ -27,7 +28,7 @@ extension GradientTree {
         let right = try sum(r, taking: &known, leaf: leaf)
         // Written in place: make each of left's tensors its own (copy-on-write) first.
         for i in left.gradients.indices { _ = left.gradients[i].mutablePointer }
-        let squaredNorm = Self.squaredNorm(left.gradients, plus: right.gradients, lanes: lanes)
+        let squaredNorm = Self.squaredNorm(left.gradients, plus: right.gradients, lanes: lanes, precision: precision)
         left.lossSum += right.lossSum
         left.samples += right.samples
         left.correct += right.correct
@@ -35,7 +36,7 @@ extension GradientTree {
     }
 
     /// Σ over tensors of ‖a + b‖² (‖a‖² when `b` is nil), writing a + b into `a` as it goes.
-    static func squaredNorm(_ a: [Tensor], plus b: [Tensor]?, lanes: Int) -> Double {
+    static func squaredNorm(_ a: [Tensor], plus b: [Tensor]?, lanes: Int, precision: WireDType = .fp32) -> Double {
         // The jobs: every block of every tensor, in order.
         var found: [(tensor: Int, start: Int, end: Int)] = []
         for (t, tensor) in a.enumerated() {
@@ -62,7 +63,11 @@ extension GradientTree {
                     let count = job.end - job.start
                     if let sources {
                         let s = UnsafePointer<Float>(bitPattern: sources[job.tensor])! + job.start
-                        Lanes.map(count, into: d, d, s) { x, y in x + y }
+                        if precision == .bf16 {
+                            Lanes.map(count, into: d, d, s) { x, y in BFloat16.round(x + y) }
+                        } else {
+                            Lanes.map(count, into: d, d, s) { x, y in x + y }
+                        }
                     }
                     out[j] = Tensor.blockSquaredNorm(d, count: count)
                 }

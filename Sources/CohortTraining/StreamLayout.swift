@@ -28,10 +28,14 @@ package struct StreamLayout: Sendable, Equatable {
     /// Where each piece starts in the parameters laid end to end.
     package let flatOffsets: [Int]
     package let totalFloats: Int
+    /// How a value travels: float32, or bfloat16 (`cluster.wire_dtype`; the values are rounded
+    /// to it before they are sent, see `GradientTree.precision`).
+    package let dtype: WireDType
 
-    package init(shapes: [[Int]], chunkFloats: Int = defaultChunkFloats) {
+    package init(shapes: [[Int]], chunkFloats: Int = defaultChunkFloats, dtype: WireDType = .fp32) {
         precondition(chunkFloats > 0, "chunks need at least one float")
         self.shapes = shapes
+        self.dtype = dtype
         var pieces: [Piece] = [], offsets: [Int] = [], flat = 0
         for (t, shape) in shapes.enumerated() {
             let count = shape.reduce(1, *)
@@ -70,21 +74,43 @@ package struct StreamLayout: Sendable, Equatable {
         }
     }
 
-    /// Chunk `c` as bytes, little-endian floats (the wire's layout).
+    /// Bytes chunk `c` takes on the wire.
+    package func byteCount(ofChunk c: Int) -> Int { dtype.byteWidth * floats(inChunk: c) }
+
+    /// Chunk `c` as bytes, little-endian floats or bfloat16s (the wire's layout).
     package func bytes(ofChunk c: Int, of tensors: [Tensor]) -> [UInt8] {
-        [UInt8](unsafeUninitializedCapacity: 4 * floats(inChunk: c)) { buffer, count in
-            gather(c, of: tensors, into: UnsafeMutableRawPointer(buffer.baseAddress!).assumingMemoryBound(to: Float.self))
-            count = buffer.count
+        encode(floats(inChunk: c)) { gather(c, of: tensors, into: $0) }
+    }
+
+    /// `count` floats, written by `fill`, as the wire's bytes.
+    package func encode(_ count: Int, _ fill: (UnsafeMutablePointer<Float>) -> Void) -> [UInt8] {
+        if dtype == .fp32 {
+            return [UInt8](unsafeUninitializedCapacity: 4 * count) { buffer, written in
+                fill(UnsafeMutableRawPointer(buffer.baseAddress!).assumingMemoryBound(to: Float.self))
+                written = buffer.count
+            }
+        }
+        let floats = UnsafeMutablePointer<Float>.allocate(capacity: max(count, 1))
+        defer { floats.deallocate() }
+        fill(floats)
+        return [UInt8](unsafeUninitializedCapacity: 2 * count) { buffer, written in
+            BFloat16.encode(floats, count: count, into: UnsafeMutableRawPointer(buffer.baseAddress!))
+            written = buffer.count
         }
     }
 
     /// Writes chunk `c` from `source` into `tensors`, which the caller owns and nobody reads now.
     package func scatter(_ c: Int, from source: UnsafeRawBufferPointer, into tensors: [Tensor]) {
-        precondition(source.count == 4 * floats(inChunk: c), "chunk \(c) has \(floats(inChunk: c)) floats, not \(source.count / 4)")
+        precondition(source.count == byteCount(ofChunk: c), "chunk \(c) needs \(byteCount(ofChunk: c)) bytes, not \(source.count)")
+        let width = dtype.byteWidth
         var at = 0
         for piece in chunks[c].map({ pieces[$0] }) {
-            let target = UnsafeMutableRawPointer(mutating: tensors[piece.tensor].pointer) + 4 * piece.start
-            target.copyMemory(from: source.baseAddress! + 4 * at, byteCount: 4 * piece.count)
+            let target = UnsafeMutablePointer(mutating: tensors[piece.tensor].pointer) + piece.start
+            if dtype == .bf16 {
+                BFloat16.decode(source.baseAddress! + width * at, count: piece.count, into: target)
+            } else {
+                UnsafeMutableRawPointer(target).copyMemory(from: source.baseAddress! + width * at, byteCount: width * piece.count)
+            }
             at += piece.count
         }
     }

@@ -117,8 +117,8 @@ package final class StreamedUpdate {
                 d.update(from: whole[piece.tensor].pointer + piece.start, count: piece.count)
             } else {
                 let (l, r) = GradientTree.children(of: tree.root)
-                let left = GradientTree.pieceSum(l, piece, source: source), right = GradientTree.pieceSum(r, piece, source: source)
-                Lanes.map(piece.count, into: d, left, right) { a, b in a + b }
+                let left = tree.pieceSum(l, piece, source: source), right = tree.pieceSum(r, piece, source: source)
+                tree.add(piece.count, into: d, left, right)
             }
             pieceNorms[j] = Tensor.blockSquaredNorm(d, count: piece.count)
             finite = finite && pieceNorms[j].isFinite

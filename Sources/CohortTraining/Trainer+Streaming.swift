@@ -20,7 +20,7 @@ extension Trainer {
         streaming.learningRate = setup.optimizer.schedule.rate(base: setup.optimizer.learningRate, step: step, totalSteps: setup.totalSteps)
         // The stream writes the optimizer's state in place: it must hold the only reference.
         optimizer.state = []
-        let stream = StreamedUpdate(update: setup.update, layout: StreamLayout(shapes: parameters.map(\.shape)),
+        let stream = StreamedUpdate(update: setup.update, layout: StreamLayout(shapes: parameters.map(\.shape), dtype: setup.spec.wireDType),
                                     weights: parameters, optimizer: streaming, batchSize: batchSize)
         func takeBack() {
             if stream.applied > 0 { stream.rollBack() }

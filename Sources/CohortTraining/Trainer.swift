@@ -50,7 +50,14 @@ package struct Trainer {
         let batch = plan.batch(step: step % plan.stepsPerEpoch, of: permutation!.order)
         let ranges = BatchPlan.microBatchRanges(batchCount: batch.count, microBatches: plan.microBatches)
         let micro = ranges.map { Array(batch[(batch.startIndex + $0.lowerBound)..<(batch.startIndex + $0.upperBound)]) }
-        return StepTask(step: step, epoch: epoch, microBatches: micro, parameters: parameters)
+        return StepTask(step: step, epoch: epoch, microBatches: micro, parameters: workingWeights)
+    }
+
+    /// The weights the step's forward and backward passes run on: the weights themselves, or
+    /// with `wire_dtype: bf16` a copy rounded to bfloat16 (the weights stay float32 here, as the
+    /// master copy the update writes).
+    var workingWeights: [Tensor] {
+        setup.spec.wireDType == .bf16 ? parameters.map { $0.roundedToBFloat16() } : parameters
     }
 
     /// Runs one step through `executor`. A step whose loss or gradient is not finite is computed
@@ -61,7 +68,7 @@ package struct Trainer {
     package mutating func runStep<E: GradientExecutor>(with executor: inout E) throws -> StepRecord {
         let start = DispatchTime.now()
         var task = nextTask()
-        let tree = GradientTree(leafCount: task.microBatches.count)
+        let tree = GradientTree(leafCount: task.microBatches.count, precision: setup.spec.wireDType)
         let batchSize = task.microBatches.reduce(0) { $0 + $1.count }
         var first: (GradientSum, Double, Double)
         if executor.streamsUpdates() {
@@ -84,7 +91,8 @@ package struct Trainer {
             return try skipNonFinite(sum, loss: loss, norm: norm, task: task, start: start, executor: &executor)
         }
         nonFiniteInARow = 0
-        executor.prepareUpdate(of: &parameters)
+        // With bf16 the workers hold a rounded copy, not these weights: nothing to move.
+        if setup.spec.wireDType == .fp32 { executor.prepareUpdate(of: &parameters) }
         let correct = sum.correct
         optimizer.learningRate = setup.optimizer.schedule.rate(base: setup.optimizer.learningRate, step: step,
                                                                totalSteps: setup.totalSteps)

@@ -45,4 +45,43 @@ import Testing
         expected.accumulate(right)
         #expect(sum.gradients[0].scalars == expected.gradients[0].scalars)
     }
+
+    /// With `wire_dtype: bf16` every node, leaves and root included, is rounded to bfloat16 as
+    /// it is made, by every way of summing: the plain tree sum, the fused root sum and norm, and
+    /// the piece-by-piece sum of the streamed update and the relays. Checked against the rule
+    /// written out in scalars; it fails if any of them skips a rounding.
+    @Test func bf16RoundsEveryNodeHoweverItIsSummed() {
+        let counts = [5, 3 * Tensor.normBlock + 13, 16]
+        func leafValues(_ k: Int) -> [[Float]] { Self.gradient(counts, seed: UInt64(k + 1)).gradients.map(\.scalars) }
+        func rule(_ node: Range<Int>) -> [[Float]] {
+            guard node.count > 1 else { return leafValues(node.lowerBound).map { $0.map(BFloat16.round) } }
+            let (l, r) = GradientTree.children(of: node)
+            return zip(rule(l), rule(r)).map { a, b in zip(a, b).map { BFloat16.round($0 + $1) } }
+        }
+        for leaves in [1, 2, 3, 5] {
+            let tree = GradientTree(leafCount: leaves, precision: .bf16)
+            let expected = rule(tree.root)
+            let leaf = { (k: Int) in Self.gradient(counts, seed: UInt64(k + 1)) }
+            #expect(tree.sum(tree.root, leaf: leaf).gradients.map(\.scalars) == expected, "\(leaves) leaves")
+            var known: [Range<Int>: GradientSum] = [:]
+            let (sum, squaredNorm) = tree.rootSum(taking: &known, lanes: 2, leaf: leaf)
+            #expect(sum.gradients.map(\.scalars) == expected, "\(leaves) leaves")
+            let expectedNorm = expected.map { Tensor(shape: [$0.count], $0).squaredNorm() }.reduce(0, +)
+            #expect(squaredNorm.bitPattern == expectedNorm.bitPattern)
+            // Piece by piece from the rounded leaves (as they arrive over the wire).
+            let blocks = Dictionary(uniqueKeysWithValues: (0..<leaves).map { k in
+                (k..<(k + 1), rule(k..<(k + 1)).map { Tensor(shape: [$0.count], $0) })
+            })
+            let layout = StreamLayout(shapes: counts.map { [$0] }, chunkFloats: Tensor.normBlock, dtype: .bf16)
+            var pieces = expected.map { [Float](repeating: 0, count: $0.count) }
+            for piece in layout.pieces {
+                let p = tree.pieceSum(tree.root, piece) { blocks[$0] }
+                for i in 0..<piece.count { pieces[piece.tensor][piece.start + i] = p[i] }
+            }
+            #expect(pieces == expected, "\(leaves) leaves, piece by piece")
+        }
+        // And the fp32 tree does not round: the same leaves give other bits.
+        let plain = GradientTree(leafCount: 3).sum(0..<3) { Self.gradient(counts, seed: UInt64($0 + 1)) }
+        #expect(plain.gradients.map(\.scalars) != rule(0..<3))
+    }
 }

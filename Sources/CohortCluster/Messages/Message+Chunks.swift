@@ -2,7 +2,8 @@ import CohortTraining
 import ZeroMQ
 
 /// GRADIENT CHUNK, worker → coordinator: chunk `chunk` (of the run's `StreamLayout`) of block
-/// `block` of a streamed RESULT, as one frame of little-endian floats.
+/// `block` of a streamed RESULT, as one frame of little-endian floats (bfloat16s with
+/// `wire_dtype: bf16`).
 struct GradientChunkMessage: Sendable {
     var taskID: UInt64
     var block: Int
@@ -71,7 +72,7 @@ struct RelayUnreachableMessage: Sendable {
 func checkChunk(_ chunk: Int, of count: Int, frames: [ZMQFrame], layout: StreamLayout) throws {
     guard count == layout.chunkCount else { throw ProtocolError("\(count) chunks, the model has \(layout.chunkCount)") }
     guard chunk < count else { throw ProtocolError("chunk \(chunk) of \(count)") }
-    guard frames.count == 1, frames[0].count == 4 * layout.floats(inChunk: chunk) else {
-        throw ProtocolError("chunk \(chunk) needs one frame of \(4 * layout.floats(inChunk: chunk)) bytes")
+    guard frames.count == 1, frames[0].count == layout.byteCount(ofChunk: chunk) else {
+        throw ProtocolError("chunk \(chunk) needs one frame of \(layout.byteCount(ofChunk: chunk)) bytes")
     }
 }

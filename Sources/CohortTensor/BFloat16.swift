@@ -1,0 +1,79 @@
+/// The precision gradients and weights travel in between the coordinator and its workers
+/// (`cluster.wire_dtype`).
+///
+/// With `bf16` a value on the wire is a bfloat16: the top 16 bits of a float32, rounded to
+/// nearest, ties to even. So that every placement of workers still gives the same bits, the
+/// rounding is not left to the wire: it is part of the arithmetic, wherever it runs (see
+/// `GradientTree.precision`). Every tree node's gradient sum, the leaves and the root included,
+/// is rounded to bfloat16 as soon as it is made, and workers compute on the weights rounded to
+/// bfloat16. The coordinator keeps the float32 weights and optimizer state (the master copy the
+/// update writes, as mixed-precision training does), so small updates are not lost.
+public enum WireDType: String, Sendable, Codable, CaseIterable {
+    case fp32
+    case bf16
+
+    /// Bytes per value on the wire.
+    public var byteWidth: Int { self == .bf16 ? 2 : 4 }
+}
+
+/// Round-to-nearest-even conversion between float32 and bfloat16, eight lanes at a time.
+public enum BFloat16 {
+    /// `v` rounded to the nearest bfloat16 (ties to even), as a float32. NaN stays NaN (quiet),
+    /// ±∞ stays ±∞, and a finite value beyond bfloat16's range becomes ±∞, as IEEE rounding does.
+    @inlinable @inline(__always)
+    public static func round(_ v: Lanes.Vector) -> Lanes.Vector {
+        let bits = unsafeBitCast(v, to: SIMD8<UInt32>.self)
+        let odd = (bits &>> 16) & 1
+        var rounded = (bits &+ 0x7FFF &+ odd) & 0xFFFF_0000
+        // A NaN whose payload sits in the low half would round to ∞ or carry into the sign.
+        let isNaN = (bits & 0x7FFF_FFFF) .> 0x7F80_0000
+        rounded.replace(with: (bits | 0x0040_0000) & 0xFFFF_0000, where: isNaN)
+        return unsafeBitCast(rounded, to: Lanes.Vector.self)
+    }
+
+    /// One float rounded the same way.
+    public static func round(_ x: Float) -> Float { round(Lanes.Vector(repeating: x))[0] }
+
+    /// Rounds `count` floats in place.
+    public static func round(_ p: UnsafeMutablePointer<Float>, count: Int) {
+        Lanes.map(count, into: p, p) { round($0) }
+    }
+
+    /// The bfloat16 bits of `count` floats, rounded: two bytes each, little-endian.
+    public static func encode(_ source: UnsafePointer<Float>, count: Int, into destination: UnsafeMutableRawPointer) {
+        var i = 0
+        while i < count {
+            let n = Swift.min(8, count - i)
+            let bits = unsafeBitCast(round(Lanes.load(source, i, n)), to: SIMD8<UInt32>.self) &>> 16
+            for l in 0..<n { destination.storeBytes(of: UInt16(truncatingIfNeeded: bits[l]).littleEndian, toByteOffset: 2 * (i + l), as: UInt16.self) }
+            i += 8
+        }
+    }
+
+    /// Floats from `count` little-endian bfloat16 values: exact (the low 16 bits are zero).
+    public static func decode(_ source: UnsafeRawPointer, count: Int, into destination: UnsafeMutablePointer<Float>) {
+        for i in 0..<count {
+            let half = UInt16(littleEndian: source.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))
+            destination[i] = Float(bitPattern: UInt32(half) << 16)
+        }
+    }
+}
+
+extension Tensor {
+    /// A copy with every value rounded to bfloat16 (`BFloat16.round`).
+    public func roundedToBFloat16() -> Tensor {
+        var copy = Tensor(uninitializedShape: shape)
+        let n = count
+        copy.withUnsafeMutableBufferPointer { d in
+            withUnsafeBufferPointer { s in if n > 0 { Lanes.map(n, into: d.baseAddress!, s.baseAddress!) { BFloat16.round($0) } } }
+        }
+        return copy
+    }
+
+    /// Rounds every value to bfloat16 in place (copying first if the storage is shared).
+    public mutating func roundToBFloat16() {
+        let n = count
+        guard n > 0 else { return }
+        BFloat16.round(mutablePointer, count: n)
+    }
+}

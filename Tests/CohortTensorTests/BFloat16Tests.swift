@@ -1,0 +1,41 @@
+@testable import CohortTensor
+import Testing
+
+/// Rounding to bfloat16 as PyTorch's `tensor.to(torch.bfloat16)` does: to nearest, ties to even.
+@Suite struct BFloat16Tests {
+    @Test func roundsToNearestTiesToEven() {
+        // Well-known bfloat16 values (PyTorch prints torch.tensor(x).bfloat16() as these).
+        #expect(BFloat16.round(Float.pi) == 3.140625)
+        #expect(BFloat16.round(1 / 3) == 0.333984375)
+        #expect(BFloat16.round(0.1) == 0.10009765625)
+        // Bfloat16 keeps 8 significant bits: 1 + 2⁻⁸ lies halfway between 1 and 1 + 2⁻⁷ and goes
+        // to the even one (1); 1 + 3·2⁻⁸ lies halfway between 1 + 2⁻⁷ and 1 + 2⁻⁶ and goes up.
+        #expect(BFloat16.round(1 + 0x1p-8) == 1)
+        #expect(BFloat16.round(1 + 3 * 0x1p-8) == 1 + 0x1p-6)
+        #expect(BFloat16.round(1 + 0x1p-8 + 0x1p-20) == 1 + 0x1p-7)   // just past halfway: up
+        #expect(BFloat16.round(-1 - 0x1p-8 - 0x1p-20) == -1 - 0x1p-7)
+        // Beyond the largest bfloat16 (0x1.FEp127) by more than half an ulp: ∞.
+        #expect(BFloat16.round(Float.greatestFiniteMagnitude) == .infinity)
+        #expect(BFloat16.round(-.infinity) == -.infinity && BFloat16.round(0) == 0)
+        #expect(BFloat16.round(-0.0).sign == .minus)
+        // A NaN whose payload is only in the low bits stays a NaN (not ∞).
+        #expect(BFloat16.round(Float(bitPattern: 0x7F80_0001)).isNaN)
+        #expect(BFloat16.round(Float(bitPattern: 0xFF80_0001)).isNaN)
+        // Subnormals round like the rest.
+        #expect(BFloat16.round(Float(bitPattern: 0x0000_8000)) == 0 && BFloat16.round(Float(bitPattern: 0x0001_8000)) == Float(bitPattern: 0x0002_0000))
+    }
+
+    @Test func encodingIsTheRoundedValueAndDecodesExactly() {
+        let values: [Float] = [Float.pi, -2.5, 1e-30, 65504, 1 + 0x1p-8, .infinity, 3e38, 7, -0.0, 0.3]
+        var bytes = [UInt8](repeating: 0, count: 2 * values.count)
+        bytes.withUnsafeMutableBytes { BFloat16.encode(values, count: values.count, into: $0.baseAddress!) }
+        #expect(bytes[0] == 0x49 && bytes[1] == 0x40)   // π → 0x4049, little-endian
+        var back = [Float](repeating: 0, count: values.count)
+        bytes.withUnsafeBytes { BFloat16.decode($0.baseAddress!, count: values.count, into: &back) }
+        #expect(back == values.map { BFloat16.round($0) })
+        #expect(back.map { $0.bitPattern & 0xFFFF }.allSatisfy { $0 == 0 })
+        // The tensor form rounds every element, through the partial last lane group too.
+        let t = Tensor(shape: [values.count], values)
+        #expect(t.roundedToBFloat16().scalars == back)
+    }
+}
