@@ -107,6 +107,6 @@ extension ClusterLaunch {
                 ("max_workers", node(config.maxWorkers ?? defaults.maxWorkers)),
                 ("secret_key", node(config.secretKey)), ("authorized_keys", node(config.authorizedKeys)),
                 ("insecure", node(config.insecure ?? false)), ("blas_kernel", node(config.blasKernel?.rawValue ?? "auto")),
-                ("relays", node(config.relays ?? defaults.relays))]
+                ("relays", node(config.relays ?? defaults.relays)), ("wire_dtype", node((config.wireDType ?? .fp32).rawValue))]
     }
 }

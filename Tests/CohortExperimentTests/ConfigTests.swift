@@ -71,6 +71,14 @@ import Testing
         #expect(m.keyPath == "training.micro_batches" && m.line == 15)
     }
 
+    @Test func wireDTypeIsReadAndATypoIsNamed() throws {
+        let bf16 = try ExperimentConfig.parse(valid + "\ncluster:\n  wire_dtype: bf16\n", file: "test.yaml")
+        #expect(bf16.cluster.wireDType == .bf16 && bf16.gradientSpec.wireDType == .bf16)
+        #expect(try ExperimentConfig.parse(valid, file: "test.yaml").gradientSpec.wireDType == .fp32)
+        let typo = try #require(error(valid + "\ncluster:\n  wire_dtype: bf61\n"))
+        #expect(typo.keyPath == "cluster.wire_dtype" && typo.line == 19 && typo.message.contains("did you mean 'bf16'"), "\(typo)")
+    }
+
     @Test func badValuesAndLayers() throws {
         let loss = try #require(error(valid.replacingOccurrences(of: "bce_with_logits", with: "bce_with_logit")))
         #expect(loss.keyPath == "training.loss" && loss.message.contains("did you mean 'bce_with_logits'"))

@@ -1,3 +1,4 @@
+import CohortTensor
 import CohortTraining
 import Foundation
 
@@ -35,6 +36,9 @@ package struct ClusterConfig: Sendable {
     package var blasKernel: BLASFamily?
     /// Workers across the network relay weights and gradients for each other.
     package var relays: Bool?
+    /// The precision gradients and weights travel in (and are rounded to, everywhere, so the
+    /// weights stay the same bits for any placement): fp32 (nil) or bf16.
+    package var wireDType: WireDType?
 }
 
 extension ExperimentConfig {
@@ -59,7 +63,18 @@ extension ExperimentConfig {
             authorizedKeys: try node?.optional("authorized_keys")?.string(),
             insecure: try node?.optional("insecure")?.bool(),
             blasKernel: try readBLASKernel(node?.optional("blas_kernel")),
-            relays: try node?.optional("relays")?.bool())
+            relays: try node?.optional("relays")?.bool(),
+            wireDType: try readWireDType(node?.optional("wire_dtype")))
+    }
+
+    /// `fp32` or `bf16`.
+    static func readWireDType(_ node: ConfigNode?) throws(ConfigError) -> WireDType? {
+        guard let node else { return nil }
+        let name = try node.string(), names = WireDType.allCases.map(\.rawValue)
+        if let dtype = WireDType(rawValue: name) { return dtype }
+        var message = "unknown wire dtype '\(name)'"
+        if let suggestion = closest(to: name, among: names) { message += "; did you mean '\(suggestion)'?" }
+        throw node.error(message + " (choose from \(names.joined(separator: ", ")))")
     }
 
     /// `auto`, or the name of a family (BLASFamily), which pins it.

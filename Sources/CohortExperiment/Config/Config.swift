@@ -21,7 +21,7 @@ package struct ExperimentConfig: Sendable {
 
     /// What a worker needs to rebuild the model and loss (weights travel in the protocol).
     var gradientSpec: GradientSpec {
-        GradientSpec(model: model.spec, loss: training.loss, reduction: training.reduction)
+        GradientSpec(model: model.spec, loss: training.loss, reduction: training.reduction, wireDType: cluster.wireDType ?? .fp32)
     }
 }
 
