@@ -165,12 +165,16 @@ def lan_rank(argv):
     p.add_argument("--steps", type=int, default=150)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--clip-norm", type=float, help="clip the averaged gradient to this global L2 norm")
+    p.add_argument("--bf16-compress", action="store_true", help="all-reduce gradients in bfloat16 (DDP's bf16_compress_hook)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     dist.init_process_group("gloo", timeout=timedelta(seconds=60))
     rank, world = dist.get_rank(), dist.get_world_size()
     torch.manual_seed(0)
     model = DistributedDataParallel(mlp() if args.model == "mnist-mlp" else lenet())
+    if args.bf16_compress:
+        from torch.distributed.algorithms.ddp_comm_hooks import default_hooks
+        model.register_comm_hook(None, default_hooks.bf16_compress_hook)
     per_rank = args.batch // world
     x, y = torch.rand(per_rank, 1, 28, 28), torch.randint(0, 10, (per_rank,))
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True)
@@ -191,7 +195,8 @@ def lan_rank(argv):
     if rank == 0:
         step = statistics.median(times[10:])
         print(json.dumps({"bench": "lan_ddp", "config": args.model, "torch": torch.__version__, "hosts": world,
-                          "threads_per_host": args.threads, "batch": args.batch, "clip_norm": args.clip_norm, "step_ms": round(step * 1e3, 3),
+                          "threads_per_host": args.threads, "batch": args.batch, "clip_norm": args.clip_norm,
+                          "bf16_compress": args.bf16_compress, "step_ms": round(step * 1e3, 3),
                           "samples_per_s": round(args.batch / step, 1),
                           "link_sent_per_step": sent / args.steps, "link_received_per_step": received / args.steps}), flush=True)
     dist.destroy_process_group()
@@ -207,6 +212,7 @@ def lan(argv):
     p.add_argument("--batch", type=int, help="global batch (default 512 for the MLP, 256 for LeNet)")
     p.add_argument("--steps", type=int, default=150)
     p.add_argument("--clip-norm", type=float, help="clip the averaged gradient to this global L2 norm")
+    p.add_argument("--bf16-compress", action="store_true", help="all-reduce gradients in bfloat16 (DDP's bf16_compress_hook)")
     args = p.parse_args(argv)
     here = os.path.dirname(os.path.abspath(__file__))
     batch = args.batch or (512 if args.model == "mnist-mlp" else 256)
@@ -225,7 +231,8 @@ def lan(argv):
                 ranks.append(subprocess.Popen(["ip", "netns", "exec", f"{name}-h{rank + 1}", sys.executable, __file__, "lan-rank",
                                                "--model", args.model, "--batch", str(batch), "--steps", str(args.steps),
                                                "--threads", str(threads)]
-                                              + (["--clip-norm", str(args.clip_norm)] if args.clip_norm else []), env=env))
+                                              + (["--clip-norm", str(args.clip_norm)] if args.clip_norm else [])
+                                              + (["--bf16-compress"] if args.bf16_compress else []), env=env))
             failed = [r for r in ranks if r.wait(timeout=600) != 0]
             if failed:
                 sys.exit(1)

@@ -56,13 +56,17 @@ struct LANModel {
     /// Clip the averaged gradient to this global norm (both systems): the update then needs the
     /// whole gradient before the weights can go back.
     var clipNorm: Double? = nil
+    /// `cluster.wire_dtype: bf16` for Cohort, and DDP with its bf16 compression hook.
+    var bf16 = false
 
     /// `cohort-bench lan-NAME` selects one (`lan-mnist-mlp` also selects `lan-mnist-mlp-clip`).
-    var benchName: String { clipNorm == nil ? name : "\(name)-clip" }
+    var benchName: String { name + (clipNorm == nil ? "" : "-clip") + (bf16 ? "-bf16" : "") }
 
     static let all = [LANModel(name: "mnist-mlp", config: "configs/mnist-mlp.yaml", batch: 512, steps: 150),
                       LANModel(name: "mnist-mlp", config: "configs/mnist-mlp.yaml", batch: 512, steps: 150, clipNorm: 1),
-                      LANModel(name: "mnist-lenet", config: "configs/mnist-lenet.yaml", batch: 256, steps: 40)]
+                      LANModel(name: "mnist-mlp", config: "configs/mnist-mlp.yaml", batch: 512, steps: 150, bf16: true),
+                      LANModel(name: "mnist-lenet", config: "configs/mnist-lenet.yaml", batch: 256, steps: 40),
+                      LANModel(name: "mnist-lenet", config: "configs/mnist-lenet.yaml", batch: 256, steps: 40, bf16: true)]
 }
 
 /// Cohort on the LAN: the coordinator and one local worker on host 1, one worker on each other
@@ -87,7 +91,7 @@ func cohortLANRun(_ lan: SimulatedLAN, model: LANModel, threads: Int) throws -> 
         "--set", "cluster.min_workers=\(lan.hosts)", "--set", "cluster.threads_per_worker=\(threads)",
         "--set", "training.batch_size=\(model.batch)", "--set", "training.micro_batches=8", "--set", "training.steps=\(model.steps)",
         "--set", "evaluation.at_end=false", "--set", "checkpoint.at_end=false", "--set", "checkpoint.every_minutes=0"]
-        + (model.clipNorm.map { ["--set", "training.clip_norm=\($0)"] } ?? []))
+        + (model.clipNorm.map { ["--set", "training.clip_norm=\($0)"] } ?? []) + (model.bf16 ? ["--set", "cluster.wire_dtype=bf16"] : []))
     coordinator.environment = environment
     let before = try lan.linkBytes(1)
     try coordinator.run()
@@ -129,7 +133,8 @@ func cohortLANRun(_ lan: SimulatedLAN, model: LANModel, threads: Int) throws -> 
 func ddpLANRun(_ lan: SimulatedLAN, model: LANModel, threads: Int) throws -> LANFigures? {
     guard let m = try pytorchReference(["lan", "--network", lan.name, "--hosts", "\(lan.hosts)", "--threads", "\(threads)",
                                         "--model", model.name, "--batch", "\(model.batch)", "--steps", "\(model.steps)"]
-                                       + (model.clipNorm.map { ["--clip-norm", "\($0)"] } ?? [])) else { return nil }
+                                       + (model.clipNorm.map { ["--clip-norm", "\($0)"] } ?? []) + (model.bf16 ? ["--bf16-compress"] : []))
+    else { return nil }
     guard let rate = m["samples_per_s"] as? Double else { throw BenchError("the DDP reference gave no samples/s") }
     return LANFigures(samplesPerSecond: rate, linkSentPerStep: m["link_sent_per_step"] as? Double ?? .nan,
                       linkReceivedPerStep: m["link_received_per_step"] as? Double ?? .nan)
