@@ -31,7 +31,7 @@ extension GradientTree {
     /// d = a + b for `count` floats, rounded to the tree's precision.
     package func add(_ count: Int, into d: UnsafeMutablePointer<Float>, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>) {
         if precision == .bf16 {
-            Lanes.map(count, into: d, a, b) { x, y in BFloat16.round(x + y) }
+            BFloat16.add(count, into: d, a, b)
         } else {
             Lanes.map(count, into: d, a, b) { x, y in x + y }
         }

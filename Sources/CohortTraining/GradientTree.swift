@@ -89,29 +89,41 @@ package struct GradientTree: Sendable {
     package func sum<Value: TreeSummable>(
         _ node: Range<Int>, taking known: inout [Range<Int>: Value], leaf: (Int) throws -> Value
     ) rethrows -> Value {
-        if let value = known.removeValue(forKey: node) { return value }
-        if node.count == 1 {
-            var value = try leaf(node.lowerBound)
-            value.round(to: precision)
-            return value
-        }
+        var (value, unrounded) = try unroundedSum(node, taking: &known, leaf: leaf)
+        if unrounded { value.round(to: precision) }
+        return value
+    }
+
+    /// `sum`, except that a leaf computed here comes back not yet rounded (true): a leaf that is
+    /// added to its sibling is rounded in the addition's own pass (`accumulate(_:precision:)`
+    /// rounds both operands), which saves a pass over memory per leaf.
+    func unroundedSum<Value: TreeSummable>(
+        _ node: Range<Int>, taking known: inout [Range<Int>: Value], leaf: (Int) throws -> Value
+    ) rethrows -> (Value, unrounded: Bool) {
+        if let value = known.removeValue(forKey: node) { return (value, false) }
+        if node.count == 1 { return (try leaf(node.lowerBound), true) }
         let (l, r) = Self.children(of: node)
-        var left = try sum(l, taking: &known, leaf: leaf)
-        left.accumulate(try sum(r, taking: &known, leaf: leaf))
-        left.round(to: precision)
-        return left
+        var left = try unroundedSum(l, taking: &known, leaf: leaf).0
+        left.accumulate(try unroundedSum(r, taking: &known, leaf: leaf).0, precision: precision)
+        return (left, false)
     }
 }
 
 /// Something the gradient tree can add: left.accumulate(right) means left ← left + right.
 package protocol TreeSummable {
     mutating func accumulate(_ right: Self)
+    /// left ← round(round(left) + round(right)) in `precision`: the operands may be leaves not
+    /// rounded yet (rounding is idempotent, so a rounded one is unchanged).
+    mutating func accumulate(_ right: Self, precision: WireDType)
     /// Rounds the node's values to the tree's precision (nothing to do for fp32).
     mutating func round(to precision: WireDType)
 }
 
 extension TreeSummable {
     package mutating func round(to precision: WireDType) {}
+
+    /// For values with nothing to round (counts): the plain addition.
+    package mutating func accumulate(_ right: Self, precision: WireDType) { accumulate(right) }
 }
 
 /// The sums a micro-batch (or a block of them) contributes to a step.
@@ -144,7 +156,7 @@ package struct GradientSum: TreeSummable, Sendable {
             let a = left.gradients[i].pointer, b = right.gradients[i].pointer
             withExtendedLifetime((left, right, destination)) {
                 if precision == .bf16 {
-                    Lanes.map(n, into: d, a, b) { a, b in BFloat16.round(a + b) }
+                    BFloat16.add(n, into: d, a, b)
                 } else {
                     Lanes.map(n, into: d, a, b) { a, b in a + b }
                 }
@@ -162,6 +174,22 @@ package struct GradientSum: TreeSummable, Sendable {
     package mutating func round(to precision: WireDType) {
         guard precision == .bf16 else { return }
         for i in gradients.indices { gradients[i].roundToBFloat16() }
+    }
+
+    /// The addition and every rounding in one pass (a pass over a model's gradient is a trip to
+    /// memory; the rounding's arithmetic is nearly free beside it).
+    package mutating func accumulate(_ right: GradientSum, precision: WireDType) {
+        guard precision == .bf16 else { return accumulate(right) }
+        precondition(gradients.count == right.gradients.count, "gradient lists differ in length")
+        for i in gradients.indices {
+            let n = gradients[i].count
+            precondition(right.gradients[i].count == n, "gradient sizes differ")
+            let a = gradients[i].mutablePointer
+            withExtendedLifetime(right) { BFloat16.add(n, into: a, a, right.gradients[i].pointer) }
+        }
+        lossSum += right.lossSum
+        samples += right.samples
+        correct += right.correct
     }
 
     package mutating func accumulate(_ right: GradientSum) {

@@ -64,7 +64,7 @@ extension GradientTree {
                     if let sources {
                         let s = UnsafePointer<Float>(bitPattern: sources[job.tensor])! + job.start
                         if precision == .bf16 {
-                            Lanes.map(count, into: d, d, s) { x, y in BFloat16.round(x + y) }
+                            BFloat16.add(count, into: d, d, s)
                         } else {
                             Lanes.map(count, into: d, d, s) { x, y in x + y }
                         }
