@@ -57,3 +57,34 @@ static inline __m256 tanh8(__m256 x) {
 
 __attribute__((target("avx2"))) void cohort_sigmoid_avx2(float *p, long count) { APPLY(sigmoid8) }
 __attribute__((target("avx2"))) void cohort_tanh_avx2(float *p, long count) { APPLY(tanh8) }
+
+// BFloat16.round (Sources/CohortTensor/BFloat16.swift): to nearest, ties to even; a NaN kept, quiet.
+__attribute__((target("avx2")))
+static inline __m256i round_bf16_8(__m256i bits) {
+    const __m256i top = _mm256_set1_epi32((int)0xFFFF0000u);
+    __m256i odd = _mm256_and_si256(_mm256_srli_epi32(bits, 16), _mm256_set1_epi32(1));
+    __m256i rounded = _mm256_and_si256(_mm256_add_epi32(_mm256_add_epi32(bits, _mm256_set1_epi32(0x7FFF)), odd), top);
+    __m256i quiet = _mm256_and_si256(_mm256_or_si256(bits, _mm256_set1_epi32(0x00400000)), top);
+    __m256i magnitude = _mm256_and_si256(bits, _mm256_set1_epi32(0x7FFFFFFF));
+    __m256i isNaN = _mm256_cmpgt_epi32(magnitude, _mm256_set1_epi32(0x7F800000));
+    return _mm256_blendv_epi8(rounded, quiet, isNaN);
+}
+
+__attribute__((target("avx2")))
+static inline __m256 add_bf16_8(__m256 a, __m256 b) {
+    __m256 ra = _mm256_castsi256_ps(round_bf16_8(_mm256_castps_si256(a)));
+    __m256 rb = _mm256_castsi256_ps(round_bf16_8(_mm256_castps_si256(b)));
+    return _mm256_castsi256_ps(round_bf16_8(_mm256_castps_si256(_mm256_add_ps(ra, rb))));
+}
+
+__attribute__((target("avx2")))
+void cohort_bf16_add_avx2(long count, float *d, const float *a, const float *b) {
+    long k = 0;
+    for (; k + 8 <= count; k += 8) _mm256_storeu_ps(d + k, add_bf16_8(_mm256_loadu_ps(a + k), _mm256_loadu_ps(b + k)));
+    for (; k < count; k++) {
+        float ta[8] = {0}, tb[8] = {0}, td[8];
+        ta[0] = a[k]; tb[0] = b[k];
+        _mm256_storeu_ps(td, add_bf16_8(_mm256_loadu_ps(ta), _mm256_loadu_ps(tb)));
+        d[k] = td[0];
+    }
+}

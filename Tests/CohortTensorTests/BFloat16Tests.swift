@@ -1,4 +1,5 @@
 @testable import CohortTensor
+import CVectorMath
 import Testing
 
 /// Rounding to bfloat16 as PyTorch's `tensor.to(torch.bfloat16)` does: to nearest, ties to even.
@@ -37,5 +38,29 @@ import Testing
         // The tensor form rounds every element, through the partial last lane group too.
         let t = Tensor(shape: [values.count], values)
         #expect(t.roundedToBFloat16().scalars == back)
+    }
+
+    /// The tree's addition with both operands rounded: the AVX2 kernel against the Swift lanes and
+    /// the scalar rule, over values of every magnitude, ties, ±∞, NaN payloads, subnormals and a
+    /// partial last group. Skipped (with the reason) on a CPU without AVX2.
+    @Test func treeAdditionIsTheSameOnEveryPath() {
+        var state: UInt32 = 12345
+        var a: [Float] = [1 + 0x1p-8, .infinity, -.infinity, Float(bitPattern: 0x7F80_0001), Float(bitPattern: 0x0001_8000), 3e38, -0.0]
+        var b: [Float] = [0x1p-9, 1, .infinity, 2, Float(bitPattern: 0x0000_8000), 3e38, 0]
+        for _ in 0..<4093 {
+            state = state &* 1_664_525 &+ 1_013_904_223; a.append(Float(bitPattern: state))
+            state = state &* 1_664_525 &+ 1_013_904_223; b.append(Float(bitPattern: state))
+        }
+        let rule = zip(a, b).map { BFloat16.round(BFloat16.round($0) + BFloat16.round($1)) }
+        var baseline = [Float](repeating: 0, count: a.count)
+        BFloat16.addBaseline(a.count, into: &baseline, a, b)
+        #expect(zip(baseline, rule).allSatisfy { $0.bitPattern == $1.bitPattern || ($0.isNaN && $1.isNaN) })
+        guard VectorMath.usesAVX2 else {
+            print("skipped the AVX2 half of treeAdditionIsTheSameOnEveryPath: this CPU has no AVX2")
+            return
+        }
+        var fast = [Float](repeating: 0, count: a.count)
+        cohort_bf16_add_avx2(a.count, &fast, a, b)
+        #expect(zip(fast, baseline).allSatisfy { $0.bitPattern == $1.bitPattern }, "the AVX2 kernel differs from the Swift lanes")
     }
 }

@@ -11,4 +11,6 @@ int cohort_has_avx2(void);
 void cohort_sigmoid_avx2(float *p, long count);
 /// p[k] = tanh(p[k]) for k < count, in place.
 void cohort_tanh_avx2(float *p, long count);
+/// d[k] = bf16(bf16(a[k]) + bf16(b[k])) for k < count (CohortTensor's BFloat16.add); d may be a.
+void cohort_bf16_add_avx2(long count, float *d, const float *a, const float *b);
 #endif
