@@ -165,8 +165,8 @@ package final class Coordinator: GradientExecutor {
         var random = SystemRandomNumberGenerator()
         runID = random.next()
         SharedMemory.removeOrphans()
-        // What workers compute on: the weights, rounded with `wire_dtype: bf16` (as `Trainer` rounds them).
-        parameters = setup.spec.wireDType == .bf16 ? setup.initialParameters.map { $0.roundedToBFloat16() } : setup.initialParameters
+        // What workers compute on, as `Trainer.nextTask` gives it.
+        parameters = setup.spec.wireDType.working(setup.initialParameters)
         shapes = parameters.map(\.shape)
         parameterFloats = parameters.reduce(0) { $0 + $1.count }
         streamLayout = StreamLayout(shapes: shapes, dtype: setup.spec.wireDType)

@@ -16,6 +16,22 @@ public enum WireDType: String, Sendable, Codable, CaseIterable {
 
     /// Bytes per value on the wire.
     public var byteWidth: Int { self == .bf16 ? 2 : 4 }
+
+    /// d = a + b for `count` floats, as the gradient tree adds in this precision (with bf16 both
+    /// operands and the sum rounded, `BFloat16.add`); d may be a.
+    public func add(_ count: Int, into d: UnsafeMutablePointer<Float>, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>) {
+        if self == .bf16 {
+            BFloat16.add(count, into: d, a, b)
+        } else {
+            Lanes.map(count, into: d, a, b) { x, y in x + y }
+        }
+    }
+
+    /// The weights workers compute on: these weights, or with bf16 a copy rounded to bfloat16
+    /// (the coordinator keeps the float32 ones, the master copy the update writes).
+    public func working(_ weights: [Tensor]) -> [Tensor] {
+        self == .bf16 ? weights.map { $0.roundedToBFloat16() } : weights
+    }
 }
 
 /// Round-to-nearest-even conversion between float32 and bfloat16, eight lanes at a time.

@@ -24,16 +24,7 @@ extension GradientTree {
         if let tensors = source(node) { return UnsafeMutablePointer(mutating: tensors[piece.tensor].pointer) + piece.start }
         let (l, r) = Self.children(of: node)
         let left = pieceSum(l, piece, source: source), right = pieceSum(r, piece, source: source)
-        add(piece.count, into: left, left, right)
+        precision.add(piece.count, into: left, left, right)
         return left
-    }
-
-    /// d = a + b for `count` floats, rounded to the tree's precision.
-    package func add(_ count: Int, into d: UnsafeMutablePointer<Float>, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>) {
-        if precision == .bf16 {
-            BFloat16.add(count, into: d, a, b)
-        } else {
-            Lanes.map(count, into: d, a, b) { x, y in x + y }
-        }
     }
 }

@@ -155,11 +155,7 @@ package struct GradientSum: TreeSummable, Sendable {
             let d = UnsafeMutablePointer(mutating: destination[i].pointer)
             let a = left.gradients[i].pointer, b = right.gradients[i].pointer
             withExtendedLifetime((left, right, destination)) {
-                if precision == .bf16 {
-                    BFloat16.add(n, into: d, a, b)
-                } else {
-                    Lanes.map(n, into: d, a, b) { a, b in a + b }
-                }
+                precision.add(n, into: d, a, b)
             }
         }
         return GradientSum(gradients: destination, lossSum: left.lossSum + right.lossSum, samples: left.samples + right.samples,
@@ -185,7 +181,7 @@ package struct GradientSum: TreeSummable, Sendable {
             let n = gradients[i].count
             precondition(right.gradients[i].count == n, "gradient sizes differ")
             let a = gradients[i].mutablePointer
-            withExtendedLifetime(right) { BFloat16.add(n, into: a, a, right.gradients[i].pointer) }
+            withExtendedLifetime(right) { precision.add(n, into: a, a, right.gradients[i].pointer) }
         }
         lossSum += right.lossSum
         samples += right.samples

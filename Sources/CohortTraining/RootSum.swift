@@ -63,11 +63,7 @@ extension GradientTree {
                     let count = job.end - job.start
                     if let sources {
                         let s = UnsafePointer<Float>(bitPattern: sources[job.tensor])! + job.start
-                        if precision == .bf16 {
-                            BFloat16.add(count, into: d, d, s)
-                        } else {
-                            Lanes.map(count, into: d, d, s) { x, y in x + y }
-                        }
+                        precision.add(count, into: d, d, s)
                     }
                     out[j] = Tensor.blockSquaredNorm(d, count: count)
                 }

@@ -118,7 +118,7 @@ package final class StreamedUpdate {
             } else {
                 let (l, r) = GradientTree.children(of: tree.root)
                 let left = tree.pieceSum(l, piece, source: source), right = tree.pieceSum(r, piece, source: source)
-                tree.add(piece.count, into: d, left, right)
+                tree.precision.add(piece.count, into: d, left, right)
             }
             pieceNorms[j] = Tensor.blockSquaredNorm(d, count: piece.count)
             finite = finite && pieceNorms[j].isFinite

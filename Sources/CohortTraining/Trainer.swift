@@ -50,14 +50,8 @@ package struct Trainer {
         let batch = plan.batch(step: step % plan.stepsPerEpoch, of: permutation!.order)
         let ranges = BatchPlan.microBatchRanges(batchCount: batch.count, microBatches: plan.microBatches)
         let micro = ranges.map { Array(batch[(batch.startIndex + $0.lowerBound)..<(batch.startIndex + $0.upperBound)]) }
-        return StepTask(step: step, epoch: epoch, microBatches: micro, parameters: workingWeights)
-    }
-
-    /// The weights the step's forward and backward passes run on: the weights themselves, or
-    /// with `wire_dtype: bf16` a copy rounded to bfloat16 (the weights stay float32 here, as the
-    /// master copy the update writes).
-    var workingWeights: [Tensor] {
-        setup.spec.wireDType == .bf16 ? parameters.map { $0.roundedToBFloat16() } : parameters
+        // The forward and backward passes run on the working weights (rounded with bf16).
+        return StepTask(step: step, epoch: epoch, microBatches: micro, parameters: setup.spec.wireDType.working(parameters))
     }
 
     /// Runs one step through `executor`. A step whose loss or gradient is not finite is computed

@@ -64,17 +64,7 @@ extension ExperimentConfig {
             insecure: try node?.optional("insecure")?.bool(),
             blasKernel: try readBLASKernel(node?.optional("blas_kernel")),
             relays: try node?.optional("relays")?.bool(),
-            wireDType: try readWireDType(node?.optional("wire_dtype")))
-    }
-
-    /// `fp32` or `bf16`.
-    static func readWireDType(_ node: ConfigNode?) throws(ConfigError) -> WireDType? {
-        guard let node else { return nil }
-        let name = try node.string(), names = WireDType.allCases.map(\.rawValue)
-        if let dtype = WireDType(rawValue: name) { return dtype }
-        var message = "unknown wire dtype '\(name)'"
-        if let suggestion = closest(to: name, among: names) { message += "; did you mean '\(suggestion)'?" }
-        throw node.error(message + " (choose from \(names.joined(separator: ", ")))")
+            wireDType: try node?.optional("wire_dtype")?.choice(WireDType.self))
     }
 
     /// `auto`, or the name of a family (BLASFamily), which pins it.
