@@ -79,10 +79,10 @@ extension Variable {
         y.matmulAccumulate(x2, wv, transposeB: true, beta: 1)
         let inputs = b.map { [self, w, $0] } ?? [self, w]
         let hasBias = b != nil
-        return tape.record(y, inputs: inputs) { g, needs in
+        return tape.record(y, inputs: inputs) { [unowned tape = self.tape, weightID = w.id] g, needs in
             var grads: [Tensor?] = [
                 needs[0] ? g.matmul(wv).reshaped(xv.shape) : nil,   // X̄ = Ȳ·W
-                needs[1] ? g.matmul(x2, transposeSelf: true) : nil,  // W̄ = Ȳᵀ·X
+                needs[1] ? tape.weightGradient(g, x2, leaf: weightID) : nil,  // W̄ = Ȳᵀ·X
             ]
             if hasBias { grads.append(needs[2] ? g.sum(axis: 0) : nil) }  // b̄ = Σ_rows Ȳ
             return grads

@@ -17,6 +17,12 @@ public final class Tape {
 
     var nodes: [Node] = []
     var gradients: [Tensor?] = []
+    /// How many recorded ops read each node: a leaf read once gets its whole gradient from one op.
+    var consumerCounts: [Int] = []
+    /// Memory given for some leaves' gradients (`leaf(_:target:)`), until an op delivers there.
+    var targets: [Int: GradientTarget] = [:]
+    /// Leaves whose gradient an op put straight into their target.
+    var delivered: Set<Int> = []
 
     /// False in evaluation: ops then compute values only and record nothing.
     public let isRecording: Bool
@@ -29,10 +35,14 @@ public final class Tape {
     public static func noGradient() -> Tape { Tape(recording: false) }
 
     /// A leaf of the graph: an input or a parameter.
-    public func leaf(_ value: Tensor, requiresGradient: Bool = true) -> Variable {
+    /// With a `target`, an op that computes the leaf's whole gradient as one matrix product may
+    /// put it straight there (`Tape+Target.swift`); `wasDelivered` then says so.
+    public func leaf(_ value: Tensor, requiresGradient: Bool = true, target: GradientTarget? = nil) -> Variable {
         guard isRecording && requiresGradient else { return Variable(value, id: -1, tape: self) }
         nodes.append(Node(parents: [], pullback: nil))
         gradients.append(nil)
+        consumerCounts.append(0)
+        if let target { targets[nodes.count - 1] = target }
         return Variable(value, id: nodes.count - 1, tape: self)
     }
 
@@ -46,6 +56,8 @@ public final class Tape {
         }
         nodes.append(Node(parents: inputs.map(\.id), pullback: pullback))
         gradients.append(nil)
+        consumerCounts.append(0)
+        for input in inputs where input.id >= 0 { consumerCounts[input.id] += 1 }
         return Variable(value, id: nodes.count - 1, tape: self)
     }
 

@@ -1,0 +1,90 @@
+import Foundation
+
+/// Whether an sgemm with beta = 1 adds its product to C exactly as a separate addition would.
+///
+/// The gradient tree adds two micro-batches' weight gradients as fl(left + right). A weight
+/// gradient is one sgemm, so the right leaf's product could be added straight into the left's
+/// memory with beta = 1 instead: no second buffer, no memset of it, no separate pass over both.
+/// That gives the same bits only when the kernel computes each product element in registers and
+/// adds it to C once, fl(C + product). OpenBLAS's x86 kernels do, unless the product's inner
+/// dimension is longer than one of its K blocks: it then adds partial products to C block by
+/// block, fl(fl(C + p₁) + p₂), which is not fl(C + fl(p₁ + p₂)). The block length depends on the
+/// kernel family and the shape, so instead of trusting a table, each shape is tried once in the
+/// process on made-up values, with zeros and both signs, and used only if every bit agrees.
+extension BLAS {
+    /// The shape of one product C(m×n) = op(A)(m×k) · op(B)(k×n), row-major and contiguous.
+    package struct ProductShape: Hashable, Sendable {
+        package let transA: Bool, transB: Bool
+        package let m: Int, n: Int, k: Int
+
+        package init(transA: Bool, transB: Bool, m: Int, n: Int, k: Int) {
+            self.transA = transA; self.transB = transB; self.m = m; self.n = n; self.k = k
+        }
+    }
+
+    /// True when `gemm` with beta = 1 on this shape gives fl(C + op(A)·op(B)) for every element,
+    /// the very bits of computing the product apart (beta = 0) and adding it. Tried once per shape
+    /// and BLAS thread count; the answer is kept for the process.
+    package static func addsProductExactly(_ shape: ProductShape) -> Bool {
+        let key = ProbeKey(shape: shape, threads: threads)
+        if let known = probes.withLock({ $0[key] }) { return known }
+        let answer = probe(shape)
+        probes.withLock { $0[key] = answer }
+        return answer
+    }
+
+    private static let probes = ProbeCache()
+
+    /// The made-up product: C = P₁ + P₂ computed apart, against P₁ with P₂ added by beta = 1.
+    private static func probe(_ s: ProductShape) -> Bool {
+        guard s.m > 0, s.n > 0, s.k > 0 else { return true }
+        let a = probeValues(s.m * s.k, seed: 1), b = probeValues(s.k * s.n, seed: 2)
+        let a2 = probeValues(s.m * s.k, seed: 3), b2 = probeValues(s.k * s.n, seed: 4)
+        var apart = [Float](repeating: 0, count: s.m * s.n), fused = apart, second = apart
+        let (lda, ldb) = (s.transA ? s.m : s.k, s.transB ? s.k : s.n)
+        func product(_ x: [Float], _ y: [Float], beta: Float, into c: inout [Float]) {
+            x.withUnsafeBufferPointer { px in
+                y.withUnsafeBufferPointer { py in
+                    c.withUnsafeMutableBufferPointer { pc in
+                        gemm(transA: s.transA, transB: s.transB, m: s.m, n: s.n, k: s.k,
+                             a: px.baseAddress!, lda: lda, b: py.baseAddress!, ldb: ldb,
+                             beta: beta, c: pc.baseAddress!, ldc: s.n)
+                    }
+                }
+            }
+        }
+        product(a, b, beta: 0, into: &apart)
+        product(a2, b2, beta: 0, into: &second)
+        fused = apart
+        product(a2, b2, beta: 1, into: &fused)
+        for i in apart.indices {
+            let sum = apart[i] + second[i]
+            if sum.bitPattern != fused[i].bitPattern { return false }
+        }
+        return true
+    }
+
+    /// Values in (−1, 1) with every eighth one an exact zero (of either sign), from a fixed
+    /// linear congruential sequence: a failing shape fails the same way every run.
+    private static func probeValues(_ count: Int, seed: UInt64) -> [Float] {
+        var state = seed &* 0x9E37_79B9_7F4A_7C15
+        return (0..<count).map { i in
+            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            let unit = Float(state >> 40) / Float(1 << 24) * 2 - 1
+            return i % 8 == 7 ? (state & 1 == 0 ? 0 : -0.0) : unit
+        }
+    }
+}
+
+private struct ProbeKey: Hashable { let shape: BLAS.ProductShape; let threads: Int }
+
+/// The probe answers, shared by every thread of the process.
+private final class ProbeCache: @unchecked Sendable {
+    private let lock = NSLock()
+    private var answers: [ProbeKey: Bool] = [:]
+
+    func withLock<R>(_ body: (inout [ProbeKey: Bool]) -> R) -> R {
+        lock.lock(); defer { lock.unlock() }
+        return body(&answers)
+    }
+}
