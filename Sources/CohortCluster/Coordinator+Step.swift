@@ -121,11 +121,12 @@ extension Coordinator {
         guard careful, !sum.isFinite else { return sum }
         let task = exchange.task, tree = exchange.tree
         let (dataset, gradient, seed) = (setup.dataset, setup.gradient, setup.seed)
-        let own = ownLeaves.blocks(of: block, in: tree) { _, k, assembler in
+        let own = ownLeaves.blocks(of: block, in: tree) { _, k, assembler, destination in
             let indices = task.microBatches[k]
             let (x, y) = assembler.assemble(indices, from: dataset)
             return gradient(parameters: task.parameters, inputs: x, targets: y,
-                            context: ForwardContext(training: true, seed: seed, step: task.step, sampleIndices: indices))
+                            context: ForwardContext(training: true, seed: seed, step: task.step, sampleIndices: indices),
+                            destination: destination)
         }[block]!
         guard own.isFinite else { return sum }
         worker.faulty = true

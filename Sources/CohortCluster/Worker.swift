@@ -291,18 +291,11 @@ package final class Worker {
             throw ProtocolError("task for weights \(task.weightsVersion), we hold \(weightsVersion)")
         }
         let start = Date()
-        let sent = try samplesSent(with: task, message: message)
         let tree = GradientTree(leafCount: task.leafCount, precision: streamLayout.dtype)
         let ranges = tree.blocks(covering: task.range)
         let shared = sharedResults != nil && task.sharedSlot >= 0 && task.sharedSlot + ranges.count <= resultSlots
-        var known = computeLeaves(task, tree: tree, step: step, sent: sent, gradient: gradient, halves: shared, socket: socket)
-        var blocks: [ResultMessage.Block] = []
-        var sums: [[Tensor]] = []
-        for block in ranges {
-            let sum = try complete(block, of: tree, from: &known, sharedSlot: shared ? task.sharedSlot + blocks.count : nil)
-            sums.append(sum.gradients)
-            blocks.append(.init(range: block, lossSum: sum.lossSum, samples: sum.samples, correct: sum.correct))
-        }
+        let (sums, blocks) = try computeBlocks(ranges, of: task, tree: tree, message: message, step: step, gradient: gradient,
+                                               shared: shared, socket: socket)
         let result = ResultMessage(taskID: task.taskID, blocks: blocks, computeSeconds: Date().timeIntervalSince(start), shared: shared,
                                    streamed: !shared)
         logger.debug("step \(step): task \(task.taskID), micro-batches \(task.range) in \(String(format: "%.2f", result.computeSeconds * 1000)) ms")
@@ -316,30 +309,6 @@ package final class Worker {
         }
         try send(socket, .result, step: step, body: result.encode())
         if !shared { try streamGradients(sums, task: task.taskID, step: step, socket: socket) }
-    }
-
-
-    /// The task's micro-batches on this worker's threads (one BLAS thread each): the tree blocks
-    /// of each thread's part (as halves for a shared slot, whose last addition writes there). The
-    /// first thread also keeps the heartbeats going.
-    func computeLeaves(_ task: TaskMessage, tree: GradientTree, step: UInt64, sent: [(Tensor, Tensor)],
-                       gradient: MicroBatchGradient, halves: Bool, socket: ZMQSocket) -> [Range<Int>: GradientSum] {
-        let (localData, parameters, seed) = (usesLocalData ? localData : nil, parameters, seed)
-        let heartbeat = Heartbeat { [self] in try? heartbeatIfDue(socket) }
-        return leafThreads.blocks(of: task.range, in: tree, halves: halves) { thread, leaf, assembler in
-            if thread == 0 { heartbeat.beat() }
-            let k = leaf - task.first
-            let indices = task.leaves[k]
-            let (x, y) = localData.map { assembler.assemble(indices, from: $0) } ?? sent[k]
-            let context = ForwardContext(training: true, seed: seed, step: Int(step), sampleIndices: indices)
-            return gradient(parameters: parameters, inputs: x, targets: y, context: context)
-        }
-    }
-
-    /// A closure that touches this worker's socket, called from the one thread that may.
-    final class Heartbeat: @unchecked Sendable {
-        let beat: () -> Void
-        init(_ beat: @escaping () -> Void) { self.beat = beat }
     }
 
     /// The samples a task carries (two frames per leaf), copied out before the frames go; none
@@ -370,20 +339,4 @@ package final class Worker {
         return sent
     }
 
-    /// One block of the task's result, added up from the blocks the threads found. With a shared
-    /// slot the block's last addition writes straight into it (the coordinator reads it there).
-    func complete(_ block: Range<Int>, of tree: GradientTree, from known: inout [Range<Int>: GradientSum],
-                  sharedSlot: Int?) throws -> GradientSum {
-        let missing: (Int) throws -> GradientSum = { leaf in throw ProtocolError("no thread computed micro-batch \(leaf)") }
-        guard let sharedSlot, let sharedResults else { return try tree.sum(block, taking: &known, leaf: missing) }
-        let offset = sharedSlot * shapes.reduce(0) { $0 + $1.reduce(1, *) }
-        guard block.count > 1 else {
-            let sum = try tree.sum(block, taking: &known, leaf: missing)
-            sharedResults.write(sum.gradients, at: offset)
-            return sum
-        }
-        let (l, r) = GradientTree.children(of: block)
-        let left = try tree.sum(l, taking: &known, leaf: missing), right = try tree.sum(r, taking: &known, leaf: missing)
-        return GradientSum.sum(left, right, into: sharedResults.tensors(at: offset, shapes: shapes), precision: tree.precision)
-    }
 }

@@ -89,7 +89,21 @@ package struct GradientTree: Sendable {
     package func sum<Value: TreeSummable>(
         _ node: Range<Int>, taking known: inout [Range<Int>: Value], leaf: (Int) throws -> Value
     ) rethrows -> Value {
-        var (value, unrounded) = try unroundedSum(node, taking: &known, leaf: leaf)
+        var (value, unrounded) = try unroundedSum(node, taking: &known, leaf: leaf, fusingPairs: false) { _, _ in }
+        if unrounded { value.round(to: precision) }
+        return value
+    }
+
+    /// `sum` of a node whose leaves are all computed here, where `addingLeaf(k, &left)` computes
+    /// leaf k and adds it into its left sibling itself, with the very bits of
+    /// `left.accumulate(leaf(k))` (`LeafDestination.add`). It is used for the float32 nodes of two
+    /// leaves; a bfloat16 tree rounds both operands, so it adds them apart.
+    package func sum<Value: TreeSummable>(
+        _ node: Range<Int>, leaf: (Int) throws -> Value, addingLeaf: (Int, inout Value) throws -> Void
+    ) rethrows -> Value {
+        var none: [Range<Int>: Value] = [:]
+        var (value, unrounded) = try unroundedSum(node, taking: &none, leaf: leaf, fusingPairs: precision == .fp32,
+                                                  addingLeaf: addingLeaf)
         if unrounded { value.round(to: precision) }
         return value
     }
@@ -98,13 +112,20 @@ package struct GradientTree: Sendable {
     /// added to its sibling is rounded in the addition's own pass (`accumulate(_:precision:)`
     /// rounds both operands), which saves a pass over memory per leaf.
     func unroundedSum<Value: TreeSummable>(
-        _ node: Range<Int>, taking known: inout [Range<Int>: Value], leaf: (Int) throws -> Value
+        _ node: Range<Int>, taking known: inout [Range<Int>: Value], leaf: (Int) throws -> Value,
+        fusingPairs: Bool, addingLeaf: (Int, inout Value) throws -> Void
     ) rethrows -> (Value, unrounded: Bool) {
         if let value = known.removeValue(forKey: node) { return (value, false) }
         if node.count == 1 { return (try leaf(node.lowerBound), true) }
         let (l, r) = Self.children(of: node)
-        var left = try unroundedSum(l, taking: &known, leaf: leaf).0
-        left.accumulate(try unroundedSum(r, taking: &known, leaf: leaf).0, precision: precision)
+        if fusingPairs && node.count == 2 && known[l] == nil && known[r] == nil {
+            var left = try leaf(l.lowerBound)
+            try addingLeaf(r.lowerBound, &left)
+            return (left, false)
+        }
+        var left = try unroundedSum(l, taking: &known, leaf: leaf, fusingPairs: fusingPairs, addingLeaf: addingLeaf).0
+        let right = try unroundedSum(r, taking: &known, leaf: leaf, fusingPairs: fusingPairs, addingLeaf: addingLeaf).0
+        left.accumulate(right, precision: precision)
         return (left, false)
     }
 }

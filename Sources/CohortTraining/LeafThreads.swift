@@ -1,4 +1,5 @@
 import CohortData
+import CohortTensor
 import Dispatch
 
 /// Runs a range of a step's micro-batches on several threads: the range is cut into contiguous
@@ -30,32 +31,37 @@ package final class LeafThreads: @unchecked Sendable {
         assemblers.deallocate()
     }
 
-    /// What a thread computes for one leaf: `leaf(thread, k, &assembler)` gives micro-batch k's
-    /// gradient sum, assembling its samples with the thread's own assembler.
-    package typealias Leaf = @Sendable (_ thread: Int, _ leaf: Int, _ assembler: inout BatchAssembler) -> GradientSum
+    /// What a thread computes for one leaf: `leaf(thread, k, &assembler, destination)` gives
+    /// micro-batch k's gradient sum in `destination`, assembling its samples with the thread's
+    /// own assembler.
+    package typealias Leaf = @Sendable (_ thread: Int, _ leaf: Int, _ assembler: inout BatchAssembler,
+                                        _ destination: LeafDestination) -> GradientSum
 
     /// The tree blocks of each thread's part of `range`. With `halves`, a block of several
     /// leaves comes as its two halves instead, for a caller that adds them where it wants the
-    /// sum (a worker's shared-memory slot).
-    package func blocks(of range: Range<Int>, in tree: GradientTree, halves: Bool = false, leaf: Leaf) -> [Range<Int>: GradientSum] {
+    /// sum (a worker's shared-memory slot). A block of one or two leaves found in `slots` is
+    /// computed straight into the slot's tensors instead (float32 trees only; the caller then
+    /// finds the whole block, already there).
+    package func blocks(of range: Range<Int>, in tree: GradientTree, halves: Bool = false,
+                        slots: [Range<Int>: [Tensor]] = [:], leaf: Leaf) -> [Range<Int>: GradientSum] {
+        precondition(slots.isEmpty || tree.precision == .fp32, "slots hold float32 sums")
         let parts = GradientTree.parts(of: range, count: count)
         @Sendable func nodes(_ part: Range<Int>) -> [Range<Int>] {
             tree.blocks(covering: part).flatMap { block in
-                guard halves, block.count > 1 else { return [block] }
+                guard halves, block.count > 1, slots[block] == nil else { return [block] }
                 let (left, right) = GradientTree.children(of: block)
                 return [left, right]
             }
         }
+        @Sendable func compute(_ node: Range<Int>, thread p: Int) -> GradientSum {
+            Self.sum(node, in: tree, slot: slots[node]) { k, destination in leaf(p, k, &assemblers[p], destination) }
+        }
         if parts.count == 1 {
-            return Dictionary(uniqueKeysWithValues: nodes(range).map { node in
-                (node, tree.sum(node) { k in leaf(0, k, &assemblers[0]) })
-            })
+            return Dictionary(uniqueKeysWithValues: nodes(range).map { node in (node, compute(node, thread: 0)) })
         }
         DispatchQueue.concurrentPerform(iterations: parts.count) { p in
             var found: [Range<Int>: GradientSum] = [:]
-            for node in nodes(parts[p]) {
-                found[node] = tree.sum(node) { k in leaf(p, k, &assemblers[p]) }
-            }
+            for node in nodes(parts[p]) { found[node] = compute(node, thread: p) }
             sums[p] = found
         }
         var all: [Range<Int>: GradientSum] = [:]
@@ -64,5 +70,21 @@ package final class LeafThreads: @unchecked Sendable {
             sums[p] = [:]
         }
         return all
+    }
+
+    /// One node's sum along the tree, its float32 pairs of leaves added by the right leaf's own
+    /// products (`LeafDestination.add`); with a slot, the node's one or two leaves go into it.
+    static func sum(_ node: Range<Int>, in tree: GradientTree, slot: [Tensor]?,
+                    leaf: (Int, LeafDestination) -> GradientSum) -> GradientSum {
+        if let slot {
+            precondition(node.count <= 2, "a slot takes a block of one or two leaves")
+            let left = leaf(node.lowerBound, .write(slot))
+            guard node.count == 2 else { return left }
+            return left.addingCounts(of: leaf(node.lowerBound + 1, .add(to: left.gradients)))
+        }
+        return tree.sum(node, leaf: { k in leaf(k, .fresh) }, addingLeaf: { k, left in
+            left.ownMemory()
+            left = left.addingCounts(of: leaf(k, .add(to: left.gradients)))
+        })
     }
 }

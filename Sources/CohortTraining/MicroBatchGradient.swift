@@ -24,11 +24,13 @@ package struct MicroBatchGradient: Sendable {
 
     /// Runs forward and backward and keeps everything (used by the lecture trace and tests).
     package func pass(parameters: [Tensor], inputs: Tensor, targets: Tensor, context: ForwardContext,
-                     retainIntermediateGradients: Bool = false) -> Pass {
+                     retainIntermediateGradients: Bool = false, gradientTargets: [GradientTarget?] = []) -> Pass {
         let tape = Tape()
         tape.retainsIntermediateGradients = retainIntermediateGradients
         let x = tape.constant(inputs)
-        let p = parameters.map { tape.leaf($0) }
+        let p = parameters.indices.map { i in
+            tape.leaf(parameters[i], target: i < gradientTargets.count ? gradientTargets[i] : nil)
+        }
         var outputs: [Variable] = []
         let prediction = model(x, parameters: p, context: context) { _, h in outputs.append(h) }
         let lossValue = loss.sampleSum(prediction, targets, reduction: reduction)
@@ -36,12 +38,20 @@ package struct MicroBatchGradient: Sendable {
         return Pass(tape: tape, parameters: p, outputs: outputs, prediction: prediction, loss: lossValue)
     }
 
-    /// The gradient sum of one micro-batch.
+    /// The gradient sum of one micro-batch, in fresh tensors or in the `destination`'s (see
+    /// `LeafDestination`). The loss, sample and correct counts are this micro-batch's alone.
     package func callAsFunction(parameters: [Tensor], inputs: Tensor, targets: Tensor,
-                               context: ForwardContext) -> GradientSum {
-        let pass = pass(parameters: parameters, inputs: inputs, targets: targets, context: context)
-        // A parameter no gradient reached (e.g. behind a layer cut off from the loss) gets zeros.
-        let gradients = zip(pass.parameters, parameters).map { v, p in pass.tape.takeGradient(of: v) ?? .zeros(p.shape) }
+                               context: ForwardContext, destination: LeafDestination = .fresh) -> GradientSum {
+        let targetsGiven = destination.gradientTargets(for: parameters)
+        let pass = pass(parameters: parameters, inputs: inputs, targets: targets, context: context,
+                        gradientTargets: targetsGiven)
+        let gradients = parameters.indices.map { i in
+            let v = pass.parameters[i]
+            if pass.tape.wasDelivered(v) { return destination.tensors[i] }
+            // A parameter no gradient reached (e.g. behind a layer cut off from the loss) gets zeros.
+            return destination.place(pass.tape.takeGradient(of: v) ?? .zeros(parameters[i].shape), at: i)
+        }
+        withExtendedLifetime(destination) {}
         return GradientSum(
             gradients: gradients, lossSum: Double(pass.loss.value.scalar),
             samples: inputs.shape.first ?? 0,
