@@ -120,13 +120,12 @@ extension Coordinator {
     func checked(_ block: Range<Int>, _ sum: GradientSum, from worker: WorkerState, in exchange: StepExchange) -> GradientSum {
         guard careful, !sum.isFinite else { return sum }
         let task = exchange.task, tree = exchange.tree
-        let (dataset, gradient, seed) = (setup.dataset, setup.gradient, setup.seed)
-        let own = ownLeaves.blocks(of: block, in: tree) { _, k, assembler, destination in
+        let dataset = setup.dataset
+        let work = LeafThreads.Work(gradient: setup.gradient, parameters: task.parameters, seed: setup.seed, step: task.step)
+        let own = ownLeaves.blocks(of: block, in: tree, work: work) { _, k, assembler in
             let indices = task.microBatches[k]
             let (x, y) = assembler.assemble(indices, from: dataset)
-            return gradient(parameters: task.parameters, inputs: x, targets: y,
-                            context: ForwardContext(training: true, seed: seed, step: task.step, sampleIndices: indices),
-                            destination: destination)
+            return (x, y, indices)
         }[block]!
         guard own.isFinite else { return sum }
         worker.faulty = true

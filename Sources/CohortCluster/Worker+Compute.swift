@@ -41,15 +41,15 @@ extension Worker {
     func computeLeaves(_ task: TaskMessage, tree: GradientTree, step: UInt64, sent: [(Tensor, Tensor)],
                        gradient: MicroBatchGradient, halves: Bool, slots: [Range<Int>: [Tensor]],
                        socket: ZMQSocket) -> [Range<Int>: GradientSum] {
-        let (localData, parameters, seed) = (usesLocalData ? localData : nil, parameters, seed)
+        let localData = usesLocalData ? localData : nil
         let heartbeat = Heartbeat { [self] in try? heartbeatIfDue(socket) }
-        return leafThreads.blocks(of: task.range, in: tree, halves: halves, slots: slots) { thread, leaf, assembler, destination in
+        let work = LeafThreads.Work(gradient: gradient, parameters: parameters, seed: seed, step: Int(step)) { thread in
             if thread == 0 { heartbeat.beat() }
-            let k = leaf - task.first
-            let indices = task.leaves[k]
-            let (x, y) = localData.map { assembler.assemble(indices, from: $0) } ?? sent[k]
-            let context = ForwardContext(training: true, seed: seed, step: Int(step), sampleIndices: indices)
-            return gradient(parameters: parameters, inputs: x, targets: y, context: context, destination: destination)
+        }
+        return leafThreads.blocks(of: task.range, in: tree, halves: halves, slots: slots, work: work) { _, leaf, assembler in
+            let indices = task.leaves[leaf - task.first]
+            let (x, y) = localData.map { assembler.assemble(indices, from: $0) } ?? sent[leaf - task.first]
+            return (x, y, indices)
         }
     }
 

@@ -10,6 +10,10 @@ public struct ForwardContext: Sendable {
     public var sampleIndices: [Int]
     /// Which layer is running (its index, nested layers below it), to key its random numbers.
     public var layerPath: UInt32 = 0
+    /// The first layer's output, when it was computed already for this batch's rows together
+    /// with other micro-batches' (`MicroBatchGradient.firstLayerOutputs`). Only the model's first
+    /// layer, a `Linear`, sees it: `nested` drops it.
+    public var precomputedOutput: Tensor?
 
     public init(training: Bool, seed: UInt64 = 0, step: Int = 0, sampleIndices: [Int] = []) {
         self.training = training; self.seed = seed; self.step = step; self.sampleIndices = sampleIndices
@@ -19,6 +23,7 @@ public struct ForwardContext: Sendable {
     public func nested(_ index: Int) -> ForwardContext {
         var c = self
         c.layerPath = layerPath << 6 | UInt32(index + 1)
+        c.precomputedOutput = nil
         return c
     }
 

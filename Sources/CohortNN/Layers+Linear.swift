@@ -27,7 +27,7 @@ public struct Linear: Layer {
     }
 
     public func callAsFunction(_ x: Variable, parameters p: [Variable], context: ForwardContext) -> Variable {
-        x.linear(weight: p[0], bias: hasBias ? p[1] : nil)
+        x.linear(weight: p[0], bias: hasBias ? p[1] : nil, precomputed: context.precomputedOutput)
     }
 
     public var description: String { "Linear(in_features=\(inFeatures), out_features=\(outFeatures), bias=\(hasBias))" }

@@ -56,7 +56,9 @@ public struct Sequential: Sendable, CustomStringConvertible {
         var offset = 0
         for (index, layer) in layers.enumerated() {
             let n = layer.parameterSpecs.count
-            h = layer(h, parameters: Array(parameters[offset..<offset + n]), context: context.nested(index))
+            var layerContext = context.nested(index)
+            if index == 0 { layerContext.precomputedOutput = context.precomputedOutput }
+            h = layer(h, parameters: Array(parameters[offset..<offset + n]), context: layerContext)
             offset += n
             observe?(index, h)
         }

@@ -57,26 +57,16 @@ extension Variable {
 
     /// x · Wᵀ + b with PyTorch's layout (W is out×in): the affine map of a Linear layer.
     /// Forward is one sgemm with the bias preloaded into C; backward is one sgemm per input.
-    public func linear(weight w: Variable, bias b: Variable?) -> Variable {
+    /// `precomputed`, when given, is that forward's result, computed already (`linearForward`
+    /// over these rows and others').
+    public func linear(weight w: Variable, bias b: Variable?, precomputed: Tensor? = nil) -> Variable {
         let xv = value, wv = w.value
         let (rows, _) = xv.matrixShape
-        let outFeatures = wv.shape[0]
         precondition(wv.rank == 2 && xv.shape.last == wv.shape[1],
                      "linear: input \(xv.shape) does not fit weight \(wv.shape)")
-        var y: Tensor
-        if let b {
-            y = Tensor(uninitializedShape: [rows, outFeatures])
-            let bias = b.value
-            y.withUnsafeMutableBufferPointer { dst in
-                bias.withUnsafeBufferPointer { src in
-                    for r in 0..<rows { (dst.baseAddress! + r * outFeatures).update(from: src.baseAddress!, count: outFeatures) }
-                }
-            }
-        } else {
-            y = Tensor.zeros([rows, outFeatures])
-        }
         let x2 = xv.reshaped([rows, wv.shape[1]])
-        y.matmulAccumulate(x2, wv, transposeB: true, beta: 1)
+        let y = precomputed ?? Tensor.linearForward(x2, weight: wv, bias: b?.value)
+        precondition(y.shape == [rows, wv.shape[0]], "linear: precomputed output \(y.shape) is not \(rows)×\(wv.shape[0])")
         let inputs = b.map { [self, w, $0] } ?? [self, w]
         let hasBias = b != nil
         return tape.record(y, inputs: inputs) { [unowned tape = self.tape, weightID = w.id] g, needs in
@@ -148,3 +138,24 @@ extension Variable {
 }
 
 import Foundation
+
+extension Tensor {
+    /// x · Wᵀ + b for x of shape [rows, in]: the bias copied into every row of C, then one sgemm
+    /// with beta = 1. Every linear layer's forward pass is this call.
+    public static func linearForward(_ x: Tensor, weight: Tensor, bias: Tensor?) -> Tensor {
+        let rows = x.shape[0], outFeatures = weight.shape[0]
+        var y: Tensor
+        if let bias {
+            y = Tensor(uninitializedShape: [rows, outFeatures])
+            y.withUnsafeMutableBufferPointer { dst in
+                bias.withUnsafeBufferPointer { src in
+                    for r in 0..<rows { (dst.baseAddress! + r * outFeatures).update(from: src.baseAddress!, count: outFeatures) }
+                }
+            }
+        } else {
+            y = Tensor.zeros([rows, outFeatures])
+        }
+        y.matmulAccumulate(x, weight, transposeB: true, beta: 1)
+        return y
+    }
+}

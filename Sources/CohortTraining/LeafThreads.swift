@@ -1,4 +1,5 @@
 import CohortData
+import CohortNN
 import CohortTensor
 import Dispatch
 
@@ -31,11 +32,26 @@ package final class LeafThreads: @unchecked Sendable {
         assemblers.deallocate()
     }
 
-    /// What a thread computes for one leaf: `leaf(thread, k, &assembler, destination)` gives
-    /// micro-batch k's gradient sum in `destination`, assembling its samples with the thread's
-    /// own assembler.
-    package typealias Leaf = @Sendable (_ thread: Int, _ leaf: Int, _ assembler: inout BatchAssembler,
-                                        _ destination: LeafDestination) -> GradientSum
+    /// A micro-batch's samples, assembled on `thread` with its own assembler: the inputs, the
+    /// targets, and each row's index in the dataset (which keys its random numbers).
+    package typealias Samples = @Sendable (_ thread: Int, _ leaf: Int, _ assembler: inout BatchAssembler)
+        -> (inputs: Tensor, targets: Tensor, indices: [Int])
+
+    /// What every leaf of a step computes: `gradient` on `parameters`, at `step` of the run
+    /// seeded `seed`. `beforeLeaf(thread)` runs before each leaf (a worker's heartbeat).
+    package struct Work: Sendable {
+        package let gradient: MicroBatchGradient
+        package let parameters: [Tensor]
+        package let seed: UInt64
+        package let step: Int
+        package let beforeLeaf: (@Sendable (Int) -> Void)?
+
+        package init(gradient: MicroBatchGradient, parameters: [Tensor], seed: UInt64, step: Int,
+                     beforeLeaf: (@Sendable (Int) -> Void)? = nil) {
+            self.gradient = gradient; self.parameters = parameters; self.seed = seed; self.step = step
+            self.beforeLeaf = beforeLeaf
+        }
+    }
 
     /// The tree blocks of each thread's part of `range`. With `halves`, a block of several
     /// leaves comes as its two halves instead, for a caller that adds them where it wants the
@@ -43,7 +59,7 @@ package final class LeafThreads: @unchecked Sendable {
     /// computed straight into the slot's tensors instead (float32 trees only; the caller then
     /// finds the whole block, already there).
     package func blocks(of range: Range<Int>, in tree: GradientTree, halves: Bool = false,
-                        slots: [Range<Int>: [Tensor]] = [:], leaf: Leaf) -> [Range<Int>: GradientSum] {
+                        slots: [Range<Int>: [Tensor]] = [:], work: Work, samples: Samples) -> [Range<Int>: GradientSum] {
         precondition(slots.isEmpty || tree.precision == .fp32, "slots hold float32 sums")
         let parts = GradientTree.parts(of: range, count: count)
         @Sendable func nodes(_ part: Range<Int>) -> [Range<Int>] {
@@ -54,7 +70,11 @@ package final class LeafThreads: @unchecked Sendable {
             }
         }
         @Sendable func compute(_ node: Range<Int>, thread p: Int) -> GradientSum {
-            Self.sum(node, in: tree, slot: slots[node]) { k, destination in leaf(p, k, &assemblers[p], destination) }
+            let leaves = NodeLeaves(node, thread: p, work: work, assembler: &assemblers[p], samples: samples)
+            return Self.sum(node, in: tree, slot: slots[node]) { k, destination in
+                work.beforeLeaf?(p)
+                return leaves.gradient(k, work: work, destination: destination, assembler: &assemblers[p], samples: samples, thread: p)
+            }
         }
         if parts.count == 1 {
             return Dictionary(uniqueKeysWithValues: nodes(range).map { node in (node, compute(node, thread: 0)) })
@@ -86,5 +106,30 @@ package final class LeafThreads: @unchecked Sendable {
             left.ownMemory()
             left = left.addingCounts(of: leaf(k, .add(to: left.gradients)))
         })
+    }
+}
+
+/// The leaves of one tree node on one thread. When the model's first layer is a `Linear`, every
+/// leaf's samples are assembled up front and that layer's forward pass runs once for all of
+/// them (`MicroBatchGradient.firstLayerOutputs`); otherwise each leaf assembles its own.
+struct NodeLeaves {
+    private var samples: [Int: (inputs: Tensor, targets: Tensor, indices: [Int])] = [:]
+    private var firstLayer: [Int: Tensor] = [:]
+
+    init(_ node: Range<Int>, thread: Int, work: LeafThreads.Work, assembler: inout BatchAssembler,
+         samples assemble: LeafThreads.Samples) {
+        guard node.count > 1, work.gradient.model.layers.first is Linear else { return }
+        for k in node { samples[k] = assemble(thread, k, &assembler) }
+        guard let outputs = work.gradient.firstLayerOutputs(parameters: work.parameters,
+                                                            inputs: node.map { samples[$0]!.inputs }) else { return }
+        firstLayer = Dictionary(uniqueKeysWithValues: zip(node, outputs))
+    }
+
+    func gradient(_ k: Int, work: LeafThreads.Work, destination: LeafDestination, assembler: inout BatchAssembler,
+                  samples assemble: LeafThreads.Samples, thread: Int) -> GradientSum {
+        let (x, y, indices) = samples[k] ?? assemble(thread, k, &assembler)
+        let context = ForwardContext(training: true, seed: work.seed, step: work.step, sampleIndices: indices)
+        return work.gradient(parameters: work.parameters, inputs: x, targets: y, context: context,
+                             destination: destination, firstLayerOutput: firstLayer[k])
     }
 }

@@ -18,12 +18,12 @@ package struct LocalExecutor: GradientExecutor, Sendable {
     }
 
     package mutating func compute(_ task: StepTask, tree: GradientTree) -> [Range<Int>: GradientSum] {
-        let (dataset, gradient, seed) = (dataset, gradient, seed)
-        return leafThreads.blocks(of: tree.root, in: tree) { _, k, assembler, destination in
+        let dataset = dataset
+        let work = LeafThreads.Work(gradient: gradient, parameters: task.parameters, seed: seed, step: task.step)
+        return leafThreads.blocks(of: tree.root, in: tree, work: work) { _, k, assembler in
             let indices = task.microBatches[k]
             let (x, y) = assembler.assemble(indices, from: dataset)
-            let context = ForwardContext(training: true, seed: seed, step: task.step, sampleIndices: indices)
-            return gradient(parameters: task.parameters, inputs: x, targets: y, context: context, destination: destination)
+            return (x, y, indices)
         }
     }
 }

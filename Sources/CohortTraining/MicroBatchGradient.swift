@@ -24,7 +24,8 @@ package struct MicroBatchGradient: Sendable {
 
     /// Runs forward and backward and keeps everything (used by the lecture trace and tests).
     package func pass(parameters: [Tensor], inputs: Tensor, targets: Tensor, context: ForwardContext,
-                     retainIntermediateGradients: Bool = false, gradientTargets: [GradientTarget?] = []) -> Pass {
+                     retainIntermediateGradients: Bool = false, gradientTargets: [GradientTarget?] = [],
+                     firstLayerOutput: Tensor? = nil) -> Pass {
         let tape = Tape()
         tape.retainsIntermediateGradients = retainIntermediateGradients
         let x = tape.constant(inputs)
@@ -32,6 +33,8 @@ package struct MicroBatchGradient: Sendable {
             tape.leaf(parameters[i], target: i < gradientTargets.count ? gradientTargets[i] : nil)
         }
         var outputs: [Variable] = []
+        var context = context
+        context.precomputedOutput = firstLayerOutput
         let prediction = model(x, parameters: p, context: context) { _, h in outputs.append(h) }
         let lossValue = loss.sampleSum(prediction, targets, reduction: reduction)
         tape.backward(from: lossValue)
@@ -41,10 +44,11 @@ package struct MicroBatchGradient: Sendable {
     /// The gradient sum of one micro-batch, in fresh tensors or in the `destination`'s (see
     /// `LeafDestination`). The loss, sample and correct counts are this micro-batch's alone.
     package func callAsFunction(parameters: [Tensor], inputs: Tensor, targets: Tensor,
-                               context: ForwardContext, destination: LeafDestination = .fresh) -> GradientSum {
+                               context: ForwardContext, destination: LeafDestination = .fresh,
+                               firstLayerOutput: Tensor? = nil) -> GradientSum {
         let targetsGiven = destination.gradientTargets(for: parameters)
         let pass = pass(parameters: parameters, inputs: inputs, targets: targets, context: context,
-                        gradientTargets: targetsGiven)
+                        gradientTargets: targetsGiven, firstLayerOutput: firstLayerOutput)
         let gradients = parameters.indices.map { i in
             let v = pass.parameters[i]
             if pass.tape.wasDelivered(v) { return destination.tensors[i] }
@@ -56,5 +60,34 @@ package struct MicroBatchGradient: Sendable {
             gradients: gradients, lossSum: Double(pass.loss.value.scalar),
             samples: inputs.shape.first ?? 0,
             correct: loss.correctCount(predicted: pass.prediction.value, expected: targets) ?? 0)
+    }
+
+    /// The first layer's output for several micro-batches at once, one tensor per input, when
+    /// the model starts with a `Linear` and stacking the rows changes no bit
+    /// (`BLAS.stacksRowsExactly`); nil otherwise. One product packs the weights once for all of
+    /// them, instead of once per micro-batch.
+    package func firstLayerOutputs(parameters: [Tensor], inputs: [Tensor]) -> [Tensor]? {
+        guard inputs.count > 1, let first = model.layers.first as? Linear else { return nil }
+        let rows = inputs.map { $0.shape.first ?? 0 }, width = first.inFeatures
+        guard zip(inputs, rows).allSatisfy({ x, r in r > 0 && x.count == r * width }),
+              BLAS.stacksRowsExactly(rows: rows, inFeatures: width, outFeatures: first.outFeatures) else { return nil }
+        var stacked = Tensor(uninitializedShape: [rows.reduce(0, +), width])
+        var offset = 0
+        let destination = stacked.mutablePointer
+        for x in inputs {
+            (destination + offset).update(from: x.pointer, count: x.count)
+            offset += x.count
+            withExtendedLifetime(x) {}
+        }
+        let y = Tensor.linearForward(stacked, weight: parameters[0], bias: first.hasBias ? parameters[1] : nil)
+        var start = 0
+        return withExtendedLifetime(y) {
+            rows.map { r in
+                var block = Tensor(uninitializedShape: [r, first.outFeatures])
+                block.mutablePointer.update(from: y.pointer + start * first.outFeatures, count: block.count)
+                start += r
+                return block
+            }
+        }
     }
 }

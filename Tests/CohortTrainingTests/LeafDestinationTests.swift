@@ -27,6 +27,9 @@ import Testing
         return (x, Tensor(shape: [32], (0..<32).map { Float(($0 * 7 + k) % 10) }))
     }
 
+    /// Leaves computed into memory given for them, and the tree's nodes computed by
+    /// `LeafThreads` (pairs fused, an MLP's first layer stacked over a node's leaves), give the
+    /// bits of each leaf computed alone and added by the tree.
     @Test func destinationsGiveTheTreesBits() throws {
         for (name, model, shape) in try Self.models() {
             let parameters = model.initialParameters(.pytorch, seed: 1)
@@ -50,13 +53,35 @@ import Testing
             // The tree's pairs, fused by `LeafThreads`, on one thread and split over three.
             let tree = GradientTree(leafCount: 5)
             let reference = tree.sum(tree.root) { compute($0) }
+            let work = LeafThreads.Work(gradient: gradient, parameters: parameters, seed: 0, step: 0)
             for threads in [1, 3] {
-                let blocks = LeafThreads(count: threads).blocks(of: tree.root, in: tree) { _, k, _, destination in
-                    compute(k, destination)
+                let blocks = LeafThreads(count: threads).blocks(of: tree.root, in: tree, work: work) { _, k, _ in
+                    let (x, y) = Self.leaf(k, shape: shape)
+                    return (x, y, [])
                 }
                 let total = tree.sum(tree.root, known: blocks) { _ in fatalError("every leaf is computed") }
                 #expect(zip(total.gradients, reference.gradients).allSatisfy { $0.bitwiseEqual($1) }, "\(name), \(threads) threads")
             }
         }
+    }
+
+    /// An MLP's first layer over five micro-batches stacked: each gets the bits it gets alone,
+    /// and the pass really uses what it is given (zeros instead change the loss).
+    @Test func stackedFirstLayerIsEachLeafsOwn() throws {
+        let (_, model, shape) = try Self.models()[0]
+        let parameters = model.initialParameters(.pytorch, seed: 2)
+        let gradient = MicroBatchGradient(model: model, loss: .softmaxCrossEntropy, reduction: .mean)
+        let inputs = (0..<5).map { Self.leaf($0, shape: shape).0 }
+        let outputs = try #require(gradient.firstLayerOutputs(parameters: parameters, inputs: inputs),
+                                   "this machine's OpenBLAS stacks the rows of a 784 → 96 layer exactly")
+        for (x, y) in zip(inputs, outputs) {
+            #expect(y.bitwiseEqual(Tensor.linearForward(x, weight: parameters[0], bias: parameters[1])))
+        }
+        let (x, y) = Self.leaf(0, shape: shape)
+        let plain = gradient(parameters: parameters, inputs: x, targets: y, context: .init(training: true))
+        let zeros = gradient(parameters: parameters, inputs: x, targets: y, context: .init(training: true),
+                             firstLayerOutput: .zeros(outputs[0].shape))
+        #expect(plain.lossSum != zeros.lossSum)
+        #expect(gradient.firstLayerOutputs(parameters: parameters, inputs: [inputs[0]]) == nil, "one leaf has nothing to share")
     }
 }

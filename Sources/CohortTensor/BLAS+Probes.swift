@@ -1,8 +1,10 @@
 import Foundation
 
-/// Whether an sgemm with beta = 1 adds its product to C exactly as a separate addition would.
+/// Probes of OpenBLAS's arithmetic, each tried once per process, that let the trainer save work
+/// without changing a bit.
 ///
-/// The gradient tree adds two micro-batches' weight gradients as fl(left + right). A weight
+/// First, whether an sgemm with beta = 1 adds its product to C exactly as a separate addition
+/// would. The gradient tree adds two micro-batches' weight gradients as fl(left + right). A weight
 /// gradient is one sgemm, so the right leaf's product could be added straight into the left's
 /// memory with beta = 1 instead: no second buffer, no memset of it, no separate pass over both.
 /// That gives the same bits only when the kernel computes each product element in registers and
@@ -11,6 +13,10 @@ import Foundation
 /// block, fl(fl(C + p₁) + p₂), which is not fl(C + fl(p₁ + p₂)). The block length depends on the
 /// kernel family and the shape, so instead of trusting a table, each shape is tried once in the
 /// process on made-up values, with zeros and both signs, and used only if every bit agrees.
+///
+/// Second, whether a linear layer's forward pass over several micro-batches' rows at once gives
+/// each its own bits: OpenBLAS packs the weights anew for every call, which costs a worker with
+/// many micro-batches of a wide first layer a pass over that layer's weights per micro-batch.
 extension BLAS {
     /// The shape of one product C(m×n) = op(A)(m×k) · op(B)(k×n), row-major and contiguous.
     package struct ProductShape: Hashable, Sendable {
@@ -26,9 +32,31 @@ extension BLAS {
     /// the very bits of computing the product apart (beta = 0) and adding it. Tried once per shape
     /// and BLAS thread count; the answer is kept for the process.
     package static func addsProductExactly(_ shape: ProductShape) -> Bool {
-        let key = ProbeKey(shape: shape, threads: threads)
+        answer(.addsProduct(shape)) { probe(shape) }
+    }
+
+    /// True when a linear layer's forward pass (`Tensor.linearForward`) over several row blocks
+    /// stacked gives each block the bits it gets alone: `rows` blocks, `inFeatures` → `outFeatures`.
+    /// The kernels compute each output element from its own row and the weights, adding along the
+    /// inner dimension in blocks that depend on that dimension alone; a small-matrix path chosen
+    /// by size could differ, so this too is tried once per shape.
+    package static func stacksRowsExactly(rows: [Int], inFeatures: Int, outFeatures: Int) -> Bool {
+        answer(.stacksRows(rows: rows, inFeatures: inFeatures, outFeatures: outFeatures)) {
+            let weight = Tensor(shape: [outFeatures, inFeatures], probeValues(outFeatures * inFeatures, seed: 5))
+            let bias = Tensor(shape: [outFeatures], probeValues(outFeatures, seed: 6))
+            let blocks = rows.enumerated().map { i, r in Tensor(shape: [r, inFeatures], probeValues(r * inFeatures, seed: 7 + UInt64(i))) }
+            let stacked = Tensor.linearForward(Tensor(shape: [rows.reduce(0, +), inFeatures], blocks.flatMap(\.scalars)),
+                                               weight: weight, bias: bias)
+            let apart = blocks.flatMap { Tensor.linearForward($0, weight: weight, bias: bias).scalars }
+            return stacked.count == apart.count && zip(stacked.scalars, apart).allSatisfy { $0.bitPattern == $1.bitPattern }
+        }
+    }
+
+    /// The kept answer to `question` under the current BLAS thread count, probing the first time.
+    private static func answer(_ question: ProbeQuestion, probe: () -> Bool) -> Bool {
+        let key = ProbeKey(question: question, threads: threads)
         if let known = probes.withLock({ $0[key] }) { return known }
-        let answer = probe(shape)
+        let answer = probe()
         probes.withLock { $0[key] = answer }
         return answer
     }
@@ -76,7 +104,12 @@ extension BLAS {
     }
 }
 
-private struct ProbeKey: Hashable { let shape: BLAS.ProductShape; let threads: Int }
+private enum ProbeQuestion: Hashable {
+    case addsProduct(BLAS.ProductShape)
+    case stacksRows(rows: [Int], inFeatures: Int, outFeatures: Int)
+}
+
+private struct ProbeKey: Hashable { let question: ProbeQuestion; let threads: Int }
 
 /// The probe answers, shared by every thread of the process.
 private final class ProbeCache: @unchecked Sendable {
