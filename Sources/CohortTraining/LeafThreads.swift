@@ -59,7 +59,7 @@ package final class LeafThreads: @unchecked Sendable {
     /// computed straight into the slot's tensors instead (float32 trees only; the caller then
     /// finds the whole block, already there).
     package func blocks(of range: Range<Int>, in tree: GradientTree, halves: Bool = false,
-                        slots: [Range<Int>: [Tensor]] = [:], work: Work, samples: Samples) -> [Range<Int>: GradientSum] {
+                        slots: [Range<Int>: [Tensor]] = [:], work: Work, samples: @escaping Samples) -> [Range<Int>: GradientSum] {
         precondition(slots.isEmpty || tree.precision == .fp32, "slots hold float32 sums")
         let parts = GradientTree.parts(of: range, count: count)
         @Sendable func nodes(_ part: Range<Int>) -> [Range<Int>] {
@@ -70,10 +70,10 @@ package final class LeafThreads: @unchecked Sendable {
             }
         }
         @Sendable func compute(_ node: Range<Int>, thread p: Int) -> GradientSum {
-            let leaves = NodeLeaves(node, thread: p, work: work, assembler: &assemblers[p], samples: samples)
+            var leaves = NodeLeaves(node, thread: p, work: work, samples: samples)
             return Self.sum(node, in: tree, slot: slots[node]) { k, destination in
                 work.beforeLeaf?(p)
-                return leaves.gradient(k, work: work, destination: destination, assembler: &assemblers[p], samples: samples, thread: p)
+                return leaves.gradient(k, destination: destination, assembler: &assemblers[p])
             }
         }
         if parts.count == 1 {
@@ -106,30 +106,5 @@ package final class LeafThreads: @unchecked Sendable {
             left.ownMemory()
             left = left.addingCounts(of: leaf(k, .add(to: left.gradients)))
         })
-    }
-}
-
-/// The leaves of one tree node on one thread. When the model's first layer is a `Linear`, every
-/// leaf's samples are assembled up front and that layer's forward pass runs once for all of
-/// them (`MicroBatchGradient.firstLayerOutputs`); otherwise each leaf assembles its own.
-struct NodeLeaves {
-    private var samples: [Int: (inputs: Tensor, targets: Tensor, indices: [Int])] = [:]
-    private var firstLayer: [Int: Tensor] = [:]
-
-    init(_ node: Range<Int>, thread: Int, work: LeafThreads.Work, assembler: inout BatchAssembler,
-         samples assemble: LeafThreads.Samples) {
-        guard node.count > 1, work.gradient.model.layers.first is Linear else { return }
-        for k in node { samples[k] = assemble(thread, k, &assembler) }
-        guard let outputs = work.gradient.firstLayerOutputs(parameters: work.parameters,
-                                                            inputs: node.map { samples[$0]!.inputs }) else { return }
-        firstLayer = Dictionary(uniqueKeysWithValues: zip(node, outputs))
-    }
-
-    func gradient(_ k: Int, work: LeafThreads.Work, destination: LeafDestination, assembler: inout BatchAssembler,
-                  samples assemble: LeafThreads.Samples, thread: Int) -> GradientSum {
-        let (x, y, indices) = samples[k] ?? assemble(thread, k, &assembler)
-        let context = ForwardContext(training: true, seed: work.seed, step: work.step, sampleIndices: indices)
-        return work.gradient(parameters: work.parameters, inputs: x, targets: y, context: context,
-                             destination: destination, firstLayerOutput: firstLayer[k])
     }
 }

@@ -84,4 +84,26 @@ import Testing
         #expect(plain.lossSum != zeros.lossSum)
         #expect(gradient.firstLayerOutputs(parameters: parameters, inputs: [inputs[0]]) == nil, "one leaf has nothing to share")
     }
+
+    /// A node of more rows than one stacked product takes (`NodeLeaves.groupRows`) is stacked
+    /// group by group, and still gives each leaf's own bits.
+    @Test func largeNodesStackGroupByGroup() throws {
+        let (_, model, shape) = try Self.models()[0]
+        let parameters = model.initialParameters(.pytorch, seed: 3)
+        let gradient = MicroBatchGradient(model: model, loss: .softmaxCrossEntropy, reduction: .mean)
+        let leaves = NodeLeaves.groupRows / 32 + 5
+        let tree = GradientTree(leafCount: leaves)
+        let reference = tree.sum(tree.root) { k in
+            let (x, y) = Self.leaf(k, shape: shape)
+            return gradient(parameters: parameters, inputs: x, targets: y, context: .init(training: true))
+        }
+        let work = LeafThreads.Work(gradient: gradient, parameters: parameters, seed: 0, step: 0)
+        let blocks = LeafThreads(count: 1).blocks(of: tree.root, in: tree, work: work) { _, k, _ in
+            let (x, y) = Self.leaf(k, shape: shape)
+            return (x, y, [])
+        }
+        let total = try #require(blocks[tree.root])
+        #expect(zip(total.gradients, reference.gradients).allSatisfy { $0.bitwiseEqual($1) })
+        #expect(total.lossSum == reference.lossSum && total.samples == 32 * leaves)
+    }
 }
