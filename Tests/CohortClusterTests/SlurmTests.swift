@@ -133,9 +133,14 @@ final class SlurmCluster {
                                                    "configs/quickstart.yaml"] + settings)
             }
             if killOne {
-                _ = waitForSteps(run, 100)
+                _ = waitForSteps(run, 20)
                 let task = try #require(slurmTask(2, of: run), "no task 2 of the job")
+                // The coordinator is held still while task 2 dies: on a loaded machine the job
+                // could otherwise finish its steps before the kill lands, and nothing is lost.
+                let coordinator = try #require(slurmTask(0, of: run, coordinator: true), "no coordinator in task 0")
+                kill(coordinator, SIGSTOP)
                 kill(task, SIGKILL)
+                kill(coordinator, SIGCONT)
             }
             let result = job.wait(seconds: 120) ?? nil
             let output = (try? String(contentsOfFile: "\(run).out", encoding: .utf8)) ?? ""
@@ -150,13 +155,19 @@ final class SlurmCluster {
     }
 
     /// The process of task `procID` of the job writing to `run` (found by its environment).
-    func slurmTask(_ procID: Int, of run: String) -> pid_t? {
+    /// The `cohort` process of Slurm task `procID` of the job training into `run`; with
+    /// `coordinator`, the one running `cohort train` (not a local worker it started).
+    func slurmTask(_ procID: Int, of run: String, coordinator: Bool = false) -> pid_t? {
         let pids = (try? FileManager.default.contentsOfDirectory(atPath: "/proc"))?.compactMap { Int32($0) } ?? []
         return pids.first { pid in
             guard let raw = FileManager.default.contents(atPath: "/proc/\(pid)/environ") else { return false }
             let environment = raw.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
-            return environment.contains("SLURM_PROCID=\(procID)") && environment.contains("COHORT_RUN_DIR=\(run)")
-                && ((try? String(contentsOfFile: "/proc/\(pid)/comm", encoding: .utf8))?.hasPrefix("cohort") ?? false)
+            guard environment.contains("SLURM_PROCID=\(procID)") && environment.contains("COHORT_RUN_DIR=\(run)")
+                    && ((try? String(contentsOfFile: "/proc/\(pid)/comm", encoding: .utf8))?.hasPrefix("cohort") ?? false)
+            else { return false }
+            guard coordinator else { return true }
+            let arguments = (FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") ?? Data()).split(separator: 0)
+            return arguments.dropFirst().first.map { String(decoding: $0, as: UTF8.self) } == "train"
         }
     }
 }
