@@ -23,12 +23,9 @@ extension Worker {
         var blocks: [ResultMessage.Block] = []
         var sums: [[Tensor]] = []
         for block in ranges {
-            if slots[block] != nil, let whole = known.removeValue(forKey: block) {
-                sums.append(whole.gradients)
-                blocks.append(.init(range: block, lossSum: whole.lossSum, samples: whole.samples, correct: whole.correct))
-                continue
-            }
-            let sum = try complete(block, of: tree, from: &known, sharedSlot: shared ? task.sharedSlot + blocks.count : nil)
+            // A block computed straight into its slot is there already.
+            let inSlot = slots[block] != nil ? known.removeValue(forKey: block) : nil
+            let sum = try inSlot ?? complete(block, of: tree, from: &known, sharedSlot: shared ? task.sharedSlot + blocks.count : nil)
             sums.append(sum.gradients)
             blocks.append(.init(range: block, lossSum: sum.lossSum, samples: sum.samples, correct: sum.correct))
         }

@@ -143,18 +143,8 @@ extension Tensor {
     /// x · Wᵀ + b for x of shape [rows, in]: the bias copied into every row of C, then one sgemm
     /// with beta = 1. Every linear layer's forward pass is this call.
     public static func linearForward(_ x: Tensor, weight: Tensor, bias: Tensor?) -> Tensor {
-        let rows = x.shape[0], outFeatures = weight.shape[0]
-        var y: Tensor
-        if let bias {
-            y = Tensor(uninitializedShape: [rows, outFeatures])
-            y.withUnsafeMutableBufferPointer { dst in
-                bias.withUnsafeBufferPointer { src in
-                    for r in 0..<rows { (dst.baseAddress! + r * outFeatures).update(from: src.baseAddress!, count: outFeatures) }
-                }
-            }
-        } else {
-            y = Tensor.zeros([rows, outFeatures])
-        }
+        let rows = x.shape[0]
+        var y = bias.map { Tensor(repeatingRow: $0, rows: rows) } ?? Tensor.zeros([rows, weight.shape[0]])
         y.matmulAccumulate(x, weight, transposeB: true, beta: 1)
         return y
     }

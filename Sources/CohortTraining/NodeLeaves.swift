@@ -5,9 +5,9 @@ import CohortTensor
 /// The leaves of one tree node, computed in order on one thread.
 ///
 /// When the model's first layer is a `Linear`, consecutive leaves are taken in groups that reach
-/// `groupRows` rows (or the node's end): the group's samples are assembled together and that layer's forward pass
-/// runs once over all its rows (`MicroBatchGradient.firstLayerOutputs`), which packs the layer's
-/// weights once instead of once per leaf. The bound keeps the memory of a large node's leaves
+/// `groupRows` rows (or the node's end): the group's samples are assembled together, and that
+/// layer's forward pass runs once over all its rows (`MicroBatchGradient.firstLayerOutputs`),
+/// which packs the layer's weights once instead of once per leaf. The bound keeps the memory of a large node's leaves
 /// at that of a few. Each leaf's loss and backward pass still run on its own.
 struct NodeLeaves {
     /// A group ends with the leaf that brings it to this many rows.
