@@ -12,8 +12,9 @@ extension Coordinator {
     func assignWithRelays(_ pool: [WorkerState], in exchange: inout StepExchange) throws -> Bool {
         guard options.relays, !relaysOff, exchange.stream != nil, !careful, !exchange.relaysDealt else { return false }
         exchange.relaysDealt = true
-        let ranges = GradientTree.parts(of: exchange.tree.root, count: pool.count)
-        let relays = pool.prefix(ranges.count).map { !$0.usesSharedWeights && $0.hello.relay != nil }
+        let dealt = deal(pool, step: exchange.version, tree: exchange.tree)
+        let pool = dealt.map(\.worker), ranges = dealt.map(\.part)
+        let relays = pool.map { !$0.usesSharedWeights && $0.hello.relay != nil }
         guard relays.filter({ $0 }).count >= 2 else { return false }
         let topology = RelayTopology(tree: exchange.tree, parts: ranges, relays: relays)
         let ids = ranges.indices.map { nextTaskID + UInt64($0) }
@@ -30,6 +31,25 @@ extension Coordinator {
         exchange.chain = topology.chain.map { pool[$0].id }
         logger.debug("step \(exchange.version): relays \(topology.parts.enumerated().filter { $0.element.upstream != nil }.map { "\(pool[$0.offset].id)→\(pool[$0.element.upstream!].id)" }), weights chain \(exchange.chain)")
         return true
+    }
+
+    /// The step's parts of the tree and the workers they go to, by `options.dealing`: evenly, or
+    /// along the tree with this machine's workers first, or whichever `dealingTuner` found faster.
+    func deal(_ pool: [WorkerState], step: UInt64, tree: GradientTree) -> [(worker: WorkerState, part: Range<Int>)] {
+        let even = Array(zip(pool, GradientTree.parts(of: tree.root, count: pool.count)))
+        let local = pool.filter(\.usesSharedWeights), remote = pool.filter { !$0.usesSharedWeights && $0.hello.relay != nil }
+        guard options.dealing != .even, local.count + remote.count == pool.count,
+              let parts = Dealing.treeParts(root: tree.root, local: local.count, remote: remote.count) else { return even }
+        let alongTree = Array(zip(local + remote, parts))
+        if alongTree.map(\.1) == even.map(\.1), alongTree.map(\.0.id) == even.map(\.0.id) { return even }
+        var dealing = options.dealing
+        if dealing == .auto {
+            dealing = dealingTuner.dealing(forStep: step, pool: pool.map(\.id)) { choice, medians in
+                let ms = { (d: Dealing) in String(format: "%.1f ms", medians[d]! * 1000) }
+                logger.info("micro-batches are dealt \(choice == .tree ? "along the tree" : "evenly") from now on: a step took \(ms(.tree)) along the tree and \(ms(.even)) evenly (medians of \(DealingTuner.trialSteps) steps each, alternating)")
+            }
+        }
+        return dealing == .tree ? alongTree : even
     }
 
     /// Takes a relay group off the books (its late messages are then dropped) and returns the

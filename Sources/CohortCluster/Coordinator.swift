@@ -43,6 +43,8 @@ package final class Coordinator: GradientExecutor {
         /// Off where they cannot reach each other; on, it also turns itself off the first time a
         /// relayed task misses its deadline.
         package var relays = true
+        /// How micro-batches are dealt when workers relay (`Dealing`): measured, even, or along the tree.
+        package var dealing = Dealing.auto
         package init(endpoint: String) { self.endpoint = endpoint }
     }
 
@@ -114,6 +116,8 @@ package final class Coordinator: GradientExecutor {
     var streamedGeneration: (version: UInt64, generation: UInt32)?
     /// Relaying failed once in this run (see `relaysFailed`): no more of it.
     var relaysOff = false
+    /// Times the two dealings on the run's first relayed steps (`cluster.dealing: auto`).
+    var dealingTuner = DealingTuner()
     /// A worker said it cannot reach another's relay socket (why), not yet acted on.
     var relaysUnreachable: String?
     var weightsVersion: UInt64 = 0

@@ -75,6 +75,18 @@ package struct GradientTree: Sendable {
         }
     }
 
+    /// `node` cut into at most `count` parts that are tree nodes, for workers that add each
+    /// other's sums where the tree adds them (see `Dealing.tree`). A node's workers go to its
+    /// children in proportion to their leaves, rounded down on the left: the left child's
+    /// holder receives the right child's sum, so a lighter left side keeps any one worker from
+    /// receiving many sums.
+    package static func nodeParts(of node: Range<Int>, count: Int) -> [Range<Int>] {
+        guard count > 1, node.count > 1 else { return node.isEmpty ? [] : [node] }
+        let (left, right) = children(of: node)
+        let toLeft = max(1, min(count - 1, count * left.count / node.count))
+        return nodeParts(of: left, count: toLeft) + nodeParts(of: right, count: count - toLeft)
+    }
+
     /// Sums `node` along the tree. `known` supplies sums already computed for some nodes (from
     /// workers); `leaf` computes a missing leaf. Children are always added left + right.
     package func sum<Value: TreeSummable>(

@@ -57,6 +57,7 @@ struct ClusterLaunch {
         if let floor = config.taskTimeout { options.taskDeadlineFloor = floor }
         if let most = config.maxWorkers { options.maxWorkers = most }
         if let relays = config.relays { options.relays = relays }
+        if let dealing = config.dealing { options.dealing = dealing }
         options.blasKernel = config.blasKernel
         if let family = config.blasKernel, localWorkers > 0, !BLASMachine.current.runnable.contains(family.rawValue) {
             throw ValidationError("cluster.blas_kernel: \(family.rawValue) (from the config, or kept in RUN_DIR/blas_kernel by the " +
@@ -107,6 +108,7 @@ extension ClusterLaunch {
                 ("max_workers", node(config.maxWorkers ?? defaults.maxWorkers)),
                 ("secret_key", node(config.secretKey)), ("authorized_keys", node(config.authorizedKeys)),
                 ("insecure", node(config.insecure ?? false)), ("blas_kernel", node(config.blasKernel?.rawValue ?? "auto")),
-                ("relays", node(config.relays ?? defaults.relays)), ("wire_dtype", node((config.wireDType ?? .fp32).rawValue))]
+                ("relays", node(config.relays ?? defaults.relays)), ("wire_dtype", node((config.wireDType ?? .fp32).rawValue)),
+                ("dealing", node((config.dealing ?? defaults.dealing).rawValue))]
     }
 }

@@ -27,6 +27,22 @@ import Testing
         #expect(local.chain == [1, 2, 3])
     }
 
+    /// `cluster.dealing: tree` with a worker on the coordinator's machine: it holds the root's
+    /// left child, and the three across the network add up the right child among themselves
+    /// (4 into 3 into 2), so only worker 2's sum comes to the coordinator; evenly, two do.
+    @Test func treeDealingSendsOneSumToTheCoordinator() throws {
+        let tree = GradientTree(leafCount: 8)
+        let relays = [false, true, true, true]
+        let parts = try #require(Dealing.treeParts(root: tree.root, local: 1, remote: 3))
+        let alongTree = RelayTopology(tree: tree, parts: parts, relays: relays)
+        #expect(alongTree.parts.map(\.upstream) == [nil, nil, 1, 2])
+        #expect(alongTree.parts.map(\.merged) == [0..<4, 4..<8, 6..<8, 7..<8])
+        #expect(alongTree.chain == [1, 2, 3])
+        let toCoordinator = { (t: RelayTopology) in t.parts.indices.filter { relays[$0] && t.parts[$0].upstream == nil } }
+        #expect(toCoordinator(alongTree) == [1])
+        #expect(toCoordinator(RelayTopology(tree: tree, parts: GradientTree.parts(of: tree.root, count: 4), relays: relays)) == [1, 2])
+    }
+
     /// Parts that are not tree nodes never merge (their sums would not be the tree's); the
     /// weights chain needs no alignment.
     @Test func unalignedPartsSendToTheCoordinator() {
@@ -84,10 +100,12 @@ import Testing
 
 extension RelayTests {
     /// Four hosts on a switch (network namespaces, bench/lan.sh, 1 Gbit/s links): the
-    /// coordinator and a local worker on host 1, one worker on each other host, CURVE. The
-    /// workers on hosts 2 to 4 relay (4 into 3, the weights down 2 → 3 → 4); the one on host 3,
-    /// a relay in both directions, is killed mid-run, and the weights are those of one local
-    /// worker. Needs root and iproute2; skipped elsewhere with the reason printed.
+    /// coordinator and a local worker on host 1, one worker on each other host, CURVE, the
+    /// micro-batches dealt along the tree. The local worker has half of them; the workers on
+    /// hosts 2 to 4 add up the other half (4 into 3 into 2) and forward the weights (2 → 3 → 4),
+    /// so the coordinator's link carries one model each way. The one on host 3, a relay in both
+    /// directions, is killed mid-run, and the weights are those of one local worker. Needs root
+    /// and iproute2; skipped elsewhere with the reason printed.
     @Test func aRelayKilledAcrossHostsChangesNothing() throws {
         let dir = temporaryDirectory()
         let lan = "rl\(getpid() % 100_000)"
@@ -114,7 +132,8 @@ extension RelayTests {
         }
         let coordinator = try onHost(1, ["train", "configs/mnist-mlp.yaml", "--workers", "1", "--bind", "tcp://10.79.0.1:5555",
                                          "--secret-key", "\(keys)/coordinator.key_secret", "--authorized-keys", "\(keys)/workers",
-                                         "--run-dir", run, "--log-level", "debug", "--set", "cluster.min_workers=4"] + settings,
+                                         "--run-dir", run, "--log-level", "debug", "--set", "cluster.min_workers=4",
+                                         "--set", "cluster.dealing=tree"] + settings,
                                      log: "coordinator.log")
         // The local worker joins first (worker 1); the others then have ids 2, 3, 4 in host order.
         let deadline = Date().addingTimeInterval(30)
@@ -131,8 +150,8 @@ extension RelayTests {
                 .contains("worker \(i) joined") { usleep(20_000) }
         }
         let stepsAtKill = waitForSteps(run, 30)
-        // Worker 3 (by join order) has the leaves 4..<6: it adds worker 4's to its own and
-        // forwards the weights from worker 2 to worker 4.
+        // Worker 3 (by join order) has the leaf 6: it adds worker 4's (7) to its own, sends the
+        // sum to worker 2 (4..<6), and forwards the weights from worker 2 to worker 4.
         let relay = joinedPID(3, in: dir.appendingPathComponent("coordinator.log"))
         let victim = try #require(workers.first { $0.processIdentifier == relay }, "worker 3's pid \(String(describing: relay))")
         kill(victim.processIdentifier, SIGKILL)
@@ -141,8 +160,14 @@ extension RelayTests {
         let log = (try? String(contentsOf: dir.appendingPathComponent("coordinator.log"), encoding: .utf8)) ?? ""
         #expect(coordinator.terminationStatus == 0, "\(log.suffix(3000))")
         #expect(stepsAtKill >= 30 && stepsAtKill < 150, "the kill did not land mid-run (at step \(stepsAtKill))")
-        #expect(log.contains("relays [\"4→3\"], weights chain [2, 3, 4]") && log.contains("worker 3 is dead"), "\(log.suffix(3000))")
+        #expect(log.contains("relays [\"3→2\", \"4→3\"], weights chain [2, 3, 4]") && log.contains("worker 3 is dead"), "\(log.suffix(3000))")
         #expect(try tensorBytes("\(run)/final.safetensors") == tensorBytes("\(reference)/final.safetensors"))
+        // Before the kill, one model each way on the coordinator's link (an even dealing brings
+        // two sums in: worker 2's, and worker 3's with worker 4's).
+        let model = 407_050 * 4
+        let early = try metricsRecords(run).filter { $0["workers"] != nil }.prefix(25).dropFirst(2)
+        let sent = early.map { $0["bytes_sent"] as? Int ?? 0 }.sorted(), received = early.map { $0["bytes_received"] as? Int ?? 0 }.sorted()
+        #expect(sent[sent.count / 2] < model * 11 / 10 && received[received.count / 2] < model * 11 / 10, "sent \(sent), received \(received)")
     }
 }
 

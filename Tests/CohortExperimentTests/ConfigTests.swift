@@ -79,6 +79,13 @@ import Testing
         #expect(typo.keyPath == "cluster.wire_dtype" && typo.line == 19 && typo.message.contains("did you mean 'bf16'"), "\(typo)")
     }
 
+    @Test func dealingIsReadAndATypoIsNamed() throws {
+        #expect(try ExperimentConfig.parse(valid + "\ncluster:\n  dealing: tree\n", file: "test.yaml").cluster.dealing == .tree)
+        #expect(try ExperimentConfig.parse(valid, file: "test.yaml").cluster.dealing == nil)
+        let typo = try #require(error(valid + "\ncluster:\n  dealing: evne\n"))
+        #expect(typo.keyPath == "cluster.dealing" && typo.line == 19 && typo.message.contains("did you mean 'even'"), "\(typo)")
+    }
+
     @Test func badValuesAndLayers() throws {
         let loss = try #require(error(valid.replacingOccurrences(of: "bce_with_logits", with: "bce_with_logit")))
         #expect(loss.keyPath == "training.loss" && loss.message.contains("did you mean 'bce_with_logits'"))

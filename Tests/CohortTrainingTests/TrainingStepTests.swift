@@ -46,6 +46,29 @@ import Testing
         #expect(GradientTree.parts(of: 3..<3, count: 2) == [])
     }
 
+    /// Parts for workers that add each other's sums: every one a node of the tree, covering it
+    /// left to right, the lighter side on the left; fewer parts than workers where the leaves run out.
+    @Test func nodePartsAreTreeNodes() {
+        let tree = GradientTree(leafCount: 8), odd = GradientTree(leafCount: 6)
+        #expect(GradientTree.nodeParts(of: tree.root, count: 3) == [0..<4, 4..<6, 6..<8])
+        #expect(GradientTree.nodeParts(of: 4..<8, count: 3) == [4..<6, 6..<7, 7..<8])
+        #expect(GradientTree.nodeParts(of: tree.root, count: 4) == GradientTree.parts(of: tree.root, count: 4))
+        #expect(GradientTree.nodeParts(of: 6..<8, count: 5) == [6..<7, 7..<8])
+        #expect(GradientTree.nodeParts(of: odd.root, count: 3) == [0..<2, 2..<4, 4..<6])
+        for count in 1...9 {
+            for (t, parts) in [(tree, GradientTree.nodeParts(of: tree.root, count: count)), (odd, GradientTree.nodeParts(of: odd.root, count: count))] {
+                #expect(parts.allSatisfy(t.isNode) && parts.first?.lowerBound == 0 && parts.last?.upperBound == t.leafCount)
+                #expect(zip(parts, parts.dropFirst()).allSatisfy { $0.upperBound == $1.lowerBound } && parts.count == min(count, t.leafCount))
+            }
+        }
+        // `cluster.dealing: tree`: this machine's workers take the left child (any cut will do
+        // there), the others the right child in tree nodes; nothing to do with fewer than two.
+        #expect(Dealing.treeParts(root: tree.root, local: 1, remote: 3) == [0..<4, 4..<6, 6..<7, 7..<8])
+        #expect(Dealing.treeParts(root: tree.root, local: 3, remote: 2) == [0..<1, 1..<2, 2..<4, 4..<6, 6..<8])
+        #expect(Dealing.treeParts(root: tree.root, local: 0, remote: 3) == [0..<4, 4..<6, 6..<8])
+        #expect(Dealing.treeParts(root: tree.root, local: 1, remote: 1) == nil)
+    }
+
     @Test func sumIsIndependentOfThePartition() {
         let k = 11
         let leaves = (0..<k).map { i in

@@ -39,6 +39,8 @@ package struct ClusterConfig: Sendable {
     /// The precision gradients and weights travel in (and are rounded to, everywhere, so the
     /// weights stay the same bits for any placement): fp32 (nil) or bf16.
     package var wireDType: WireDType?
+    /// How a relayed step's micro-batches are dealt to the workers (nil: auto).
+    package var dealing: Dealing?
 }
 
 extension ExperimentConfig {
@@ -64,7 +66,8 @@ extension ExperimentConfig {
             insecure: try node?.optional("insecure")?.bool(),
             blasKernel: try readBLASKernel(node?.optional("blas_kernel")),
             relays: try node?.optional("relays")?.bool(),
-            wireDType: try node?.optional("wire_dtype")?.choice(WireDType.self))
+            wireDType: try node?.optional("wire_dtype")?.choice(WireDType.self),
+            dealing: try node?.optional("dealing")?.choice(Dealing.self))
     }
 
     /// `auto`, or the name of a family (BLASFamily), which pins it.
