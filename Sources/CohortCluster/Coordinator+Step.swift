@@ -298,11 +298,12 @@ extension Coordinator {
         let expected = result.blocks.map(\.range)
         exchange.outstanding[result.taskID] = nil
         if job.group != nil {
-            // The relay reports its children's compute, which count as theirs.
-            for (id, seconds) in result.relayed {
+            // The relay reports its children's compute and memory, which count as theirs.
+            for (id, seconds, peak) in result.relayed {
                 guard let member = exchange.outstanding[id], member.group == job.group, let computer = workers[member.worker] else { continue }
                 computer.computeSeconds += seconds
                 computer.stepComputeSeconds += seconds
+                computer.peakResidentBytes = max(computer.peakResidentBytes, peak)
             }
             for (id, member) in exchange.outstanding where member.group == job.group { exchange.outstanding[id] = nil }
         }
@@ -312,6 +313,7 @@ extension Coordinator {
         logger.debug("step \(exchange.version): task \(result.taskID) done by worker \(worker.id): blocks \(expected), \(String(format: "%.2f", result.computeSeconds * 1000)) ms\(result.shared ? " (shared memory)" : "")")
         worker.computeSeconds += result.computeSeconds
         worker.stepComputeSeconds += result.computeSeconds
+        worker.peakResidentBytes = max(worker.peakResidentBytes, result.peakResidentBytes)
     }
 
     /// Drops this step's weights, so the trainer's update writes them in place, when a copy of

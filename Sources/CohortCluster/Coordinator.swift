@@ -57,6 +57,8 @@ package final class Coordinator: GradientExecutor {
         var alive = true
         var weightsVersion: UInt64 = .max
         var computeSeconds = 0.0
+        /// The most resident memory its results have reported, in bytes (0: none yet).
+        var peakResidentBytes: UInt64 = 0
         var stepComputeSeconds = 0.0
         var tasks = 0
         /// Gradient slots in shared memory, for a worker on this machine.

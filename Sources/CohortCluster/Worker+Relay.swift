@@ -240,8 +240,9 @@ final class RelayJob {
             return ResultMessage.Block(range: node, lossSum: tally.lossSum, samples: tally.samples, correct: tally.correct)
         }
         var result = ResultMessage(taskID: task.taskID, blocks: blocks, computeSeconds: computeSeconds, streamed: true, secret: secret)
+        result.peakResidentBytes = PeakMemory.residentBytes()
         for (id, child) in children.sorted(by: { $0.value.range.lowerBound < $1.value.range.lowerBound }) {
-            result.relayed += [(id, child.result!.computeSeconds)] + child.result!.relayed
+            result.relayed += [(id, child.result!.computeSeconds, child.result!.peakResidentBytes)] + child.result!.relayed
         }
         return result
     }

@@ -296,8 +296,9 @@ package final class Worker {
         let shared = sharedResults != nil && task.sharedSlot >= 0 && task.sharedSlot + ranges.count <= resultSlots
         let (sums, blocks) = try computeBlocks(ranges, of: task, tree: tree, message: message, step: step, gradient: gradient,
                                                shared: shared, socket: socket)
-        let result = ResultMessage(taskID: task.taskID, blocks: blocks, computeSeconds: Date().timeIntervalSince(start), shared: shared,
+        var result = ResultMessage(taskID: task.taskID, blocks: blocks, computeSeconds: Date().timeIntervalSince(start), shared: shared,
                                    streamed: !shared)
+        result.peakResidentBytes = PeakMemory.residentBytes()
         logger.debug("step \(step): task \(task.taskID), micro-batches \(task.range) in \(String(format: "%.2f", result.computeSeconds * 1000)) ms")
         if !task.relay.children.isEmpty || task.relay.upstream != nil {
             let own = Dictionary(uniqueKeysWithValues: zip(ranges, zip(sums, blocks).map { sum, block in

@@ -22,10 +22,19 @@ extension StepRecord {
 
 extension ExchangeMetrics {
     var json: [(String, JSON)] {
-        let perWorker: [JSON] = workers.map { .object([("id", .int($0.id)), ("compute_s", .number($0.computeSeconds))]) }
+        let perWorker: [JSON] = workers.map {
+            .object([("id", .int($0.id)), ("compute_s", .number($0.computeSeconds))] + Self.peakMB($0.peakResidentBytes))
+        }
         return [("workers", .array(perWorker)), ("live_workers", .int(liveWorkers)),
                 ("broadcast_s", .number(broadcastSeconds)), ("exchange_s", .number(exchangeSeconds)),
                 ("bytes_sent", .int(bytesSent)), ("bytes_received", .int(bytesReceived))]
+    }
+}
+
+extension ExchangeMetrics {
+    /// `peak_rss_mb`, the worker's peak resident memory in MiB, when it reported one.
+    static func peakMB(_ bytes: Int) -> [(String, JSON)] {
+        bytes > 0 ? [("peak_rss_mb", .number((Double(bytes) / 1_048_576 * 10).rounded() / 10))] : []
     }
 }
 
@@ -34,7 +43,8 @@ extension ExecutorSummary {
         let perWorker: [JSON] = workers.map {
             .object([("id", .int($0.id)), ("host", .string($0.host)), ("pid", .int($0.pid)),
                      ("threads", .int($0.threads)), ("tasks", .int($0.tasks)), ("compute_s", .number($0.computeSeconds)),
-                     ("alive_at_end", .bool($0.aliveAtEnd)), ("samples_sent_with_tasks", .bool($0.samplesSentWithTasks))])
+                     ("alive_at_end", .bool($0.aliveAtEnd)), ("samples_sent_with_tasks", .bool($0.samplesSentWithTasks))]
+                    + ExchangeMetrics.peakMB($0.peakResidentBytes))
         }
         return [("workers", .array(perWorker)), ("bytes_sent", .int(bytesSent)), ("bytes_received", .int(bytesReceived)),
                 ("dropped_messages", .int(droppedMessages)),

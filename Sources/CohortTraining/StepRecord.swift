@@ -31,7 +31,11 @@ package struct ExchangeMetrics: Sendable {
     package struct WorkerTime: Sendable {
         package var id: Int
         package var computeSeconds: Double
-        package init(id: Int, computeSeconds: Double) { self.id = id; self.computeSeconds = computeSeconds }
+        /// The worker's peak resident memory so far, in bytes (0: not reported).
+        package var peakResidentBytes: Int
+        package init(id: Int, computeSeconds: Double, peakResidentBytes: Int = 0) {
+            self.id = id; self.computeSeconds = computeSeconds; self.peakResidentBytes = peakResidentBytes
+        }
     }
     package var workers: [WorkerTime]
     package var liveWorkers: Int
@@ -60,11 +64,14 @@ package struct ExecutorSummary: Sendable {
         package var aliveAtEnd: Bool
         /// The worker lacked the dataset, so its tasks carried the samples.
         package var samplesSentWithTasks: Bool
+        /// Its peak resident memory, in bytes (0: not reported).
+        package var peakResidentBytes: Int
 
         package init(id: Int, host: String, pid: Int, threads: Int, tasks: Int, computeSeconds: Double,
-                     aliveAtEnd: Bool, samplesSentWithTasks: Bool) {
+                     aliveAtEnd: Bool, samplesSentWithTasks: Bool, peakResidentBytes: Int = 0) {
             self.id = id; self.host = host; self.pid = pid; self.threads = threads; self.tasks = tasks
             self.computeSeconds = computeSeconds; self.aliveAtEnd = aliveAtEnd; self.samplesSentWithTasks = samplesSentWithTasks
+            self.peakResidentBytes = peakResidentBytes
         }
     }
     package var workers: [Worker]

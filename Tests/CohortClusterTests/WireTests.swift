@@ -105,10 +105,15 @@ func roundTrip(_ frames: [OutgoingFrame]) throws -> [ZMQFrame] {
         let result = ResultMessage(taskID: 1, blocks: [.init(range: 0..<2, lossSum: 1, samples: 4, correct: 2)], computeSeconds: 0.1, streamed: true)
         #expect(throws: ProtocolError.self) { try ResultMessage.decode(try message(.result, result.encode(), floats: 4)) }
         var relayed = result
-        relayed.relayed = [(7, 0.25), (9, 0.5)]
+        relayed.relayed = [(7, 0.25, 90 << 20), (9, 0.5, 91 << 20)]
+        relayed.peakResidentBytes = 92 << 20
         let bare = try Message.parse(try roundTrip(Message.frames(kind: .result, runID: 1, step: 4, body: relayed.encode()))[...])
         let decodedResult = try ResultMessage.decode(bare)
         #expect(decodedResult.streamed && decodedResult.relayed.map(\.taskID) == [7, 9] && decodedResult.relayed.map(\.seconds) == [0.25, 0.5])
+        #expect(decodedResult.relayed.map(\.peakResidentBytes) == [90 << 20, 91 << 20] && decodedResult.peakResidentBytes == 92 << 20)
+        // A body cut short of its peak memory is refused.
+        let short = Array(relayed.encode().dropLast(3))
+        #expect(throws: (any Error).self) { try ResultMessage.decode(try Message.parse(try roundTrip(Message.frames(kind: .result, runID: 1, step: 4, body: short))[...])) }
     }
 
     @Test func oversizedFramesAreRefusedBeforeAllocation() throws {

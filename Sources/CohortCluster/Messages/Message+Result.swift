@@ -17,8 +17,11 @@ struct ResultMessage: Sendable {
     var streamed: Bool = false
     /// The run's relay secret, when it goes to another worker (0 to the coordinator).
     var secret: UInt64 = 0
-    /// From a relay: the compute seconds of the tasks whose sums it added to its own (and theirs).
-    var relayed: [(taskID: UInt64, seconds: Double)] = []
+    /// The worker's peak resident memory so far, in bytes (`PeakMemory`).
+    var peakResidentBytes: UInt64 = 0
+    /// From a relay: the compute seconds and peak memory of the tasks whose sums it added to its
+    /// own (and theirs).
+    var relayed: [(taskID: UInt64, seconds: Double, peakResidentBytes: UInt64)] = []
 
     func encode() -> [UInt8] {
         var w = WireWriter()
@@ -28,7 +31,8 @@ struct ResultMessage: Sendable {
             w.u32(UInt32(b.samples)); w.u32(UInt32(b.correct))
         }
         w.u32(UInt32(relayed.count))
-        for task in relayed { w.u64(task.taskID); w.f64(task.seconds) }
+        for task in relayed { w.u64(task.taskID); w.f64(task.seconds); w.u64(task.peakResidentBytes) }
+        w.u64(peakResidentBytes)
         return w.bytes
     }
 
@@ -47,7 +51,8 @@ struct ResultMessage: Sendable {
             var result = ResultMessage(taskID: id, blocks: blocks, computeSeconds: seconds, shared: shared, streamed: streamed, secret: secret)
             let relayed = Int(try r.u32())
             guard relayed <= 256 else { throw ProtocolError("\(relayed) relayed tasks") }
-            for _ in 0..<relayed { result.relayed.append((try r.u64(), try r.f64())) }
+            for _ in 0..<relayed { result.relayed.append((try r.u64(), try r.f64(), try r.u64())) }
+            result.peakResidentBytes = try r.u64()
             return result
         }
     }
