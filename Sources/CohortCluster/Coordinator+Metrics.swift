@@ -19,7 +19,9 @@ extension Coordinator {
         }
         // Share of the run in which the workers were not computing: the price of distribution.
         let computing = all.map(\.computeSeconds).max() ?? 0
-        return ExecutorSummary(workers: perWorker, bytesSent: bytesSent, bytesReceived: bytesReceived, droppedMessages: droppedMessages,
-                               shareOutsideWorkerCompute: wallSeconds > 0 ? max(0, 1 - computing / wallSeconds) : 0)
+        var summary = ExecutorSummary(workers: perWorker, bytesSent: bytesSent, bytesReceived: bytesReceived, droppedMessages: droppedMessages,
+                                      shareOutsideWorkerCompute: wallSeconds > 0 ? max(0, 1 - computing / wallSeconds) : 0)
+        summary.dealing = lastDealing
+        return summary
     }
 }

@@ -49,6 +49,7 @@ extension Coordinator {
                 logger.info("micro-batches are dealt \(choice == .tree ? "along the tree" : "evenly") from now on: a step took \(ms(.tree)) along the tree and \(ms(.even)) evenly (medians of \(DealingTuner.trialSteps) steps each, alternating)")
             }
         }
+        lastDealing = dealing == .tree ? .tree : .even
         return dealing == .tree ? alongTree : even
     }
 

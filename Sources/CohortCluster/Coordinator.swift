@@ -120,6 +120,8 @@ package final class Coordinator: GradientExecutor {
     var relaysOff = false
     /// Times the two dealings on the run's first relayed steps (`cluster.dealing: auto`).
     var dealingTuner = DealingTuner()
+    /// How the last step whose dealing could differ was dealt (for summary.json).
+    var lastDealing: Dealing?
     /// A worker said it cannot reach another's relay socket (why), not yet acted on.
     var relaysUnreachable: String?
     var weightsVersion: UInt64 = 0

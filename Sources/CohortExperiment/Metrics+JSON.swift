@@ -49,5 +49,6 @@ extension ExecutorSummary {
         return [("workers", .array(perWorker)), ("bytes_sent", .int(bytesSent)), ("bytes_received", .int(bytesReceived)),
                 ("dropped_messages", .int(droppedMessages)),
                 ("share_outside_worker_compute", .number(shareOutsideWorkerCompute))]
+            + (dealing.map { [("dealing", .string($0.rawValue))] } ?? [])
     }
 }

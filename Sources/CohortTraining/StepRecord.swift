@@ -80,6 +80,8 @@ package struct ExecutorSummary: Sendable {
     package var droppedMessages: Int
     /// Share of the run in which the workers were not computing: the price of distribution.
     package var shareOutsideWorkerCompute: Double
+    /// How the last relayed step was dealt (`Dealing`, `even` or `tree`), when the choice arose.
+    package var dealing: Dealing?
 
     package init(workers: [Worker], bytesSent: Int, bytesReceived: Int, droppedMessages: Int, shareOutsideWorkerCompute: Double) {
         self.workers = workers; self.bytesSent = bytesSent; self.bytesReceived = bytesReceived

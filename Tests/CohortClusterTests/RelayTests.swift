@@ -168,6 +168,8 @@ extension RelayTests {
         let early = try metricsRecords(run).filter { $0["workers"] != nil }.prefix(25).dropFirst(2)
         let sent = early.map { $0["bytes_sent"] as? Int ?? 0 }.sorted(), received = early.map { $0["bytes_received"] as? Int ?? 0 }.sorted()
         #expect(sent[sent.count / 2] < model * 11 / 10 && received[received.count / 2] < model * 11 / 10, "sent \(sent), received \(received)")
+        let summary = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(run)/summary.json"))) as? [String: Any]
+        #expect(summary?["dealing"] as? String == "tree")
     }
 }
 
