@@ -14,7 +14,7 @@ extension Coordinator {
         exchange.relaysDealt = true
         let dealt = deal(pool, step: exchange.version, tree: exchange.tree)
         let pool = dealt.map(\.worker), ranges = dealt.map(\.part)
-        let relays = pool.map { !$0.usesSharedWeights && $0.hello.relay != nil }
+        let relays = pool.map(\.canRelay)
         guard relays.filter({ $0 }).count >= 2 else { return false }
         let topology = RelayTopology(tree: exchange.tree, parts: ranges, relays: relays)
         let ids = ranges.indices.map { nextTaskID + UInt64($0) }
@@ -37,7 +37,7 @@ extension Coordinator {
     /// along the tree with this machine's workers first, or whichever `dealingTuner` found faster.
     func deal(_ pool: [WorkerState], step: UInt64, tree: GradientTree) -> [(worker: WorkerState, part: Range<Int>)] {
         let even = Array(zip(pool, GradientTree.parts(of: tree.root, count: pool.count)))
-        let local = pool.filter(\.usesSharedWeights), remote = pool.filter { !$0.usesSharedWeights && $0.hello.relay != nil }
+        let local = pool.filter(\.usesSharedWeights), remote = pool.filter(\.canRelay)
         guard options.dealing != .even, local.count + remote.count == pool.count,
               let parts = Dealing.treeParts(root: tree.root, local: local.count, remote: remote.count) else { return even }
         let alongTree = Array(zip(local + remote, parts))
@@ -49,7 +49,7 @@ extension Coordinator {
                 logger.info("micro-batches are dealt \(choice == .tree ? "along the tree" : "evenly") from now on: a step took \(ms(.tree)) along the tree and \(ms(.even)) evenly (medians of \(DealingTuner.trialSteps) steps each, alternating)")
             }
         }
-        lastDealing = dealing == .tree ? .tree : .even
+        lastDealing = dealing
         return dealing == .tree ? alongTree : even
     }
 

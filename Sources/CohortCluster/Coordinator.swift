@@ -64,6 +64,8 @@ package final class Coordinator: GradientExecutor {
         /// Gradient slots in shared memory, for a worker on this machine.
         var results: SharedMemory?
         var usesSharedWeights: Bool { results != nil }
+        /// Across the network, with a relay socket: it can relay for others (`RelayTopology`).
+        var canRelay: Bool { !usesSharedWeights && hello.relay != nil }
         /// TASK and RESULT messages through shared memory, for a worker on this machine.
         var mailbox: LocalMailbox?
         /// Result slots handed out in the current step.

@@ -35,17 +35,13 @@ struct DealingTuner {
         }
         let even = seconds[.even] ?? [], tree = seconds[.tree] ?? []
         if choice == nil, even.count >= Self.trialSteps, tree.count >= Self.trialSteps {
-            let medians: [Dealing: Double] = [.even: Self.median(even), .tree: Self.median(tree)]
+            // The middle value, as the coordinator's task deadlines take it.
+            let medians: [Dealing: Double] = [.even: even.sorted()[even.count / 2], .tree: tree.sorted()[tree.count / 2]]
             choice = medians[.tree]! <= medians[.even]! * Self.tolerance ? .tree : .even
             decided(choice!, medians)
         }
         let dealing = choice ?? (warmedUp < Self.warmUpSteps || tree.count >= even.count ? .even : .tree)
         last = (step, dealing, now)
         return dealing
-    }
-
-    static func median(_ values: [Double]) -> Double {
-        let sorted = values.sorted()
-        return sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
     }
 }

@@ -17,7 +17,8 @@ package enum Dealing: String, Sendable, CaseIterable {
     case tree
 
     /// The parts of the root for `local` workers (on the coordinator's machine, listed first)
-    /// and `remote` ones across the network, in pool order; nil where this dealing is `even`'s.
+    /// and `remote` ones across the network, in pool order; nil with fewer than two remote
+    /// workers (nothing to add up across the network: the dealing is `even`'s).
     package static func treeParts(root: Range<Int>, local: Int, remote: Int) -> [Range<Int>]? {
         guard remote >= 2, root.count >= 2 else { return nil }
         if local == 0 { return GradientTree.nodeParts(of: root, count: remote) }
