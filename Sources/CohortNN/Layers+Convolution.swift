@@ -30,6 +30,11 @@ public struct Conv2D: Layer {
         x.conv2d(weight: p[0], bias: hasBias ? p[1] : nil, stride: stride, padding: padding)
     }
 
+    /// This convolution and a ReLU after it, as one step (`Sequential` fuses the pair).
+    public func withReLU(_ x: Variable, parameters p: [Variable]) -> Variable {
+        x.conv2d(weight: p[0], bias: hasBias ? p[1] : nil, stride: stride, padding: padding, relu: true)
+    }
+
     public var description: String {
         "Conv2d(\(inChannels), \(outChannels), kernel_size=(\(kernel), \(kernel)), stride=(\(stride), \(stride)), padding=(\(padding), \(padding)))"
     }

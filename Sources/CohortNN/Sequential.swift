@@ -41,7 +41,9 @@ public struct Sequential: Sendable, CustomStringConvertible {
     public var parameterNames: [String] { parameterSpecs.map(\.name) }
 
     /// Runs the layers on a batch. `parameters` holds one variable per entry of `parameterSpecs`.
-    /// `observe` sees each layer's output (the lecture trace prints them).
+    /// `observe` sees each layer's output (the lecture trace prints them). Without it, a
+    /// convolution followed by a ReLU runs as one fused step (`Conv2D.withReLU`): the same bits,
+    /// one pass fewer over the activations each way.
     public func callAsFunction(
         _ x: Variable, parameters: [Variable], context: ForwardContext,
         observe: ((Int, Variable) -> Void)? = nil
@@ -53,14 +55,22 @@ public struct Sequential: Sendable, CustomStringConvertible {
         var h = Array(x.shape.dropFirst()) == inputShape ? x : x.reshaped([x.shape.first ?? 1] + inputShape)
         var context = context
         context.layerPath = 0
-        var offset = 0
-        for (index, layer) in layers.enumerated() {
-            let n = layer.parameterSpecs.count
+        var offset = 0, index = 0
+        while index < layers.count {
+            let layer = layers[index], n = layer.parameterSpecs.count
             var layerContext = context.nested(index)
             if index == 0 { layerContext.precomputedOutput = context.precomputedOutput }
-            h = layer(h, parameters: Array(parameters[offset..<offset + n]), context: layerContext)
+            let layerParameters = Array(parameters[offset..<offset + n])
             offset += n
+            if observe == nil, let convolution = layer as? Conv2D, index + 1 < layers.count,
+               layers[index + 1] as? Activation == .relu {
+                h = convolution.withReLU(h, parameters: layerParameters)
+                index += 2
+                continue
+            }
+            h = layer(h, parameters: layerParameters, context: layerContext)
             observe?(index, h)
+            index += 1
         }
         return h
     }

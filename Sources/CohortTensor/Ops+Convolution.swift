@@ -27,35 +27,17 @@ package struct ConvGeometry: Sendable, Equatable {
     package var outputPixels: Int { outputHeight * outputWidth }
 
     /// Column matrix [patchSize, batch · outputPixels]; column (b, y, x) holds sample b's patch.
-    /// Channels are spread over the cores (each writes its own rows, so the result is fixed).
-    func im2col(_ input: UnsafePointer<Float>, batch: Int, into cols: UnsafeMutablePointer<Float>) {
+    package func im2col(_ input: UnsafePointer<Float>, batch: Int, into cols: UnsafeMutablePointer<Float>) {
+        if takesStrideOneIm2col { im2colStrideOne(input, batch: batch, into: cols) } else { im2colGeneral(input, batch: batch, into: cols) }
+    }
+
+    /// im2col for any stride, row by row of the output.
+    package func im2colGeneral(_ input: UnsafePointer<Float>, batch: Int, into cols: UnsafeMutablePointer<Float>) {
         let (oh, ow, n) = (outputHeight, outputWidth, batch * outputPixels)
         for c in 0..<channels { for i in 0..<kernelHeight { for j in 0..<kernelWidth {
             let row = cols + ((c * kernelHeight + i) * kernelWidth + j) * n
             // Output columns x whose source column x·s + j − p lies inside the image.
             let (x0, x1) = validRange(offset: j - padding, size: width, outputs: ow)
-            if stride == 1 && ow == width {
-                // "Same" width at stride 1: output pixel (y, x) reads input pixel (y, x) shifted by
-                // a constant, so each sample's row is one block copy; the pixels whose source
-                // wrapped into the neighbouring image row, and the rows outside, become zeros.
-                let shift = (i - padding) * width + (j - padding), planeSize = height * width
-                let y0 = max(0, padding - i), y1 = min(oh, height + padding - i)
-                for b in 0..<batch {
-                    let plane = input + (b * channels + c) * planeSize
-                    let out = row + b * outputPixels
-                    guard y0 < y1, x0 < x1 else { out.update(repeating: 0, count: outputPixels); continue }
-                    let first = min(max(y0 * ow, -shift), outputPixels)
-                    let last = max(min(y1 * ow, planeSize - shift), first)
-                    if first > 0 { out.update(repeating: 0, count: first) }
-                    (out + first).update(from: plane + first + shift, count: last - first)
-                    if last < outputPixels { (out + last).update(repeating: 0, count: outputPixels - last) }
-                    for y in y0..<y1 {
-                        for x in 0..<x0 { out[y * ow + x] = 0 }
-                        for x in x1..<ow { out[y * ow + x] = 0 }
-                    }
-                }
-                continue
-            }
             for b in 0..<batch {
                 let plane = input + (b * channels + c) * height * width
                 let out = row + b * outputPixels
@@ -85,37 +67,23 @@ package struct ConvGeometry: Sendable, Equatable {
         return (x0, x1)
     }
 
-    /// The adjoint of im2col: adds each column entry back to the input pixel it came from.
-    /// Parallel over channels: a channel's pixels only receive from that channel's rows, in a
-    /// fixed order, so the sums do not depend on the threads.
-    /// `cols` is scratch: the "same"-width path zeroes the entries of wrapped pixels in it.
-    func col2im(_ cols: UnsafeMutablePointer<Float>, batch: Int, into input: UnsafeMutablePointer<Float>) {
+    /// The adjoint of im2col: writes into `input` the sum of the column entries that came from each
+    /// pixel. A channel's pixels only receive from that channel's rows, in a fixed order, so the
+    /// sums do not depend on the threads. The stride-1 gather needs `columnSlack` readable floats
+    /// on either side of `cols`.
+    package func col2im(_ cols: UnsafePointer<Float>, batch: Int, into input: UnsafeMutablePointer<Float>) {
+        if takesStrideOneCol2im { return col2imStrideOne(cols, batch: batch, into: input) }
+        input.update(repeating: 0, count: batch * channels * height * width)
+        col2imGeneral(cols, batch: batch, into: input)
+    }
+
+    /// col2im for any stride: adds each column entry onto its pixel, row after row of the matrix.
+    package func col2imGeneral(_ cols: UnsafePointer<Float>, batch: Int, into input: UnsafeMutablePointer<Float>) {
         let (oh, ow, n) = (outputHeight, outputWidth, batch * outputPixels)
         for c in 0..<channels { for i in 0..<kernelHeight { for j in 0..<kernelWidth {
             let row = cols + ((c * kernelHeight + i) * kernelWidth + j) * n
             let (x0, x1) = validRange(offset: j - padding, size: width, outputs: ow)
             guard x0 < x1 else { continue }
-            if stride == 1 && ow == width {
-                // The adjoint of im2col's block copy: one contiguous add per sample, after the
-                // wrapped pixels' entries are zeroed. Each pixel still receives its terms in the
-                // same (c, i, j) order as the general loop.
-                let shift = (i - padding) * width + (j - padding), planeSize = height * width
-                let y0 = max(0, padding - i), y1 = min(oh, height + padding - i)
-                guard y0 < y1 else { continue }
-                for b in 0..<batch {
-                    let plane = input + (b * channels + c) * planeSize
-                    let src = row + b * outputPixels
-                    for y in y0..<y1 {
-                        for x in 0..<x0 { src[y * ow + x] = 0 }
-                        for x in x1..<ow { src[y * ow + x] = 0 }
-                    }
-                    let first = min(max(y0 * ow, -shift), outputPixels)
-                    let last = max(min(y1 * ow, planeSize - shift), first)
-                    let dst = plane + shift
-                    if first < last { Lanes.update(last - first, dst + first, reading: src + first) { d, s in d += s } }
-                }
-                continue
-            }
             for b in 0..<batch {
                 let plane = input + (b * channels + c) * height * width
                 let src = row + b * outputPixels
@@ -171,26 +139,31 @@ extension Variable {
     /// W [O, K] · cols [K, s·P], and the product reordered into NCHW with the bias. The backward
     /// pass rebuilds each chunk's columns (cheaper than keeping a whole batch's columns in memory)
     /// for ∂W += Ȳ · colsᵀ, and turns Wᵀ · Ȳ back into ∂x with col2im while it is still in cache.
-    public func conv2d(weight w: Variable, bias b: Variable?, stride: Int = 1, padding: Int = 0) -> Variable {
+    ///
+    /// `relu: true` also applies max(0, ·), in the same passes over the output and its gradient:
+    /// the bits of a ReLU after the convolution, without writing and reading the activations a
+    /// second time (LeNet's activations are several MB a micro-batch, larger than the L2 cache).
+    public func conv2d(weight w: Variable, bias b: Variable?, stride: Int = 1, padding: Int = 0, relu: Bool = false) -> Variable {
         let x = value, wv = w.value
         precondition(x.rank == 4 && wv.rank == 4 && x.shape[1] == wv.shape[1],
                      "conv2d: input \(x.shape) does not fit weight \(wv.shape)")
         let g = ConvGeometry(channels: x.shape[1], height: x.shape[2], width: x.shape[3],
                              kernelHeight: wv.shape[2], kernelWidth: wv.shape[3], stride: stride, padding: padding)
-        let y = g.forward(x, weight: wv, bias: b?.value)
+        let y = g.forward(x, weight: wv, bias: b?.value, relu: relu)
         let inputs = b.map { [self, w, $0] } ?? [self, w]
         let hasBias = b != nil
         return tape.record(y, inputs: inputs) { dy, needs in
-            let (dx, dw) = g.backward(dy, input: x, weight: wv, needsInput: needs[0], needsWeight: needs[1])
-            guard hasBias else { return [dx, dw] }
-            return [dx, dw, needs[2] ? g.biasGradient(dy, outChannels: wv.shape[0]) : nil]
+            let (dx, dw, db) = g.backward(dy, input: x, weight: wv, needs: (needs[0], needs[1], hasBias && needs[2]),
+                                          activated: relu ? y : nil)
+            return hasBias ? [dx, dw, db] : [dx, dw]
         }
     }
 }
 
 extension ConvGeometry {
-    /// y = W ⋆ x + b, chunk by chunk of samples (see `conv2d`).
-    func forward(_ x: Tensor, weight wv: Tensor, bias: Tensor?) -> Tensor {
+    /// y = W ⋆ x + b, chunk by chunk of samples (see `conv2d`); with `relu`, max(0, y), taken
+    /// while the chunk's outputs are still in cache.
+    func forward(_ x: Tensor, weight wv: Tensor, bias: Tensor?, relu: Bool = false) -> Tensor {
         let batch = x.shape[0], outChannels = wv.shape[0]
         let (k, pixels) = (patchSize, outputPixels)
         let chunk = samplesPerChunk(batch: batch)
@@ -210,42 +183,54 @@ extension ConvGeometry {
                           a: pw.baseAddress!, lda: k, b: cols, ldb: n, beta: 0, c: count == 1 ? sample : product, ldc: n)
                 if count == 1 {
                     if let bias { for o in 0..<outChannels { let add = bias[flat: o], to = sample + o * pixels; for p in 0..<pixels { to[p] += add } } }
-                    continue
-                }
-                for o in 0..<outChannels {
-                    let add = bias?[flat: o] ?? 0
-                    for s in 0..<count {
-                        let from = product + o * n + s * pixels
-                        let to = py.baseAddress! + (first + s) * outputSize + o * pixels
-                        for p in 0..<pixels { to[p] = from[p] + add }
+                } else {
+                    for o in 0..<outChannels {
+                        let add = bias?[flat: o] ?? 0
+                        for s in 0..<count {
+                            let from = product + o * n + s * pixels
+                            let to = py.baseAddress! + (first + s) * outputSize + o * pixels
+                            for p in 0..<pixels { to[p] = from[p] + add }
+                        }
                     }
                 }
+                if relu { Lanes.map(count * outputSize, into: sample, sample) { ReLU.value($0) } }
             }
         } } }
         return y
     }
 
-    /// ∂x and ∂W from Ȳ, chunk by chunk in a fixed order (see `conv2d`).
-    func backward(_ dy: Tensor, input x: Tensor, weight wv: Tensor, needsInput: Bool, needsWeight: Bool) -> (Tensor?, Tensor?) {
+    /// ∂x, ∂W and ∂b from Ȳ, chunk by chunk in a fixed order (see `conv2d`). With `activated`
+    /// (the output of `forward(relu: true)`), Ȳ is first passed back through the ReLU, as the
+    /// ReLU layer would: Ȳ · ReLU′, where the output is positive exactly where the input was.
+    func backward(_ dy: Tensor, input x: Tensor, weight wv: Tensor, needs: (input: Bool, weight: Bool, bias: Bool),
+                  activated: Tensor? = nil) -> (Tensor?, Tensor?, Tensor?) {
         let batch = x.shape[0], outChannels = wv.shape[0]
         let (k, pixels) = (patchSize, outputPixels)
         let chunk = samplesPerChunk(batch: batch)
         let inputSize = channels * height * width, outputSize = outChannels * pixels
-        var dx = needsInput ? Tensor(uninitializedShape: x.shape) : nil
-        var dw = needsWeight ? Tensor(uninitializedShape: wv.shape) : nil
-        let cols = UnsafeMutablePointer<Float>.allocate(capacity: k * chunk * pixels)
-        let dyChunk = UnsafeMutablePointer<Float>.allocate(capacity: chunk > 1 ? outChannels * chunk * pixels : 0)
-        defer { cols.deallocate(); dyChunk.deallocate() }
+        var dx = needs.input ? Tensor(uninitializedShape: x.shape) : nil
+        var dw = needs.weight ? Tensor(uninitializedShape: wv.shape) : nil
+        var biasSums = [Float](repeating: 0, count: needs.bias ? outChannels : 0)
+        // The column matrix with col2im's slack on either side (its gather reads masked lanes there).
+        let slack = columnSlack
+        let paddedColumns = UnsafeMutablePointer<Float>.allocate(capacity: k * chunk * pixels + 2 * slack)
+        paddedColumns.initialize(repeating: 0, count: slack)
+        (paddedColumns + slack + k * chunk * pixels).initialize(repeating: 0, count: slack)
+        let cols = paddedColumns + slack
+        let copiesGradient = chunk > 1 || activated != nil
+        let dyChunk = UnsafeMutablePointer<Float>.allocate(capacity: copiesGradient ? outChannels * chunk * pixels : 0)
+        defer { paddedColumns.deallocate(); dyChunk.deallocate() }
         x.withUnsafeBufferPointer { px in wv.withUnsafeBufferPointer { pw in dy.withUnsafeBufferPointer { pdy in
             for first in Swift.stride(from: 0, to: batch, by: chunk) {
                 let count = min(chunk, batch - first), n = count * pixels
                 // Ȳ of the chunk as [O, s·P], matching the column matrix (one sample's is).
-                let dyMatrix: UnsafePointer<Float> = count == 1 ? pdy.baseAddress! + first * outputSize : UnsafePointer(dyChunk)
-                if count > 1 {
-                    for s in 0..<count { for o in 0..<outChannels {
-                        (dyChunk + o * n + s * pixels)
-                            .update(from: pdy.baseAddress! + (first + s) * outputSize + o * pixels, count: pixels)
-                    } }
+                let dyMatrix: UnsafePointer<Float> = copiesGradient ? UnsafePointer(dyChunk) : pdy.baseAddress! + first * outputSize
+                if copiesGradient {
+                    gatherGradient(pdy.baseAddress!, activated: activated, samples: first..<(first + count), outChannels: outChannels, into: dyChunk)
+                }
+                // ∂b: Σ over samples and pixels, sample by sample in order.
+                if needs.bias {
+                    for s in 0..<count { for o in 0..<outChannels { biasSums[o] += rowSum(dyMatrix + o * n + s * pixels, count: pixels) } }
                 }
                 if dw != nil {
                     im2col(px.baseAddress! + first * inputSize, batch: count, into: cols)
@@ -261,26 +246,25 @@ extension ConvGeometry {
                     BLAS.gemm(transA: true, transB: false, m: k, n: n, k: outChannels,
                               a: pw.baseAddress!, lda: k, b: dyMatrix, ldb: n, beta: 0, c: cols, ldc: n)
                     dx!.withUnsafeMutableBufferPointer { pdx in
-                        let chunkInput = pdx.baseAddress! + first * inputSize
-                        chunkInput.update(repeating: 0, count: count * inputSize)
-                        col2im(cols, batch: count, into: chunkInput)
+                        col2im(cols, batch: count, into: pdx.baseAddress! + first * inputSize)
                     }
                 }
             }
         } } }
-        return (dx, dw)
+        return (dx, dw, needs.bias ? Tensor(shape: [outChannels], biasSums) : nil)
     }
 
-    /// ∂b: Σ over samples and pixels, sample by sample in order.
-    func biasGradient(_ dy: Tensor, outChannels: Int) -> Tensor {
-        let batch = dy.shape[0], pixels = outputPixels, outputSize = outChannels * pixels
-        var sums = [Float](repeating: 0, count: outChannels)
-        dy.withUnsafeBufferPointer { pdy in
-            for s in 0..<batch { for o in 0..<outChannels {
-                let row = pdy.baseAddress! + s * outputSize + o * pixels
-                sums[o] += rowSum(row, count: pixels)
-            } }
-        }
-        return Tensor(shape: [outChannels], sums)
+    /// Ȳ of samples `range` as [O, s·P] (sample s's channel o at o·s·P + s·P), passed back
+    /// through the ReLU when `activated` is its output.
+    func gatherGradient(_ dy: UnsafePointer<Float>, activated: Tensor?, samples range: Range<Int>, outChannels: Int,
+                        into matrix: UnsafeMutablePointer<Float>) {
+        let pixels = outputPixels, n = range.count * pixels, outputSize = outChannels * pixels
+        for (s, sample) in range.enumerated() { for o in 0..<outChannels {
+            let row = sample * outputSize + o * pixels, to = matrix + o * n + s * pixels
+            guard let activated else { to.update(from: dy + row, count: pixels); continue }
+            activated.withUnsafeBufferPointer { y in
+                Lanes.map(pixels, into: to, dy + row, y.baseAddress! + row) { g, y in g * ReLU.derivative(x: y, y: y) }
+            }
+        } }
     }
 }

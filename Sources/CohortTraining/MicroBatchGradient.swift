@@ -25,7 +25,7 @@ package struct MicroBatchGradient: Sendable {
     /// Runs forward and backward and keeps everything (used by the lecture trace and tests).
     package func pass(parameters: [Tensor], inputs: Tensor, targets: Tensor, context: ForwardContext,
                      retainIntermediateGradients: Bool = false, gradientTargets: [GradientTarget?] = [],
-                     firstLayerOutput: Tensor? = nil) -> Pass {
+                     firstLayerOutput: Tensor? = nil, keepsLayerOutputs: Bool = true) -> Pass {
         let tape = Tape()
         tape.retainsIntermediateGradients = retainIntermediateGradients
         let x = tape.constant(inputs)
@@ -35,7 +35,10 @@ package struct MicroBatchGradient: Sendable {
         var outputs: [Variable] = []
         var context = context
         context.precomputedOutput = firstLayerOutput
-        let prediction = model(x, parameters: p, context: context) { _, h in outputs.append(h) }
+        // Without an observer the model may fuse layers (a convolution and its ReLU), whose
+        // joint output is all a gradient needs.
+        let prediction = keepsLayerOutputs ? model(x, parameters: p, context: context) { _, h in outputs.append(h) }
+                                           : model(x, parameters: p, context: context)
         let lossValue = loss.sampleSum(prediction, targets, reduction: reduction)
         tape.backward(from: lossValue)
         return Pass(tape: tape, parameters: p, outputs: outputs, prediction: prediction, loss: lossValue)
@@ -48,7 +51,7 @@ package struct MicroBatchGradient: Sendable {
                                firstLayerOutput: Tensor? = nil) -> GradientSum {
         let targetsGiven = destination.gradientTargets(for: parameters)
         let pass = pass(parameters: parameters, inputs: inputs, targets: targets, context: context,
-                        gradientTargets: targetsGiven, firstLayerOutput: firstLayerOutput)
+                        gradientTargets: targetsGiven, firstLayerOutput: firstLayerOutput, keepsLayerOutputs: false)
         let gradients = parameters.indices.map { i in
             let v = pass.parameters[i]
             if pass.tape.wasDelivered(v) { return destination.tensors[i] }
