@@ -28,7 +28,13 @@ package struct ConvGeometry: Sendable, Equatable {
 
     /// Column matrix [patchSize, batch · outputPixels]; column (b, y, x) holds sample b's patch.
     package func im2col(_ input: UnsafePointer<Float>, batch: Int, into cols: UnsafeMutablePointer<Float>) {
-        if takesStrideOneIm2col { im2colStrideOne(input, batch: batch, into: cols) } else { im2colGeneral(input, batch: batch, into: cols) }
+        if stride == 1 && outputWidth == width {
+            im2colSameWidth(input, batch: batch, into: cols)
+        } else if takesStrideOneIm2col {
+            im2colStrideOne(input, batch: batch, into: cols)
+        } else {
+            im2colGeneral(input, batch: batch, into: cols)
+        }
     }
 
     /// im2col for any stride, row by row of the output.

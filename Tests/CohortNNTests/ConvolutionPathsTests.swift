@@ -24,18 +24,23 @@ import Testing
         return plain.indices.map { $0 % 13 < specials.count && $0 % 3 == 0 ? specials[$0 % 13] : plain[$0] }
     }
 
+    /// The dispatched im2col ("same" rows: the block copy) and the padded-plane copy, which any
+    /// of these geometries can take, against the general loop.
     @Test func im2colMatchesTheGeneralLoop() {
         for g in Self.strideOne {
-            #expect(g.takesStrideOneIm2col, "\(g)")
             let batch = 3, n = g.patchSize * batch * g.outputPixels
             let input = Self.awkward(batch * g.channels * g.height * g.width, seed: 5)
-            var fast = [Float](repeating: 7, count: n), general = [Float](repeating: 9, count: n)
+            var dispatched = [Float](repeating: 5, count: n), padded = [Float](repeating: 7, count: n)
+            var general = [Float](repeating: 9, count: n)
             input.withUnsafeBufferPointer { x in
-                fast.withUnsafeMutableBufferPointer { g.im2colStrideOne(x.baseAddress!, batch: batch, into: $0.baseAddress!) }
+                dispatched.withUnsafeMutableBufferPointer { g.im2col(x.baseAddress!, batch: batch, into: $0.baseAddress!) }
+                padded.withUnsafeMutableBufferPointer { g.im2colStrideOne(x.baseAddress!, batch: batch, into: $0.baseAddress!) }
                 general.withUnsafeMutableBufferPointer { g.im2colGeneral(x.baseAddress!, batch: batch, into: $0.baseAddress!) }
             }
-            #expect(fast.map(\.bitPattern) == general.map(\.bitPattern), "\(g)")
+            #expect(dispatched.map(\.bitPattern) == general.map(\.bitPattern), "\(g)")
+            #expect(padded.map(\.bitPattern) == general.map(\.bitPattern), "\(g)")
         }
+        #expect(Self.strideOne.filter(\.takesStrideOneIm2col).count == 2)
     }
 
     @Test func col2imMatchesTheGeneralLoop() {
