@@ -23,6 +23,21 @@ public enum Lanes {
         for l in 0..<count { p[i + l] = v[l] }
     }
 
+    /// Groups of `width` over 0..<count (count ≥ width) for loops without a scalar tail: the last
+    /// group ends at `count` and overlaps the one before it, so it computes and writes some
+    /// values a second time, the same values. `body` gets each group's start and the first index
+    /// no earlier group covered.
+    @inlinable @inline(__always)
+    public static func overlappingGroups(_ count: Int, width: Int, _ body: (_ start: Int, _ fresh: Int) -> Void) {
+        var next = 0
+        while true {
+            let start = Swift.min(next, count - width)
+            body(start, next)
+            if start == count - width { return }
+            next += width
+        }
+    }
+
     /// d[i] = body(x[i]); d may be x (in place: each group is read before it is written).
     @inlinable @inline(__always)
     public static func map(_ count: Int, into d: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>,

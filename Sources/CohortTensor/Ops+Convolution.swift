@@ -75,10 +75,10 @@ package struct ConvGeometry: Sendable, Equatable {
 
     /// The adjoint of im2col: writes into `input` the sum of the column entries that came from each
     /// pixel. A channel's pixels only receive from that channel's rows, in a fixed order, so the
-    /// sums do not depend on the threads. The stride-1 gather needs `columnSlack` readable floats
-    /// on either side of `cols`.
-    package func col2im(_ cols: UnsafePointer<Float>, batch: Int, into input: UnsafeMutablePointer<Float>) {
-        if takesStrideOneCol2im { return col2imStrideOne(cols, batch: batch, into: input) }
+    /// sums do not depend on the threads. With `gather` (`takesStrideOneCol2im` geometries), the
+    /// stride-1 gather runs, and it needs `columnSlack` readable floats on either side of `cols`.
+    package func col2im(_ cols: UnsafePointer<Float>, batch: Int, into input: UnsafeMutablePointer<Float>, gather: Col2imGather?) {
+        if let gather { return col2imStrideOne(cols, batch: batch, into: input, using: gather) }
         input.update(repeating: 0, count: batch * channels * height * width)
         col2imGeneral(cols, batch: batch, into: input)
     }
@@ -223,6 +223,7 @@ extension ConvGeometry {
         paddedColumns.initialize(repeating: 0, count: slack)
         (paddedColumns + slack + k * chunk * pixels).initialize(repeating: 0, count: slack)
         let cols = paddedColumns + slack
+        let gather = needs.input && takesStrideOneCol2im ? Col2imGather(self) : nil
         let copiesGradient = chunk > 1 || activated != nil
         let dyChunk = UnsafeMutablePointer<Float>.allocate(capacity: copiesGradient ? outChannels * chunk * pixels : 0)
         defer { paddedColumns.deallocate(); dyChunk.deallocate() }
@@ -252,7 +253,7 @@ extension ConvGeometry {
                     BLAS.gemm(transA: true, transB: false, m: k, n: n, k: outChannels,
                               a: pw.baseAddress!, lda: k, b: dyMatrix, ldb: n, beta: 0, c: cols, ldc: n)
                     dx!.withUnsafeMutableBufferPointer { pdx in
-                        col2im(cols, batch: count, into: pdx.baseAddress! + first * inputSize)
+                        col2im(cols, batch: count, into: pdx.baseAddress! + first * inputSize, gather: gather)
                     }
                 }
             }

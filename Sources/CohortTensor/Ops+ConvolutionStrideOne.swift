@@ -81,14 +81,42 @@ extension ConvGeometry {
     /// Copies count ≥ 8 floats in groups of eight, the last group overlapping.
     @inline(__always)
     static func copyRow(_ from: UnsafePointer<Float>, to: UnsafeMutablePointer<Float>, count: Int) {
-        var x = 0
-        while true {
-            let at = min(x, count - 8)
+        Lanes.overlappingGroups(count, width: 8) { at, _ in
             UnsafeMutableRawPointer(to + at).storeBytes(of: UnsafeRawPointer(from + at).loadUnaligned(as: SIMD8<Float>.self),
                                                         as: SIMD8<Float>.self)
-            if at == count - 8 { return }
-            x += 8
         }
+    }
+}
+
+/// col2im's groups and lane masks for one geometry, found once per backward pass rather than
+/// for every chunk (a mask costs eight divisions; LeNet's second layer has 250 of them).
+package struct Col2imGather {
+    /// Starts of the groups of eight pixels of a plane, the last one overlapping.
+    let starts: [Int]
+    /// For kernel row i (column j) and group k, at i·groups + k: the lanes whose output row
+    /// (column) lies inside the output.
+    let rowMasks: [SIMD8<UInt32>], columnMasks: [SIMD8<UInt32>]
+
+    package init(_ g: ConvGeometry) {
+        var starts: [Int] = []
+        Lanes.overlappingGroups(g.height * g.width, width: 8) { at, _ in starts.append(at) }
+        self.starts = starts
+        rowMasks = (0..<g.kernelHeight).flatMap { i in
+            starts.map { Self.laneMask($0, width: g.width, offset: g.padding - i, limit: g.outputHeight, row: true) }
+        }
+        columnMasks = (0..<g.kernelWidth).flatMap { j in
+            starts.map { Self.laneMask($0, width: g.width, offset: g.padding - j, limit: g.outputWidth, row: false) }
+        }
+    }
+
+    /// All-ones lanes where pixel q + lane's row (or column) plus offset lies in 0..<limit.
+    static func laneMask(_ q: Int, width: Int, offset: Int, limit: Int, row: Bool) -> SIMD8<UInt32> {
+        var mask = SIMD8<UInt32>()
+        for lane in 0..<8 {
+            let position = (row ? (q + lane) / width : (q + lane) % width) + offset
+            mask[lane] = position >= 0 && position < limit ? ~0 : 0
+        }
+        return mask
     }
 }
 
@@ -100,17 +128,12 @@ extension ConvGeometry {
     /// in a register until it is written, so the input gradient needs no zeroing first. Entries
     /// outside the output are masked to +0; `cols` must have `columnSlack` readable floats on
     /// either side, because the masked lanes still load.
-    package func col2imStrideOne(_ cols: UnsafePointer<Float>, batch: Int, into input: UnsafeMutablePointer<Float>) {
-        let (oh, ow, n, planeSize) = (outputHeight, outputWidth, batch * outputPixels, height * width)
-        // Groups of eight pixels; the last one ends at the plane's end and may overlap the one
-        // before it (it writes the same sums again).
-        let starts = Swift.stride(from: 0, to: planeSize, by: 8).map { min($0, planeSize - 8) }
-        // valid rows for kernel row i and columns for kernel column j, per group, as lane masks.
-        var rowMasks = [SIMD8<UInt32>](), columnMasks = [SIMD8<UInt32>]()
-        for i in 0..<kernelHeight { for q in starts { rowMasks.append(Self.laneMask(q, width: width, offset: padding - i, limit: oh, row: true)) } }
-        for j in 0..<kernelWidth { for q in starts { columnMasks.append(Self.laneMask(q, width: width, offset: padding - j, limit: ow, row: false)) } }
+    package func col2imStrideOne(_ cols: UnsafePointer<Float>, batch: Int, into input: UnsafeMutablePointer<Float>,
+                                 using gather: Col2imGather) {
+        let (ow, n, planeSize) = (outputWidth, batch * outputPixels, height * width)
+        let starts = gather.starts
         let taps = kernelHeight * kernelWidth
-        rowMasks.withUnsafeBufferPointer { rows in columnMasks.withUnsafeBufferPointer { columns in
+        gather.rowMasks.withUnsafeBufferPointer { rows in gather.columnMasks.withUnsafeBufferPointer { columns in
             for b in 0..<batch { for c in 0..<channels {
                 let plane = input + (b * channels + c) * planeSize
                 let channelRows = cols + c * taps * n + b * outputPixels
@@ -137,16 +160,6 @@ extension ConvGeometry {
                 }
             } }
         } }
-    }
-
-    /// All-ones lanes where pixel q + lane's row (or column) plus offset lies in 0..<limit.
-    static func laneMask(_ q: Int, width: Int, offset: Int, limit: Int, row: Bool) -> SIMD8<UInt32> {
-        var mask = SIMD8<UInt32>()
-        for lane in 0..<8 {
-            let position = (row ? (q + lane) / width : (q + lane) % width) + offset
-            mask[lane] = position >= 0 && position < limit ? ~0 : 0
-        }
-        return mask
     }
 
     @inline(__always)

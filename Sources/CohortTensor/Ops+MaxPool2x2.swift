@@ -1,23 +1,17 @@
 /// LeNet's pooling, 2 × 2 windows at stride 2, four windows of an output row at a time.
 ///
 /// The rule is the general loop's: the first maximum of the window in row order (strict >,
-/// from −∞), and index 0 of the tensor when no value beats −∞ (a window of NaN only). Rows of
-/// at least four windows go in groups of four, the last group ending at the row's end and
-/// overlapping the one before it: it computes and writes the same values again. Narrower rows
-/// go window by window.
+/// from −∞), and index 0 of the tensor when no value beats −∞ (a window of NaN only). Rows have
+/// at least four windows (`pool2d` sends narrower ones to the general loop) and go in groups of
+/// four, the last one overlapping (`Lanes.overlappingGroups`).
 extension Variable {
     static func maxPool2x2(_ src: UnsafePointer<Float>, planes: Int, height h: Int, width w: Int,
                            into dst: UnsafeMutablePointer<Float>, argmax: UnsafeMutablePointer<Int32>) {
         let (oh, ow) = (h / 2, w / 2)
         for p in 0..<planes { for oy in 0..<oh {
             let top = (p * h + 2 * oy) * w, out = (p * oh + oy) * ow
-            guard ow >= 4 else {
-                for ox in 0..<ow { (dst[out + ox], argmax[out + ox]) = windowMaximum(src, at: top + 2 * ox, width: w) }
-                continue
-            }
-            var ox = 0
-            while true {
-                let at = min(ox, ow - 4), a = top + 2 * at
+            Lanes.overlappingGroups(ow, width: 4) { at, _ in
+                let a = top + 2 * at
                 let upper = UnsafeRawPointer(src + a).loadUnaligned(as: SIMD8<Float>.self)
                 let lower = UnsafeRawPointer(src + a + w).loadUnaligned(as: SIMD8<Float>.self)
                 let first = SIMD4<Int32>(repeating: Int32(a)) &+ SIMD4(0, 2, 4, 6)
@@ -28,8 +22,6 @@ extension Variable {
                 take(lower.oddHalf, at: first &+ Int32(w + 1), into: &best, &index)
                 UnsafeMutableRawPointer(dst + out + at).storeBytes(of: best, as: SIMD4<Float>.self)
                 UnsafeMutableRawPointer(argmax + out + at).storeBytes(of: index, as: SIMD4<Int32>.self)
-                if at == ow - 4 { break }
-                ox += 4
             }
         } }
     }
@@ -40,17 +32,6 @@ extension Variable {
         let larger = candidate .> best
         best.replace(with: candidate, where: larger)
         index.replace(with: position, where: larger)
-    }
-
-    /// The maximum of the window whose top-left entry is `a`, and where it is.
-    @inline(__always)
-    static func windowMaximum(_ src: UnsafePointer<Float>, at a: Int, width w: Int) -> (Float, Int32) {
-        var best = -Float.infinity, index = 0
-        if src[a] > best { best = src[a]; index = a }
-        if src[a + 1] > best { best = src[a + 1]; index = a + 1 }
-        if src[a + w] > best { best = src[a + w]; index = a + w }
-        if src[a + w + 1] > best { best = src[a + w + 1]; index = a + w + 1 }
-        return (best, Int32(index))
     }
 
     /// The input gradient: each window's output gradient goes to its maximum, and its other three
@@ -66,16 +47,7 @@ extension Variable {
         for p in 0..<planes {
             for oy in 0..<oh {
                 let top = (p * h + 2 * oy) * w, out = (p * oh + oy) * ow
-                if ow < 4 {
-                    for ox in 0..<ow {
-                        let a = top + 2 * ox, at = Int(argmax[out + ox]), share = 0 + g[out + ox]
-                        d[a] = a == at ? share : 0; d[a + 1] = a + 1 == at ? share : 0
-                        d[a + w] = a + w == at ? share : 0; d[a + w + 1] = a + w + 1 == at ? share : 0
-                        if at != a && at != a + 1 && at != a + w && at != a + w + 1 { strays.append(out + ox) }
-                    }
-                } else {
-                    spreadRow(g, argmax: argmax, out: out, windows: ow, top: top, width: w, into: d, strays: &strays)
-                }
+                spreadRow(g, argmax: argmax, out: out, windows: ow, top: top, width: w, into: d, strays: &strays)
                 if w % 2 == 1 { d[top + w - 1] = 0; d[top + 2 * w - 1] = 0 }
             }
             if h % 2 == 1 { (d + (p * h + h - 1) * w).update(repeating: 0, count: w) }
@@ -88,14 +60,12 @@ extension Variable {
         SIMD4(repeating: 0).replacing(with: share, where: hit)
     }
 
-    /// One output row of windows (at least four, from output `out`), four at a time, the last
-    /// group overlapping.
+    /// One output row of windows (at least four, from output `out`), four at a time.
     @inline(__always)
     static func spreadRow(_ g: UnsafePointer<Float>, argmax: UnsafePointer<Int32>, out: Int, windows ow: Int, top: Int, width w: Int,
                           into d: UnsafeMutablePointer<Float>, strays: inout [Int]) {
-        var ox = 0
-        while true {
-            let at = min(ox, ow - 4), a = top + 2 * at
+        Lanes.overlappingGroups(ow, width: 4) { at, fresh in
+            let a = top + 2 * at
             let share = SIMD4<Float>(repeating: 0) + UnsafeRawPointer(g + out + at).loadUnaligned(as: SIMD4<Float>.self)
             let index = UnsafeRawPointer(argmax + out + at).loadUnaligned(as: SIMD4<Int32>.self)
             // Where in the window each maximum is: 0, 1, w or w + 1 (anything else is a stray).
@@ -106,11 +76,10 @@ extension Variable {
             UnsafeMutableRawPointer(d + a).storeBytes(of: upper, as: SIMD8<Float>.self)
             UnsafeMutableRawPointer(d + a + w).storeBytes(of: lower, as: SIMD8<Float>.self)
             // A stray's maximum is index 0, before its window (the first window holds index 0).
-            if offset.min() < 0 {   // an overlapping last group skips the windows seen before
-                for lane in 0..<4 where offset[lane] < 0 && at + lane >= ox { strays.append(out + at + lane) }
+            // An overlapping last group skips the windows an earlier group saw.
+            if offset.min() < 0 {
+                for lane in 0..<4 where offset[lane] < 0 && at + lane >= fresh { strays.append(out + at + lane) }
             }
-            if at == ow - 4 { break }
-            ox += 4
         }
     }
 }

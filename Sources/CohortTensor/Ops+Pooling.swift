@@ -18,8 +18,11 @@ extension Variable {
         var y = Tensor(uninitializedShape: [x.shape[0], x.shape[1], oh, ow])
         var argmax = [Int32](repeating: 0, count: average ? 0 : y.count)
         let scale = 1 / Float(kernel * kernel)
+        // LeNet's pooling, four windows at a time (`Ops+MaxPool2x2.swift`); narrower rows take the
+        // general loop, which has the same rule.
+        let twoByTwo = !average && kernel == 2 && stride == 2 && ow >= 4
         x.withUnsafeBufferPointer { src in y.withUnsafeMutableBufferPointer { dst in
-            if !average && kernel == 2 && stride == 2 {
+            if twoByTwo {
                 argmax.withUnsafeMutableBufferPointer { arg in
                     Self.maxPool2x2(src.baseAddress!, planes: planes, height: h, width: w, into: dst.baseAddress!, argmax: arg.baseAddress!)
                 }
@@ -38,7 +41,7 @@ extension Variable {
             } } }
         } }
         return tape.record(y, inputs: [self]) { dy, _ in
-            if !average && kernel == 2 && stride == 2 {
+            if twoByTwo {
                 var dx = Tensor(uninitializedShape: x.shape)
                 dy.withUnsafeBufferPointer { g in dx.withUnsafeMutableBufferPointer { d in argmax.withUnsafeBufferPointer { arg in
                     Self.maxPool2x2Gradient(g.baseAddress!, argmax: arg.baseAddress!, planes: planes, height: h, width: w, into: d.baseAddress!)

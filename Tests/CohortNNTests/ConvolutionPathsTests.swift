@@ -59,7 +59,7 @@ import Testing
             var fast = [Float](repeating: 7, count: pixels), general = [Float](repeating: 0, count: pixels)
             cols.withUnsafeMutableBufferPointer { c in
                 let columns = UnsafePointer(c.baseAddress! + slack)
-                fast.withUnsafeMutableBufferPointer { g.col2imStrideOne(columns, batch: batch, into: $0.baseAddress!) }
+                fast.withUnsafeMutableBufferPointer { g.col2imStrideOne(columns, batch: batch, into: $0.baseAddress!, using: Col2imGather(g)) }
                 general.withUnsafeMutableBufferPointer { g.col2imGeneral(columns, batch: batch, into: $0.baseAddress!) }
             }
             #expect(Self.firstDifference(fast, general) == nil, "\(g)")
@@ -110,7 +110,7 @@ import Testing
     }
 
     /// 2×2 max pooling in groups of four windows, the last group overlapping, and narrower rows
-    /// window by window, against the plain rule: ties, −∞, NaN-only windows (whose gradient goes
+    /// through the general loop, against the plain rule: ties, −∞, NaN-only windows (whose gradient goes
     /// to index 0) in the first and a later group, odd sizes (an uncovered row and column get 0),
     /// and gradients of −0 (0 + (−0) is +0).
     @Test func maxPoolingGroupsKeepTheRule() {
