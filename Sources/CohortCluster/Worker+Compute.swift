@@ -10,7 +10,7 @@ import ZeroMQ
 extension Worker {
     /// The gradients and tallies of the task's tree blocks `ranges`, in order.
     func computeBlocks(_ ranges: [Range<Int>], of task: TaskMessage, tree: GradientTree, message: Message, step: UInt64,
-                       gradient: MicroBatchGradient, shared: Bool,
+                       gradient: MicroBatchGradient, shared: Bool, deferring firstWeightRows: FirstWeightRows? = nil,
                        socket: ZMQSocket) throws -> (sums: [[Tensor]], blocks: [ResultMessage.Block]) {
         let sent = try samplesSent(with: task, message: message)
         // Float32 blocks of one or two leaves are computed straight into their slots.
@@ -19,7 +19,7 @@ extension Worker {
             for (i, block) in ranges.enumerated() where block.count <= 2 { slots[block] = slotTensors(task.sharedSlot + i) }
         }
         var known = computeLeaves(task, tree: tree, step: step, sent: sent, gradient: gradient, halves: shared, slots: slots,
-                                  socket: socket)
+                                  deferring: firstWeightRows, socket: socket)
         var blocks: [ResultMessage.Block] = []
         var sums: [[Tensor]] = []
         for block in ranges {
@@ -37,10 +37,11 @@ extension Worker {
     /// first thread also keeps the heartbeats going.
     func computeLeaves(_ task: TaskMessage, tree: GradientTree, step: UInt64, sent: [(Tensor, Tensor)],
                        gradient: MicroBatchGradient, halves: Bool, slots: [Range<Int>: [Tensor]],
-                       socket: ZMQSocket) -> [Range<Int>: GradientSum] {
+                       deferring firstWeightRows: FirstWeightRows?, socket: ZMQSocket) -> [Range<Int>: GradientSum] {
         let localData = usesLocalData ? localData : nil
         let heartbeat = Heartbeat { [self] in try? heartbeatIfDue(socket) }
-        let work = LeafThreads.Work(gradient: gradient, parameters: parameters, seed: seed, step: Int(step)) { thread in
+        let work = LeafThreads.Work(gradient: gradient, parameters: parameters, seed: seed, step: Int(step),
+                                    deferredFirstWeights: firstWeightRows) { thread in
             if thread == 0 { heartbeat.beat() }
         }
         return leafThreads.blocks(of: task.range, in: tree, halves: halves, slots: slots, work: work) { _, leaf, assembler in

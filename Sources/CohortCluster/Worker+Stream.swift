@@ -7,9 +7,20 @@ import ZeroMQ
 extension Worker {
     /// The blocks' gradients chunk by chunk, every block's chunk c before chunk c + 1: the
     /// coordinator sums and updates chunk c while the next ones are on the wire.
-    func streamGradients(_ sums: [[Tensor]], task: UInt64, step: UInt64, socket: ZMQSocket) throws {
+    ///
+    /// With `firstWeightRows`, the sums hold no first weight gradient yet: the rows each chunk
+    /// needs are summed just before it goes, while the earlier chunks are on the wire.
+    func streamGradients(_ sums: [[Tensor]], task: UInt64, step: UInt64, socket: ZMQSocket,
+                         firstWeightRows rows: (plan: FirstWeightRows, blocks: [Range<Int>], tree: GradientTree)? = nil) throws {
+        var sums = sums
+        if let rows {
+            for b in sums.indices { sums[b][0] = Tensor(uninitializedShape: [rows.plan.out, rows.plan.columns]) }
+        }
         let count = streamLayout.chunkCount
         for c in 0..<count {
+            if let rows {
+                rows.plan.fill(rows.plan.rowsBeforeChunk[c], of: rows.blocks, tree: rows.tree, into: sums.map { $0[0] })
+            }
             for (b, gradients) in sums.enumerated() {
                 let body = GradientChunkMessage(taskID: task, block: b, chunk: c, chunkCount: count).encode()
                 try send(socket, .gradientChunk, step: step, body: body, tensors: [.bytes(streamLayout.bytes(ofChunk: c, of: gradients))])
@@ -35,6 +46,15 @@ extension Worker {
         message.tensors[0].withUnsafeBytes { streamLayout.scatter(chunk.chunk, from: $0, into: nextWeights!.tensors) }
         nextWeights!.arrived[chunk.chunk] = true
         try runParkedTask(socket)
+    }
+
+    /// The plan for a task whose first weight gradient can go row range by row range
+    /// (`FirstWeightRows`): a task whose gradients go straight up the network, not into shared
+    /// memory nor through a relay (which adds its children's chunks as they come).
+    func streamsFirstWeightRows(_ task: TaskMessage, shared: Bool, gradient: MicroBatchGradient) -> FirstWeightRows? {
+        guard !shared, task.relay.children.isEmpty, task.relay.upstream == nil else { return nil }
+        return FirstWeightRows(model: gradient.model, layout: streamLayout, leaves: task.range, leafRows: task.leaves.map(\.count),
+                               threads: leafThreads.count)
     }
 
     /// Runs the task that waited for its weights, if they are here now.

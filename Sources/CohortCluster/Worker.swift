@@ -294,8 +294,10 @@ package final class Worker {
         let tree = GradientTree(leafCount: task.leafCount, precision: streamLayout.dtype)
         let ranges = tree.blocks(covering: task.range)
         let shared = sharedResults != nil && task.sharedSlot >= 0 && task.sharedSlot + ranges.count <= resultSlots
+        let firstWeightRows = streamsFirstWeightRows(task, shared: shared, gradient: gradient)
+        if firstWeightRows != nil { logger.debug("step \(step): task \(task.taskID) sends its first weight's gradient in row ranges") }
         let (sums, blocks) = try computeBlocks(ranges, of: task, tree: tree, message: message, step: step, gradient: gradient,
-                                               shared: shared, socket: socket)
+                                               shared: shared, deferring: firstWeightRows, socket: socket)
         var result = ResultMessage(taskID: task.taskID, blocks: blocks, computeSeconds: Date().timeIntervalSince(start), shared: shared,
                                    streamed: !shared)
         result.peakResidentBytes = PeakMemory.residentBytes()
@@ -309,7 +311,10 @@ package final class Worker {
             return
         }
         try send(socket, .result, step: step, body: result.encode())
-        if !shared { try streamGradients(sums, task: task.taskID, step: step, socket: socket) }
+        if !shared {
+            let rows = firstWeightRows.map { (plan: $0, blocks: ranges, tree: tree) }
+            try streamGradients(sums, task: task.taskID, step: step, socket: socket, firstWeightRows: rows)
+        }
     }
 
     /// The samples a task carries (two frames per leaf), copied out before the frames go; none

@@ -52,6 +52,34 @@ extension BLAS {
         }
     }
 
+    /// True when a weight gradient W̄ = Ȳᵀ·X (`m` = Ȳ's columns, `n` = X's, `k` rows each)
+    /// computed in the row ranges `rows`, one product each (`DeferredProduct.rows`), gives every
+    /// row the bits of the whole product. Each element is still one dot product along k; only
+    /// the edge kernels that take the ranges' last rows differ, so this is tried once per shape.
+    package static func splitsRowsExactly(m: Int, n: Int, k: Int, rows: [Range<Int>]) -> Bool {
+        answer(.splitsRows(m: m, n: n, k: k, rows: rows)) {
+            guard m > 0, n > 0, k > 0 else { return true }
+            let g = probeValues(k * m, seed: 8), x = probeValues(k * n, seed: 9)
+            var whole = [Float](repeating: 0, count: m * n), parts = whole
+            g.withUnsafeBufferPointer { pg in
+                x.withUnsafeBufferPointer { px in
+                    whole.withUnsafeMutableBufferPointer { pw in
+                        gemm(transA: true, transB: false, m: m, n: n, k: k, a: pg.baseAddress!, lda: m,
+                             b: px.baseAddress!, ldb: n, beta: 0, c: pw.baseAddress!, ldc: n)
+                    }
+                    parts.withUnsafeMutableBufferPointer { pp in
+                        for r in rows where !r.isEmpty {
+                            gemm(transA: true, transB: false, m: r.count, n: n, k: k, a: pg.baseAddress! + r.lowerBound, lda: m,
+                                 b: px.baseAddress!, ldb: n, beta: 0, c: pp.baseAddress! + r.lowerBound * n, ldc: n)
+                        }
+                    }
+                }
+            }
+            let covered = rows.reduce(0) { $0 + $1.count } == m
+            return covered && zip(whole, parts).allSatisfy { $0.bitPattern == $1.bitPattern }
+        }
+    }
+
     /// The kept answer to `question` under the current BLAS thread count, probing the first time.
     private static func answer(_ question: ProbeQuestion, probe: () -> Bool) -> Bool {
         let key = ProbeKey(question: question, threads: threads)
@@ -107,6 +135,7 @@ extension BLAS {
 private enum ProbeQuestion: Hashable {
     case addsProduct(BLAS.ProductShape)
     case stacksRows(rows: [Int], inFeatures: Int, outFeatures: Int)
+    case splitsRows(m: Int, n: Int, k: Int, rows: [Range<Int>])
 }
 
 private struct ProbeKey: Hashable { let question: ProbeQuestion; let threads: Int }

@@ -24,13 +24,20 @@ package enum LeafDestination: Sendable {
 
     /// The tape's targets: the tensors' memory, written through their own pointers (the caller
     /// hands over tensors nobody else reads or writes during the pass).
-    func gradientTargets(for parameters: [Tensor]) -> [GradientTarget?] {
+    ///
+    /// With `deferringFirst`, the first parameter (a linear layer's weight) is not computed at
+    /// all: its factors go to the sink, and this destination's first tensor is not touched.
+    func gradientTargets(for parameters: [Tensor], deferringFirst sink: DeferredProduct? = nil) -> [GradientTarget?] {
+        let deferred = sink.map { GradientTarget(deferringTo: $0, count: parameters[0].count) }
         let tensors = tensors
-        guard !tensors.isEmpty else { return [] }
+        guard !tensors.isEmpty else { return deferred.map { [$0] } ?? [] }
         precondition(tensors.count == parameters.count, "a destination needs one tensor per parameter")
         let adds = if case .add = self { true } else { false }
-        precondition(Set(tensors.map(\.pointer)).count == tensors.count, "destination tensors share memory")
-        return zip(tensors, parameters).map { t, p in
+        let written = deferred == nil ? tensors[...] : tensors.dropFirst()
+        precondition(Set(written.map(\.pointer)).count == written.count, "destination tensors share memory")
+        return zip(tensors, parameters).enumerated().map { i, pair in
+            let (t, p) = pair
+            if i == 0, let deferred { return deferred }
             precondition(t.count == p.count, "destination \(t.shape) does not fit parameter \(p.shape)")
             return GradientTarget(pointer: UnsafeMutablePointer(mutating: t.pointer), count: t.count, adds: adds)
         }

@@ -45,11 +45,14 @@ package final class LeafThreads: @unchecked Sendable {
         package let seed: UInt64
         package let step: Int
         package let beforeLeaf: (@Sendable (Int) -> Void)?
+        /// When set, each leaf leaves its first weight's gradient uncomputed, to its sink here
+        /// (`FirstWeightRows`), and its sums hold an empty tensor in that place.
+        package let deferredFirstWeights: FirstWeightRows?
 
         package init(gradient: MicroBatchGradient, parameters: [Tensor], seed: UInt64, step: Int,
-                     beforeLeaf: (@Sendable (Int) -> Void)? = nil) {
+                     deferredFirstWeights: FirstWeightRows? = nil, beforeLeaf: (@Sendable (Int) -> Void)? = nil) {
             self.gradient = gradient; self.parameters = parameters; self.seed = seed; self.step = step
-            self.beforeLeaf = beforeLeaf
+            self.deferredFirstWeights = deferredFirstWeights; self.beforeLeaf = beforeLeaf
         }
     }
 

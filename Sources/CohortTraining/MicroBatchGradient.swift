@@ -46,14 +46,21 @@ package struct MicroBatchGradient: Sendable {
 
     /// The gradient sum of one micro-batch, in fresh tensors or in the `destination`'s (see
     /// `LeafDestination`). The loss, sample and correct counts are this micro-batch's alone.
+    ///
+    /// With `deferringFirstWeight`, the first parameter's gradient is left to the sink
+    /// (`DeferredProduct`), and the sum holds an empty tensor in its place.
     package func callAsFunction(parameters: [Tensor], inputs: Tensor, targets: Tensor,
                                context: ForwardContext, destination: LeafDestination = .fresh,
-                               firstLayerOutput: Tensor? = nil) -> GradientSum {
-        let targetsGiven = destination.gradientTargets(for: parameters)
+                               firstLayerOutput: Tensor? = nil, deferringFirstWeight sink: DeferredProduct? = nil) -> GradientSum {
+        let targetsGiven = destination.gradientTargets(for: parameters, deferringFirst: sink)
         let pass = pass(parameters: parameters, inputs: inputs, targets: targets, context: context,
                         gradientTargets: targetsGiven, firstLayerOutput: firstLayerOutput, keepsLayerOutputs: false)
         let gradients = parameters.indices.map { i in
             let v = pass.parameters[i]
+            if i == 0, let sink {
+                if !pass.tape.wasDelivered(v) { sink.whole = pass.tape.takeGradient(of: v) ?? .zeros(parameters[0].shape) }
+                return Tensor.zeros([0])
+            }
             if pass.tape.wasDelivered(v) { return destination.tensors[i] }
             // A parameter no gradient reached (e.g. behind a layer cut off from the loss) gets zeros.
             return destination.place(pass.tape.takeGradient(of: v) ?? .zeros(parameters[i].shape), at: i)

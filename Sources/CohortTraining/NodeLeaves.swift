@@ -32,7 +32,8 @@ struct NodeLeaves {
         let (x, y, indices) = samples.removeValue(forKey: k) ?? assemble(thread, k, &assembler)
         let context = ForwardContext(training: true, seed: work.seed, step: work.step, sampleIndices: indices)
         return work.gradient(parameters: work.parameters, inputs: x, targets: y, context: context,
-                             destination: destination, firstLayerOutput: firstLayer.removeValue(forKey: k))
+                             destination: destination, firstLayerOutput: firstLayer.removeValue(forKey: k),
+                             deferringFirstWeight: work.deferredFirstWeights?.sink(forLeaf: k))
     }
 
     /// Assembles leaves k, k + 1, … of the node until they hold `groupRows` rows, and runs the first layer
