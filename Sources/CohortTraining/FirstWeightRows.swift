@@ -32,8 +32,9 @@ package final class FirstWeightRows: @unchecked Sendable {
               leafRows.allSatisfy({ $0 > 0 }) else { return nil }
         out = first.outFeatures
         columns = first.inFeatures
-        // Each product packs X anew, so a range takes at least a quarter of the rows: the first
-        // chunk waits for a quarter of the work, and the packing is paid four times, not once a chunk.
+        // The first range is the first chunk's rows alone, so that the link starts right after
+        // the passes. Each product packs X anew, so the later ranges take at least a quarter of
+        // the rows: the packing is paid five times, not once a chunk.
         let least = (first.outFeatures + 3) / 4
         var covered = 0
         rowsBeforeChunk = layout.chunks.map { chunk in
@@ -41,7 +42,7 @@ package final class FirstWeightRows: @unchecked Sendable {
             let needed = (end + first.inFeatures - 1) / first.inFeatures
             guard needed > covered else { return covered..<covered }
             let before = covered
-            covered = min(first.outFeatures, max(needed, covered + least))
+            covered = min(first.outFeatures, max(needed, covered + (before == 0 ? 0 : least)))
             return before..<covered
         }
         let ranges = rowsBeforeChunk.filter { !$0.isEmpty }

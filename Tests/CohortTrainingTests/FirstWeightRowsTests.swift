@@ -26,13 +26,15 @@ import Testing
         let gradient = MicroBatchGradient(model: Self.model, loss: .softmaxCrossEntropy, reduction: .sum)
         let tree = GradientTree(leafCount: 8, precision: precision)
         let range = 1..<7, blocks = tree.blocks(covering: range)
-        // 5,000-float chunks: 6.4 rows of 784 each, so most chunk edges fall inside a row.
+        // 5,000-float chunks hold one 4,096-value norm block each: 5.2 rows of 784, so most
+        // chunk edges fall inside a row.
         let layout = StreamLayout(shapes: parameters.map(\.shape), chunkFloats: 5_000, dtype: precision)
         let rows = try #require(FirstWeightRows(model: Self.model, layout: layout, leaves: range,
                                                 leafRows: range.map { Self.leaf($0).0.shape[0] }, threads: threads),
                                 "this machine's OpenBLAS computes a 96 × 784 weight gradient's row ranges exactly")
-        // Four ranges of 24 rows, each summed before the first chunk that needs one of its rows.
-        #expect(rows.rowsBeforeChunk.filter { !$0.isEmpty } == [0..<24, 24..<48, 48..<72, 72..<96])
+        // The first chunk's rows (its 4,096 values end in row 6), then ranges of at least 24 rows,
+        // each summed before the first chunk that needs one of its rows.
+        #expect(rows.rowsBeforeChunk.filter { !$0.isEmpty } == [0..<6, 6..<30, 30..<54, 54..<78, 78..<96])
         #expect(rows.rowsBeforeChunk.reduce(0) { $0 + $1.count } == 96)
 
         func computed(deferring: FirstWeightRows?) -> [Range<Int>: GradientSum] {
