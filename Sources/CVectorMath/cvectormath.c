@@ -88,3 +88,29 @@ void cohort_bf16_add_avx2(long count, float *d, const float *a, const float *b) 
         d[k] = td[0];
     }
 }
+
+// BFloat16.encode: each float rounded (round_bf16_8), its top 16 bits stored little-endian, 16
+// values an iteration. packus narrows within each 128-bit half; the permute puts the halves back
+// in order. After the shift every lane is at most 0xFFFF, so packus never saturates.
+__attribute__((target("avx2")))
+long cohort_bf16_encode_avx2(long count, const float *source, unsigned short *destination) {
+    long k = 0;
+    for (; k + 16 <= count; k += 16) {
+        __m256i lo = _mm256_srli_epi32(round_bf16_8(_mm256_loadu_si256((const __m256i *)(source + k))), 16);
+        __m256i hi = _mm256_srli_epi32(round_bf16_8(_mm256_loadu_si256((const __m256i *)(source + k + 8))), 16);
+        __m256i packed = _mm256_permute4x64_epi64(_mm256_packus_epi32(lo, hi), 0xD8);
+        _mm256_storeu_si256((__m256i *)(destination + k), packed);
+    }
+    return k;
+}
+
+// BFloat16.decode: each 16-bit value widened and moved to the top of its float, 8 an iteration.
+__attribute__((target("avx2")))
+long cohort_bf16_decode_avx2(long count, const unsigned short *source, float *destination) {
+    long k = 0;
+    for (; k + 8 <= count; k += 8) {
+        __m256i wide = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(source + k)));
+        _mm256_storeu_si256((__m256i *)(destination + k), _mm256_slli_epi32(wide, 16));
+    }
+    return k;
+}

@@ -36,6 +36,9 @@ public enum WireDType: String, Sendable, Codable, CaseIterable {
 
 /// Round-to-nearest-even conversion between float32 and bfloat16, eight lanes at a time.
 public enum BFloat16 {
+    /// The C kernels write and read the wire's little-endian halves as the CPU's own.
+    static let isLittleEndian = 1.littleEndian == 1
+
     /// `v` rounded to the nearest bfloat16 (ties to even), as a float32. NaN stays NaN (quiet),
     /// ±∞ stays ±∞, and a finite value beyond bfloat16's range becomes ±∞, as IEEE rounding does.
     @inlinable @inline(__always)
@@ -80,8 +83,19 @@ public enum BFloat16 {
         }
     }
 
-    /// The bfloat16 bits of `count` floats, rounded: two bytes each, little-endian.
+    /// The bfloat16 bits of `count` floats, rounded: two bytes each, little-endian. With AVX2 a C
+    /// kernel does the whole groups of 16 (the same rounding, `BFloat16Tests`); a chunk's values
+    /// are encoded on both ends of every link, so this runs for every byte a step sends.
     public static func encode(_ source: UnsafePointer<Float>, count: Int, into destination: UnsafeMutableRawPointer) {
+        var i = 0
+        if VectorMath.usesAVX2 && isLittleEndian {
+            i = cohort_bf16_encode_avx2(count, source, destination.assumingMemoryBound(to: UInt16.self))
+        }
+        encodeBaseline(source + i, count: count - i, into: destination + 2 * i)
+    }
+
+    /// `encode` in Swift lanes, for a CPU without AVX2, the last values, and the test.
+    static func encodeBaseline(_ source: UnsafePointer<Float>, count: Int, into destination: UnsafeMutableRawPointer) {
         var i = 0
         while i < count {
             let n = Swift.min(8, count - i)
@@ -93,6 +107,15 @@ public enum BFloat16 {
 
     /// Floats from `count` little-endian bfloat16 values: exact (the low 16 bits are zero).
     public static func decode(_ source: UnsafeRawPointer, count: Int, into destination: UnsafeMutablePointer<Float>) {
+        var first = 0
+        if VectorMath.usesAVX2 && isLittleEndian {
+            first = cohort_bf16_decode_avx2(count, source.assumingMemoryBound(to: UInt16.self), destination)
+        }
+        decodeBaseline(source + 2 * first, count: count - first, into: destination + first)
+    }
+
+    /// `decode` one value at a time, for a CPU without AVX2, the last values, and the test.
+    static func decodeBaseline(_ source: UnsafeRawPointer, count: Int, into destination: UnsafeMutablePointer<Float>) {
         for i in 0..<count {
             let half = UInt16(littleEndian: source.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))
             destination[i] = Float(bitPattern: UInt32(half) << 16)

@@ -63,4 +63,31 @@ import Testing
         cohort_bf16_add_avx2(a.count, &fast, a, b)
         #expect(zip(fast, baseline).allSatisfy { $0.bitPattern == $1.bitPattern }, "the AVX2 kernel differs from the Swift lanes")
     }
+
+    /// The wire's encoding and decoding: the AVX2 kernels (whole groups, the rest in Swift)
+    /// against the Swift loops, over the same values, for counts that end inside a group.
+    @Test func wireEncodingIsTheSameOnEveryPath() {
+        var state: UInt32 = 777
+        var values: [Float] = [1 + 0x1p-8, 1 + 3 * 0x1p-8, .infinity, -.infinity, Float(bitPattern: 0x7F80_0001),
+                               Float(bitPattern: 0xFF80_0001), Float(bitPattern: 0x0001_8000), 3e38, -0.0, 0, .pi]
+        for _ in 0..<1000 {
+            state = state &* 1_664_525 &+ 1_013_904_223
+            values.append(Float(bitPattern: state))
+        }
+        for count in [values.count, 37, 16, 15, 8, 3, 0] {
+            var fast = [UInt8](repeating: 0xAB, count: 2 * count), slow = fast
+            fast.withUnsafeMutableBytes { BFloat16.encode(values, count: count, into: $0.baseAddress!) }
+            slow.withUnsafeMutableBytes { BFloat16.encodeBaseline(values, count: count, into: $0.baseAddress!) }
+            let firstByte = fast.indices.first { fast[$0] != slow[$0] }
+            #expect(firstByte == nil, "encoding \(count) values: byte \(firstByte ?? -1) differs")
+            var back = [Float](repeating: 1, count: count), backSlow = back
+            fast.withUnsafeBytes { bytes in
+                BFloat16.decode(bytes.baseAddress!, count: count, into: &back)
+                BFloat16.decodeBaseline(bytes.baseAddress!, count: count, into: &backSlow)
+            }
+            let firstValue = back.indices.first { back[$0].bitPattern != backSlow[$0].bitPattern }
+            #expect(firstValue == nil, "decoding \(count) values: value \(firstValue ?? -1) differs")
+        }
+        if !VectorMath.usesAVX2 { print("wireEncodingIsTheSameOnEveryPath compared the Swift path with itself: this CPU has no AVX2") }
+    }
 }

@@ -13,4 +13,10 @@ void cohort_sigmoid_avx2(float *p, long count);
 void cohort_tanh_avx2(float *p, long count);
 /// d[k] = bf16(bf16(a[k]) + bf16(b[k])) for k < count (CohortTensor's BFloat16.add); d may be a.
 void cohort_bf16_add_avx2(long count, float *d, const float *a, const float *b);
+/// The bfloat16 bits of source[k] rounded (CohortTensor's BFloat16.encode), for k below the
+/// returned count (a multiple of 16); the caller does the rest.
+long cohort_bf16_encode_avx2(long count, const float *source, unsigned short *destination);
+/// destination[k] = the float whose top half is source[k] (BFloat16.decode), for k below the
+/// returned count (a multiple of 8); the caller does the rest.
+long cohort_bf16_decode_avx2(long count, const unsigned short *source, float *destination);
 #endif
