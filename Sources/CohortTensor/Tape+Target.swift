@@ -64,12 +64,23 @@ extension Tape {
     /// this op is the leaf's only reader (so no other term joins the sum), and, to add, the
     /// product adds exactly. The leaf is then marked delivered: the op returns no gradient for it.
     func productTarget(forLeaf id: Int, _ shape: BLAS.ProductShape) -> (pointer: UnsafeMutablePointer<Float>, beta: Float)? {
-        guard id >= 0, let target = targets[id], let pointer = target.pointer, consumerCounts[id] == 1, gradients[id] == nil,
-              target.count == shape.m * shape.n else { return nil }
-        guard !target.adds || BLAS.addsProductExactly(shape) else { return nil }
+        guard let target = target(forLeaf: id, count: shape.m * shape.n), let pointer = target.pointer,
+              !target.adds || BLAS.addsProductExactly(shape) else { return nil }
+        claim(id)
+        return (pointer, target.adds ? 1 : 0)
+    }
+
+    /// Leaf `id`'s target, if it has one of `count` elements and one op is its only reader (so no
+    /// other term joins its gradient).
+    private func target(forLeaf id: Int, count: Int) -> GradientTarget? {
+        guard id >= 0, let target = targets[id], consumerCounts[id] == 1, gradients[id] == nil, target.count == count else { return nil }
+        return target
+    }
+
+    /// The op delivers leaf `id`'s gradient to its target: it returns none for it.
+    private func claim(_ id: Int) {
         targets[id] = nil
         delivered.insert(id)
-        return (pointer, target.adds ? 1 : 0)
     }
 
     /// True when an op put `v`'s gradient straight into its target (`gradient(of:)` is then nil).
@@ -81,10 +92,8 @@ extension Tape {
     /// fresh tensor.
     func weightGradient(_ g: Tensor, _ x: Tensor, leaf id: Int) -> Tensor? {
         let shape = BLAS.ProductShape(transA: true, transB: false, m: g.shape[1], n: x.shape[1], k: g.shape[0])
-        if id >= 0, let sink = targets[id]?.deferred, consumerCounts[id] == 1, gradients[id] == nil,
-           targets[id]!.count == shape.m * shape.n {
-            targets[id] = nil
-            delivered.insert(id)
+        if let sink = target(forLeaf: id, count: shape.m * shape.n)?.deferred {
+            claim(id)
             sink.outputGradient = g
             sink.input = x
             return nil

@@ -21,11 +21,11 @@ package final class FirstWeightRows: @unchecked Sendable {
     package let rowsBeforeChunk: [Range<Int>]
     private let sinks: [DeferredProduct]
 
-    /// Nil unless the model starts with a `Linear` whose weight is the first parameter, the
-    /// stream has several chunks, and computing the rows apart changes no bit for any leaf's size.
     /// The threads that compute the leaves' rows (the worker's, each with one BLAS thread).
     let threads: Int
 
+    /// Nil unless the model starts with a `Linear` whose weight is the first parameter, the
+    /// stream has several chunks, and computing the rows apart changes no bit for any leaf's size.
     package init?(model: Sequential, layout: StreamLayout, leaves: Range<Int>, leafRows: [Int], threads: Int = 1) {
         guard let first = model.layers.first as? Linear, layout.chunkCount > 1,
               layout.shapes.first == [first.outFeatures, first.inFeatures], leafRows.count == leaves.count,
@@ -77,25 +77,11 @@ package final class FirstWeightRows: @unchecked Sendable {
         }
         for (block, target) in zip(blocks, targets) {
             precondition(target.count == out * columns, "a first weight gradient of \(target.shape)")
-            let sum = self.sum(block, rows: rows, precision: tree.precision)
-            if sum.unrounded && tree.precision == .bf16 { BFloat16.round(sum.pointer, count: n) }
+            // The tree's own sum, over the scratch rows in place: the same additions and roundings.
+            let sum = tree.sum(block) { k in ScratchRows(pointer: scratch + (k - leaves.lowerBound) * n, count: n) }
             let destination = UnsafeMutablePointer(mutating: target.pointer) + rows.lowerBound * columns
             destination.update(from: sum.pointer, count: n)
         }
-    }
-
-    /// `GradientTree.sum` of `node` over rows `rows` (each leaf's rows in its scratch), in the
-    /// scratch rows of the node's first leaf: the same additions and roundings, element by
-    /// element (`unroundedSum`: a leaf comes back unrounded, and an addition rounds both
-    /// operands and its result).
-    private func sum(_ node: Range<Int>, rows: Range<Int>, precision: WireDType) -> (pointer: UnsafeMutablePointer<Float>, unrounded: Bool) {
-        let n = rows.count * columns
-        let place = scratch + (node.lowerBound - leaves.lowerBound) * n
-        if node.count == 1 { return (place, true) }  // computed already
-        let (l, r) = GradientTree.children(of: node)
-        let left = sum(l, rows: rows, precision: precision).pointer, right = sum(r, rows: rows, precision: precision).pointer
-        precision.add(n, into: left, left, right)
-        return (left, false)
     }
 
     /// Rows of every leaf's product, leaf after leaf, reused from range to range.
@@ -103,4 +89,15 @@ package final class FirstWeightRows: @unchecked Sendable {
     private var scratchCapacity = 1
 
     deinit { scratch.deallocate() }
+}
+
+/// One node's rows in a leaf's scratch, summed by the tree in place: a node's sum is kept in its
+/// first leaf's rows, as `GradientSum` keeps it in its left child's tensors.
+private struct ScratchRows: TreeSummable {
+    let pointer: UnsafeMutablePointer<Float>
+    let count: Int
+
+    mutating func accumulate(_ right: ScratchRows) { accumulate(right, precision: .fp32) }
+    mutating func accumulate(_ right: ScratchRows, precision: WireDType) { precision.add(count, into: pointer, pointer, right.pointer) }
+    mutating func round(to precision: WireDType) { if precision == .bf16 { BFloat16.round(pointer, count: count) } }
 }
