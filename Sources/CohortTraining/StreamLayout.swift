@@ -7,7 +7,7 @@ import CohortTensor
 /// (shorter at a tensor's end). The gradient norm is a sum of per-block squares in block order
 /// (`Tensor.squaredNorm`), so a chunk of whole blocks can be summed and squared on its own and the
 /// norm still comes out with the same bits. A chunk is a run of consecutive blocks, at most
-/// `chunkFloats` long (one block at least), in parameter order.
+/// `chunkFloats` long (one block at least), in wire order (`wireOrder`).
 package struct StreamLayout: Sendable, Equatable {
     package struct Piece: Sendable, Equatable {
         package var tensor: Int
@@ -21,7 +21,7 @@ package struct StreamLayout: Sendable, Equatable {
     package static let defaultChunkFloats = 32_768
 
     package let shapes: [[Int]]
-    /// Every norm block of every parameter, in order.
+    /// Every norm block of every parameter, in wire order.
     package let pieces: [Piece]
     /// Chunk c is `pieces[chunks[c]]`.
     package let chunks: [Range<Int>]
@@ -37,8 +37,8 @@ package struct StreamLayout: Sendable, Equatable {
         self.shapes = shapes
         self.dtype = dtype
         var pieces: [Piece] = [], offsets: [Int] = [], flat = 0
-        for (t, shape) in shapes.enumerated() {
-            let count = shape.reduce(1, *)
+        for t in Self.wireOrder(count: shapes.count) {
+            let count = shapes[t].reduce(1, *)
             for start in stride(from: 0, to: count, by: Tensor.normBlock) {
                 let end = Swift.min(start + Tensor.normBlock, count)
                 pieces.append(Piece(tensor: t, start: start, end: end))
@@ -58,7 +58,29 @@ package struct StreamLayout: Sendable, Equatable {
         self.pieces = pieces; self.chunks = chunks; flatOffsets = offsets; totalFloats = flat
     }
 
+    /// The parameters in the order their blocks travel: every one but the first, then the first.
+    ///
+    /// A model's first layer usually holds most of its bytes (the MNIST MLP's first weight is 401k
+    /// of 407k floats). Sent last, its blocks leave the small parameters (its bias among them) to
+    /// the first chunk, so a worker that receives the next weights can start the first layer's
+    /// forward pass on each range of its rows as they arrive (`FirstLayerAhead`), bias included.
+    /// Going up, those small gradients are ready right after the passes, like the weight's first
+    /// rows (`FirstWeightRows`). No bit depends on this order: every addition and update is
+    /// element by element, and the norm adds its blocks in parameter order (`squaredNorm(of:)`).
+    package static func wireOrder(count: Int) -> [Int] { count > 1 ? Array(1..<count) + [0] : Array(0..<count) }
+
     package var chunkCount: Int { chunks.count }
+
+    /// Σ of per-block squares `blockNorms` (one per piece, in wire order), added as
+    /// `Tensor.squaredNorm` adds them: block by block within a parameter, then parameter by
+    /// parameter, in parameter order.
+    package func squaredNorm(of blockNorms: [Double]) -> Double {
+        precondition(blockNorms.count == pieces.count, "\(blockNorms.count) block norms for \(pieces.count) blocks")
+        var perTensor = [Double](repeating: 0, count: shapes.count)
+        // Within a parameter the pieces keep their order, so each tensor's total is added as before.
+        for (piece, norm) in zip(pieces, blockNorms) { perTensor[piece.tensor] += norm }
+        return perTensor.reduce(0, +)
+    }
 
     /// Floats in chunk `c`.
     package func floats(inChunk c: Int) -> Int { chunks[c].reduce(0) { $0 + pieces[$1].count } }

@@ -90,15 +90,7 @@ package final class StreamedUpdate {
     package var nextToSum: Int? { summed.firstIndex(of: false) }
 
     /// Σ‖g‖² of the summed gradient, as `GradientTree.rootSum` finds it (valid once all are summed).
-    package var squaredNorm: Double {
-        var total = 0.0, j = 0
-        for shape in layout.shapes {
-            var tensorTotal = 0.0
-            for _ in stride(from: 0, to: shape.reduce(1, *), by: Tensor.normBlock) { tensorTotal += pieceNorms[j]; j += 1 }
-            total += tensorTotal
-        }
-        return total
-    }
+    package var squaredNorm: Double { layout.squaredNorm(of: pieceNorms) }
 
     /// Sums chunk `c` along `tree`: `source(node)` gives a block's tensors when that node's
     /// chunk c is here. Returns false (and changes nothing) when the blocks do not cover the tree yet.

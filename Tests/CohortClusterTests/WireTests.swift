@@ -74,7 +74,8 @@ func roundTrip(_ frames: [OutgoingFrame]) throws -> [ZMQFrame] {
     /// Chunk messages: they round-trip, and a chunk of another layout, out of range, or of the
     /// wrong size is refused before anything is copied.
     @Test func chunkMessagesAreChecked() throws {
-        let layout = StreamLayout(shapes: [[10_000], [7]], chunkFloats: Tensor.normBlock)   // chunks of 4096, 4096, 1815 floats
+        // The first parameter travels last: chunks of 4096, 4096 and 1808 + 7 floats.
+        let layout = StreamLayout(shapes: [[7], [10_000]], chunkFloats: Tensor.normBlock)
         func message(_ kind: MessageKind, _ body: [UInt8], floats: Int, width: Int = 4) throws -> Message {
             try Message.parse(try roundTrip(Message.frames(kind: kind, runID: 1, step: 4, body: body,
                                                            tensors: [.bytes([UInt8](repeating: 0, count: width * floats))]))[...])
@@ -92,15 +93,15 @@ func roundTrip(_ frames: [OutgoingFrame]) throws -> [ZMQFrame] {
         #expect(throws: ProtocolError.self) { try WeightsChunkMessage.decode(try message(.weightsChunk, other, floats: 4096), layout: layout) }
         // With wire_dtype bf16 a chunk is two bytes a value: the fp32 size is refused, and a
         // chunk goes out rounded and comes back as those very floats.
-        let half = StreamLayout(shapes: [[10_000], [7]], chunkFloats: Tensor.normBlock, dtype: .bf16)
+        let half = StreamLayout(shapes: [[7], [10_000]], chunkFloats: Tensor.normBlock, dtype: .bf16)
         #expect(try GradientChunkMessage.decode(try message(.gradientChunk, gradient.encode(), floats: 1815, width: 2), layout: half).chunk == 2)
         #expect(throws: ProtocolError.self) { try GradientChunkMessage.decode(try message(.gradientChunk, gradient.encode(), floats: 1815), layout: half) }
         let values = Tensor(shape: [10_000], (0..<10_000).map { Float($0) / 7 }), tail = Tensor(shape: [7], (0..<7).map { Float($0) / 3 })
-        let bytes = half.bytes(ofChunk: 2, of: [values, tail])
+        let bytes = half.bytes(ofChunk: 2, of: [tail, values])
         #expect(bytes.count == 2 * 1815)
-        let back = [Tensor(shape: [10_000], repeating: 0), Tensor(shape: [7], repeating: 0)]
+        let back = [Tensor(shape: [7], repeating: 0), Tensor(shape: [10_000], repeating: 0)]
         bytes.withUnsafeBytes { half.scatter(2, from: $0, into: back) }
-        #expect(Array(back[0].scalars[8192...]) == values.scalars[8192...].map(BFloat16.round) && back[1].scalars == tail.scalars.map(BFloat16.round))
+        #expect(Array(back[1].scalars[8192...]) == values.scalars[8192...].map(BFloat16.round) && back[0].scalars == tail.scalars.map(BFloat16.round))
         // A streamed result carries no frames of its own.
         let result = ResultMessage(taskID: 1, blocks: [.init(range: 0..<2, lossSum: 1, samples: 4, correct: 2)], computeSeconds: 0.1, streamed: true)
         #expect(throws: ProtocolError.self) { try ResultMessage.decode(try message(.result, result.encode(), floats: 4)) }

@@ -126,9 +126,9 @@ import Testing
         var told = false
         stream.onRollBack = { told = true }
         var cover = Self.blocks([0..<4, 4..<5])
-        // A NaN in the last tensor, which lies in the last chunk.
+        // A NaN at the end of the first tensor, which travels last (`StreamLayout.wireOrder`).
         let last = layout.chunkCount - 1
-        UnsafeMutablePointer(mutating: cover[4..<5]!.gradients[3].pointer)[10] = .nan
+        UnsafeMutablePointer(mutating: cover[4..<5]!.gradients[0].pointer)[8999] = .nan
         for chunk in 0..<last {
             #expect(stream.sum(chunk: chunk, tree: tree) { cover[$0]?.gradients })
             #expect(stream.applyReady() == chunk..<(chunk + 1))
@@ -153,12 +153,14 @@ import Testing
         #expect(stream.nextToSum == 0 && stream.applyReady().isEmpty)
     }
 
-    /// Chunks are whole norm blocks, at most the chunk size (one block at least), in order.
+    /// Chunks are whole norm blocks, at most the chunk size (one block at least), in wire order:
+    /// the first parameter last.
     @Test func layoutCutsWholeNormBlocks() {
         let layout = StreamLayout(shapes: [[10_000], [3], [5000]], chunkFloats: Tensor.normBlock + 2000)
-        #expect(layout.pieces.map(\.count) == [4096, 4096, 1808, 3, 4096, 904])
-        #expect(layout.chunks == [0..<1, 1..<4, 4..<6])
-        #expect(layout.totalFloats == 15_003 && layout.floats(inChunk: 1) == 5907)
+        #expect(layout.pieces.map(\.tensor) == [1, 2, 2, 0, 0, 0])
+        #expect(layout.pieces.map(\.count) == [3, 4096, 904, 4096, 4096, 1808])
+        #expect(layout.chunks == [0..<3, 3..<4, 4..<6])
+        #expect(layout.totalFloats == 15_003 && layout.floats(inChunk: 0) == 5003)
         let tensors = [Tensor(shape: [10_000], (0..<10_000).map(Float.init)), Tensor([1, 2, 3]),
                        Tensor(shape: [5000], (0..<5000).map { -Float($0) })]
         let copies = [[10_000], [3], [5000]].map { Tensor.zeros($0) }

@@ -7,7 +7,7 @@ import ZeroMQ
 /// step (u64), body length (u32), number of tensor frames (u32); all little-endian.
 package enum Wire {
     package static let magic: [UInt8] = Array("CHRT".utf8)
-    package static let version: UInt16 = 7
+    package static let version: UInt16 = 8
     static let headerSize = 32
 }
 
