@@ -202,6 +202,11 @@ extension Coordinator {
             message.relay.forwardWeights = workers[exchange.chain[i + 1]]?.hello.relay
         }
         if let streamed = streamedGeneration, streamed.version == weightsVersion { message.weightsGeneration = streamed.generation }
+        if exchange.stream != nil, !careful, !worker.usesSharedWeights, !worker.sendsSamples,
+           let next = exchange.task.nextMicroBatches, next.count == exchange.tree.leafCount {
+            // The next weights will stream to it: it can start on these leaves' next samples.
+            message.nextLeaves = part.map { next[$0] }
+        }
         var frames: [OutgoingFrame] = []
         if worker.sendsSamples {
             for indices in leaves {

@@ -11,7 +11,7 @@ extension Worker {
     /// The gradients and tallies of the task's tree blocks `ranges`, in order.
     func computeBlocks(_ ranges: [Range<Int>], of task: TaskMessage, tree: GradientTree, message: Message, step: UInt64,
                        gradient: MicroBatchGradient, shared: Bool, deferring firstWeightRows: FirstWeightRows? = nil,
-                       socket: ZMQSocket) throws -> (sums: [[Tensor]], blocks: [ResultMessage.Block]) {
+                       firstLayerOutputs: [Int: Tensor] = [:], socket: ZMQSocket) throws -> (sums: [[Tensor]], blocks: [ResultMessage.Block]) {
         let sent = try samplesSent(with: task, message: message)
         // Float32 blocks of one or two leaves are computed straight into their slots.
         var slots: [Range<Int>: [Tensor]] = [:]
@@ -19,7 +19,7 @@ extension Worker {
             for (i, block) in ranges.enumerated() where block.count <= 2 { slots[block] = slotTensors(task.sharedSlot + i) }
         }
         var known = computeLeaves(task, tree: tree, step: step, sent: sent, gradient: gradient, halves: shared, slots: slots,
-                                  deferring: firstWeightRows, socket: socket)
+                                  deferring: firstWeightRows, firstLayerOutputs: firstLayerOutputs, socket: socket)
         var blocks: [ResultMessage.Block] = []
         var sums: [[Tensor]] = []
         for block in ranges {
@@ -37,11 +37,12 @@ extension Worker {
     /// first thread also keeps the heartbeats going.
     func computeLeaves(_ task: TaskMessage, tree: GradientTree, step: UInt64, sent: [(Tensor, Tensor)],
                        gradient: MicroBatchGradient, halves: Bool, slots: [Range<Int>: [Tensor]],
-                       deferring firstWeightRows: FirstWeightRows?, socket: ZMQSocket) -> [Range<Int>: GradientSum] {
+                       deferring firstWeightRows: FirstWeightRows?, firstLayerOutputs: [Int: Tensor],
+                       socket: ZMQSocket) -> [Range<Int>: GradientSum] {
         let localData = usesLocalData ? localData : nil
         let heartbeat = Heartbeat { [self] in try? heartbeatIfDue(socket) }
         let work = LeafThreads.Work(gradient: gradient, parameters: parameters, seed: seed, step: Int(step),
-                                    deferredFirstWeights: firstWeightRows) { thread in
+                                    deferredFirstWeights: firstWeightRows, firstLayerOutputs: firstLayerOutputs) { thread in
             if thread == 0 { heartbeat.beat() }
         }
         return leafThreads.blocks(of: task.range, in: tree, halves: halves, slots: slots, work: work) { _, leaf, assembler in

@@ -45,6 +45,7 @@ extension Worker {
         }
         message.tensors[0].withUnsafeBytes { streamLayout.scatter(chunk.chunk, from: $0, into: nextWeights!.tensors) }
         nextWeights!.arrived[chunk.chunk] = true
+        advanceAhead()
         try runParkedTask(socket)
     }
 

@@ -58,6 +58,8 @@ package final class Worker {
     /// The next weights, arriving chunk by chunk while the coordinator updates; used once whole
     /// and a task asks for their version.
     var nextWeights: IncomingWeights?
+    /// The next task's first layer, computed while the next weights arrive (`Worker+Ahead.swift`).
+    var ahead: AheadOfTask?
     /// A task whose weights are still on their way (down the relay chain).
     var parkedTask: (task: TaskMessage, message: Message, step: UInt64)?
     /// Relaying (`Worker+Relay.swift`): this worker's relay socket, its DEALERs to peers, the
@@ -203,6 +205,7 @@ package final class Worker {
                 }
                 weightsVersion = weights.version
                 nextWeights = nil
+                ahead = nil
                 try runParkedTask(socket)
             case .weightsChunk:
                 try takeWeightsChunk(message, socket: socket)
@@ -290,6 +293,9 @@ package final class Worker {
         guard task.weightsVersion == weightsVersion else {
             throw ProtocolError("task for weights \(task.weightsVersion), we hold \(weightsVersion)")
         }
+        let firstLayerOutputs = takeAhead(for: task)
+        if !firstLayerOutputs.isEmpty { logger.debug("step \(step): task \(task.taskID) starts from its first layer computed ahead") }
+        expectNextLeaves(of: task)
         let start = Date()
         let tree = GradientTree(leafCount: task.leafCount, precision: streamLayout.dtype)
         let ranges = tree.blocks(covering: task.range)
@@ -297,7 +303,8 @@ package final class Worker {
         let firstWeightRows = streamsFirstWeightRows(task, shared: shared, gradient: gradient)
         if firstWeightRows != nil { logger.debug("step \(step): task \(task.taskID) sends its first weight's gradient in row ranges") }
         let (sums, blocks) = try computeBlocks(ranges, of: task, tree: tree, message: message, step: step, gradient: gradient,
-                                               shared: shared, deferring: firstWeightRows, socket: socket)
+                                               shared: shared, deferring: firstWeightRows, firstLayerOutputs: firstLayerOutputs,
+                                               socket: socket)
         var result = ResultMessage(taskID: task.taskID, blocks: blocks, computeSeconds: Date().timeIntervalSince(start), shared: shared,
                                    streamed: !shared)
         result.peakResidentBytes = PeakMemory.residentBytes()

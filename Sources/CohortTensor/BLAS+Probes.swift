@@ -80,6 +80,31 @@ extension BLAS {
         }
     }
 
+    /// True when a linear layer's forward pass Y = b + X·Wᵀ (X `m`×`k`, W `n`×`k`), computed in
+    /// the column ranges `columns` (W's row ranges, one product each, added with beta = 1 to the
+    /// bias already in Y: `FirstLayerAhead`), gives every element the bits of
+    /// `Tensor.linearForward`. Each element is still one dot product along k added to its bias;
+    /// only the edge kernels that take the ranges' last columns differ, so this is tried once per
+    /// shape.
+    package static func splitsColumnsExactly(m: Int, k: Int, n: Int, columns: [Range<Int>]) -> Bool {
+        answer(.splitsColumns(m: m, k: k, n: n, columns: columns)) {
+            guard m > 0, n > 0, k > 0 else { return true }
+            let x = Tensor(shape: [m, k], probeValues(m * k, seed: 10)), w = Tensor(shape: [n, k], probeValues(n * k, seed: 11))
+            let b = Tensor(shape: [n], probeValues(n, seed: 12))
+            let whole = Tensor.linearForward(x, weight: w, bias: b)
+            var parts = Tensor(repeatingRow: b, rows: m)
+            let c = parts.mutablePointer
+            for r in columns where !r.isEmpty {
+                gemm(transA: false, transB: true, m: m, n: r.count, k: k, a: x.pointer, lda: k,
+                     b: w.pointer + r.lowerBound * k, ldb: k, beta: 1, c: c + r.lowerBound, ldc: n)
+            }
+            let covered = columns.reduce(0) { $0 + $1.count } == n
+            return withExtendedLifetime((x, w)) {
+                covered && zip(whole.scalars, parts.scalars).allSatisfy { $0.bitPattern == $1.bitPattern }
+            }
+        }
+    }
+
     /// The kept answer to `question` under the current BLAS thread count, probing the first time.
     private static func answer(_ question: ProbeQuestion, probe: () -> Bool) -> Bool {
         let key = ProbeKey(question: question, threads: threads)
@@ -136,6 +161,7 @@ private enum ProbeQuestion: Hashable {
     case addsProduct(BLAS.ProductShape)
     case stacksRows(rows: [Int], inFeatures: Int, outFeatures: Int)
     case splitsRows(m: Int, n: Int, k: Int, rows: [Range<Int>])
+    case splitsColumns(m: Int, k: Int, n: Int, columns: [Range<Int>])
 }
 
 private struct ProbeKey: Hashable { let question: ProbeQuestion; let threads: Int }

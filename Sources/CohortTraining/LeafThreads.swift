@@ -48,11 +48,15 @@ package final class LeafThreads: @unchecked Sendable {
         /// When set, each leaf leaves its first weight's gradient uncomputed, to its sink here
         /// (`FirstWeightRows`), and its sums hold an empty tensor in that place.
         package let deferredFirstWeights: FirstWeightRows?
+        /// Per leaf, its first layer's output, computed already (`FirstLayerAhead`).
+        package let firstLayerOutputs: [Int: Tensor]
 
         package init(gradient: MicroBatchGradient, parameters: [Tensor], seed: UInt64, step: Int,
-                     deferredFirstWeights: FirstWeightRows? = nil, beforeLeaf: (@Sendable (Int) -> Void)? = nil) {
+                     deferredFirstWeights: FirstWeightRows? = nil, firstLayerOutputs: [Int: Tensor] = [:],
+                     beforeLeaf: (@Sendable (Int) -> Void)? = nil) {
             self.gradient = gradient; self.parameters = parameters; self.seed = seed; self.step = step
-            self.deferredFirstWeights = deferredFirstWeights; self.beforeLeaf = beforeLeaf
+            self.deferredFirstWeights = deferredFirstWeights; self.firstLayerOutputs = firstLayerOutputs
+            self.beforeLeaf = beforeLeaf
         }
     }
 

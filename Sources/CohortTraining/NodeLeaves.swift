@@ -23,7 +23,8 @@ struct NodeLeaves {
 
     init(_ node: Range<Int>, thread: Int, work: LeafThreads.Work, samples: @escaping LeafThreads.Samples) {
         self.node = node; self.thread = thread; self.work = work; self.assemble = samples
-        stacks = node.count > 1 && work.gradient.model.layers.first is Linear
+        // Outputs computed ahead need no stacking.
+        stacks = node.count > 1 && work.gradient.model.layers.first is Linear && work.firstLayerOutputs.isEmpty
     }
 
     /// Leaf k's gradient sum in `destination`.
@@ -32,7 +33,7 @@ struct NodeLeaves {
         let (x, y, indices) = samples.removeValue(forKey: k) ?? assemble(thread, k, &assembler)
         let context = ForwardContext(training: true, seed: work.seed, step: work.step, sampleIndices: indices)
         return work.gradient(parameters: work.parameters, inputs: x, targets: y, context: context,
-                             destination: destination, firstLayerOutput: firstLayer.removeValue(forKey: k),
+                             destination: destination, firstLayerOutput: firstLayer.removeValue(forKey: k) ?? work.firstLayerOutputs[k],
                              deferringFirstWeight: work.deferredFirstWeights?.sink(forLeaf: k))
     }
 

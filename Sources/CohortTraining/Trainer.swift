@@ -16,7 +16,8 @@ package struct Trainer {
     package internal(set) var step = 0
     /// Steps skipped in a row for a loss or gradient that was not finite.
     var nonFiniteInARow = 0
-    private var permutation: (epoch: Int, order: [Int])?
+    /// The data order of the current epoch, and of the next one once a step has looked ahead.
+    private var permutations: [Int: [Int]] = [:]
 
     package init(setup: TrainingSetup) {
         self.setup = setup
@@ -39,19 +40,27 @@ package struct Trainer {
         optimizer.state = optimizerState
         optimizer.step = optimizerStep
         self.step = step
-        permutation = nil
+        permutations = [:]
     }
 
     /// The micro-batches of the current step.
     package mutating func nextTask() -> StepTask {
+        // The forward and backward passes run on the working weights (rounded with bf16).
+        StepTask(step: step, epoch: step / setup.plan.stepsPerEpoch, microBatches: microBatches(ofStep: step),
+                 parameters: setup.spec.wireDType.working(parameters))
+    }
+
+    /// The micro-batches of step `step` (of the current epoch or a later one).
+    mutating func microBatches(ofStep step: Int) -> [[Int]] {
         let plan = setup.plan
         let epoch = step / plan.stepsPerEpoch
-        if permutation?.epoch != epoch { permutation = (epoch, plan.permutation(epoch: epoch)) }
-        let batch = plan.batch(step: step % plan.stepsPerEpoch, of: permutation!.order)
+        if permutations[epoch] == nil {
+            permutations = permutations.filter { $0.key >= self.step / plan.stepsPerEpoch }
+            permutations[epoch] = plan.permutation(epoch: epoch)
+        }
+        let batch = plan.batch(step: step % plan.stepsPerEpoch, of: permutations[epoch]!)
         let ranges = BatchPlan.microBatchRanges(batchCount: batch.count, microBatches: plan.microBatches)
-        let micro = ranges.map { Array(batch[(batch.startIndex + $0.lowerBound)..<(batch.startIndex + $0.upperBound)]) }
-        // The forward and backward passes run on the working weights (rounded with bf16).
-        return StepTask(step: step, epoch: epoch, microBatches: micro, parameters: setup.spec.wireDType.working(parameters))
+        return ranges.map { Array(batch[(batch.startIndex + $0.lowerBound)..<(batch.startIndex + $0.upperBound)]) }
     }
 
     /// Runs one step through `executor`. A step whose loss or gradient is not finite is computed
@@ -66,6 +75,7 @@ package struct Trainer {
         let batchSize = task.microBatches.reduce(0) { $0 + $1.count }
         var first: (GradientSum, Double, Double)
         if executor.streamsUpdates() {
+            if step + 1 < setup.totalSteps { task.nextMicroBatches = microBatches(ofStep: step + 1) }
             switch try streamedStep(task, tree: tree, batchSize: batchSize, executor: &executor, start: start) {
             case .done(let record): return record
             case .notApplied(let sum, let squaredNorm, let seconds): first = (sum, squaredNorm, seconds)

@@ -4,7 +4,8 @@ import Foundation
 import Testing
 
 /// Workers whose gradients go up the network without relays sum their first weight's gradient
-/// row range by row range while the first chunks are on the wire (`FirstWeightRows`).
+/// row range by row range while the first chunks are on the wire (`FirstWeightRows`), and start
+/// the next step's first layer while its weights arrive (`FirstLayerAhead`).
 @Suite(.serialized) struct FirstWeightStreamTests {
     /// Two workers on loopback tcp, without shared memory or relays, on one thread and on two:
     /// the weights of one local worker through shared memory, in float32 (rows) and in bfloat16
@@ -28,6 +29,10 @@ import Testing
                     let taken = log.components(separatedBy: "first weight's gradient in row ranges").count - 1
                     let expected = name == "fp32" ? 40 : 0
                     #expect(taken == expected, "\(name), \(threads) threads: worker \(worker) sent \(taken) steps in row ranges")
+                    // Every step after the first starts from the first layer computed while its
+                    // weights arrived (`FirstLayerAhead`).
+                    let ahead = log.components(separatedBy: "starts from its first layer computed ahead").count - 1
+                    #expect(ahead == 39, "\(name), \(threads) threads: worker \(worker) computed \(ahead) steps' first layer ahead")
                 }
                 #expect(try tensorBytes("\(run)/final.safetensors") == tensorBytes("\(reference)/final.safetensors"),
                         "\(name), \(threads) threads")

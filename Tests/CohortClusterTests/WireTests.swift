@@ -30,7 +30,16 @@ func roundTrip(_ frames: [OutgoingFrame]) throws -> [ZMQFrame] {
         let task = TaskMessage(taskID: 5, weightsVersion: 2, leafCount: 8, first: 4, leaves: [[1, 2], [3], [9, 8, 7], [0]],
                                sampleShapes: [])
         let decoded = try TaskMessage.decode(Message.parse(try roundTrip(Message.frames(kind: .task, runID: 1, step: 2, body: task.encode()))[...]))
-        #expect(decoded.leaves == task.leaves && decoded.range == 4..<8 && decoded.leafCount == 8)
+        #expect(decoded.leaves == task.leaves && decoded.range == 4..<8 && decoded.leafCount == 8 && decoded.nextLeaves.isEmpty)
+        // With the same leaves' next samples; cut short, it is refused.
+        var ahead = task
+        ahead.nextLeaves = [[11], [12, 13], [14], [15, 16, 17]]
+        let aheadBody = ahead.encode()
+        #expect(try TaskMessage.decode(Message(header: Header(kind: .task, runID: 1, step: 2), body: aheadBody, tensors: [])).nextLeaves
+                == ahead.nextLeaves)
+        #expect(throws: ProtocolError.self) {
+            try TaskMessage.decode(Message(header: Header(kind: .task, runID: 1, step: 2), body: Array(aheadBody.dropLast(4)), tensors: []))
+        }
 
         let weights = [Tensor([[1, 2], [3, 4]]), Tensor([5, 6, 7])]
         let packed = PackedTensors(weights)

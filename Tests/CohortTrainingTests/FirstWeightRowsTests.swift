@@ -7,13 +7,19 @@ import Testing
 /// row range (`FirstWeightRows`), against the same blocks computed whole: the same bits, in
 /// float32 and bfloat16 trees, on one thread and three, for chunk edges that cut rows apart.
 @Suite struct FirstWeightRowsTests {
-    static let model = try! Sequential(inputShape: [784], layers: [
-        Linear(inFeatures: 784, outFeatures: 96), Activation.relu, Linear(inFeatures: 96, outFeatures: 10),
-    ])
+    static let model = mlp(hidden: 96)
 
-    static func leaf(_ k: Int) -> (Tensor, Tensor) {
-        // Leaves of different sizes: each size is its own product shape.
-        let rows = 24 + 8 * (k % 3)
+    /// 784 → `hidden` → 10, the MNIST MLP's shape.
+    static func mlp(hidden: Int) -> Sequential {
+        try! Sequential(inputShape: [784], layers: [
+            Linear(inFeatures: 784, outFeatures: hidden), Activation.relu, Linear(inFeatures: hidden, outFeatures: 10),
+        ])
+    }
+
+    // Leaves of different sizes: each size is its own product shape.
+    static func leaf(_ k: Int) -> (Tensor, Tensor) { leaf(k, rows: 24 + 8 * (k % 3)) }
+
+    static func leaf(_ k: Int, rows: Int) -> (Tensor, Tensor) {
         let x = Tensor.normal([rows, 784], std: 1, seed: UInt64(k + 1), stream: .init(purpose: 12))
         return (x, Tensor(shape: [rows], (0..<rows).map { Float(($0 * 7 + k) % 10) }))
     }

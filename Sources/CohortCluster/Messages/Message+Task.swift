@@ -15,6 +15,9 @@ struct TaskMessage: Sendable {
     var weightsGeneration: UInt32 = 0
     /// Where this worker's result goes, and whose it adds to its own (`RelayPlan`).
     var relay = RelayPlan()
+    /// The same leaves' samples in the next step (empty: not known, or not wanted), so that the
+    /// worker can start their first layer while the next weights arrive (`FirstLayerAhead`).
+    var nextLeaves: [[Int]] = []
 
     var range: Range<Int> { first..<(first + leaves.count) }
     /// The leaves whose sum this worker sends: its own, then its children's (to its right).
@@ -24,12 +27,32 @@ struct TaskMessage: Sendable {
         var w = WireWriter()
         w.u64(taskID); w.u64(weightsVersion); w.int(sharedSlot)
         w.u32(UInt32(leafCount)); w.u32(UInt32(first)); w.u32(UInt32(leaves.count))
-        for leaf in leaves { w.u32(UInt32(leaf.count)); for i in leaf { w.u32(UInt32(i)) } }
+        Self.encode(leaves, into: &w)
         w.u32(UInt32(sampleShapes.count))
         for s in sampleShapes { w.shape(s.inputs); w.shape(s.targets) }
         relay.encode(into: &w)
         w.u32(weightsGeneration)
+        precondition(nextLeaves.isEmpty || nextLeaves.count == leaves.count, "next samples for other leaves")
+        Self.encode(nextLeaves, into: &w)
         return w.bytes
+    }
+
+    private static func encode(_ leaves: [[Int]], into w: inout WireWriter) {
+        for leaf in leaves { w.u32(UInt32(leaf.count)); for i in leaf { w.u32(UInt32(i)) } }
+    }
+
+    /// `n` leaves of sample indices, each bounded by what is left of the body.
+    private static func decodeLeaves(_ n: Int, from r: inout WireReader) throws -> [[Int]] {
+        var leaves: [[Int]] = []
+        for _ in 0..<n {
+            let count = Int(try r.u32())
+            guard count <= r.remaining / 4 else { throw ProtocolError("leaf of \(count) samples exceeds the body") }
+            var leaf: [Int] = []
+            leaf.reserveCapacity(count)
+            for _ in 0..<count { leaf.append(Int(try r.u32())) }
+            leaves.append(leaf)
+        }
+        return leaves
     }
 
     static func decode(_ m: Message) throws -> TaskMessage {
@@ -39,22 +62,17 @@ struct TaskMessage: Sendable {
             guard leafCount > 0, leafCount <= 1 << 16, first + n <= leafCount, n > 0 else {
                 throw ProtocolError("leaves \(first)..<\(first + n) of \(leafCount)")
             }
-            var leaves: [[Int]] = []
-            for _ in 0..<n {
-                let count = Int(try r.u32())
-                guard count <= r.remaining / 4 else { throw ProtocolError("leaf of \(count) samples exceeds the body") }
-                var leaf: [Int] = []
-                leaf.reserveCapacity(count)
-                for _ in 0..<count { leaf.append(Int(try r.u32())) }
-                leaves.append(leaf)
-            }
+            let leaves = try decodeLeaves(n, from: &r)
             let shapeCount = Int(try r.u32())
             guard shapeCount == 0 || shapeCount == n else { throw ProtocolError("\(shapeCount) sample shapes for \(n) leaves") }
             var shapes: [(inputs: [Int], targets: [Int])] = []
             for _ in 0..<shapeCount { shapes.append((try r.shape(), try r.shape())) }
             let relay = try RelayPlan.decode(&r, after: first + n, leafCount: leafCount)
-            return TaskMessage(taskID: id, weightsVersion: version, leafCount: leafCount, first: first, leaves: leaves,
-                               sampleShapes: shapes, sharedSlot: slot, weightsGeneration: try r.u32(), relay: relay)
+            var task = TaskMessage(taskID: id, weightsVersion: version, leafCount: leafCount, first: first, leaves: leaves,
+                                   sampleShapes: shapes, sharedSlot: slot, weightsGeneration: try r.u32(), relay: relay)
+            // The next step's samples of the same leaves, or none.
+            task.nextLeaves = r.remaining > 0 ? try decodeLeaves(n, from: &r) : []
+            return task
         }
     }
 }
