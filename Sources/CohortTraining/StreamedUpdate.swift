@@ -14,11 +14,14 @@ import Dispatch
 /// per-block squares in the same order (`GradientTree.rootSum`), and the optimizer rules are
 /// elementwise (`Optimizer.lanes` cuts tensors the same way). Without `clip_norm` the update's
 /// factor (1/B) is known at once. With it, the factor needs the whole gradient's norm: the
-/// chunks are updated with 1/B all the same, on the bet that the step is not clipped (after the
-/// first steps, most are not). When the last chunk gives the norm and it is over the limit, the
-/// bet is undone: the optimizer's state is restored and every chunk is
-/// updated again with the clipped factor, as a new `generation` of the next weights. Either way
-/// the factor is `StepUpdate.scale`'s, so the bits are the plain step's.
+/// chunks are updated with 1/B all the same, on the bet that the step is not clipped. When the
+/// last chunk gives the norm and it is over the limit, the bet is undone: the optimizer's state
+/// is restored and every chunk is updated again with the clipped factor, as a new `generation`
+/// of the next weights. A lost bet costs more than waiting would have: the void chunks still
+/// fill the link ahead of the new ones. So the stream bets only when told to (`bets`; the
+/// trainer bets when the step before was not clipped, as clipping comes in runs: early in
+/// training, or after a spike). Either way the factor is `StepUpdate.scale`'s, so the bits are
+/// the plain step's.
 ///
 /// The new weights go to `next`: the weights the step ran on stay as they were, for a task that
 /// must be computed again (a worker died) and for the workers on this machine. The optimizer's
@@ -53,6 +56,9 @@ package final class StreamedUpdate {
     var factor: Float
     /// Whether the factor is final (it is not, with `clip_norm`, until the norm is known).
     var factorFinal: Bool
+    /// With `clip_norm`: whether chunks are updated before the norm is known, on the bet that
+    /// the step is not clipped. Without the bet, nothing is updated until the last chunk is summed.
+    package var bets = true
     package private(set) var clipped = false
     /// Bumped when the chunks are updated again with the clipped factor: chunks sent before
     /// are void.
@@ -128,17 +134,19 @@ package final class StreamedUpdate {
         guard !stopped, !rolledBack else { return first..<first }
         let start = DispatchTime.now()
         defer { applySeconds += seconds(since: start) }
+        if !factorFinal && !bets && !allSummed { return first..<first }
         if !factorFinal && allSummed {
             let mean = update.reduction == .mean ? 1 / Double(batchSize) : 1
             let (final, isClipped) = update.scale(batchSize: batchSize, norm: squaredNorm.squareRoot() * mean)
             factorFinal = true
             if isClipped {
+                // Chunks updated on the bet are void: a new generation (none were, without it).
+                if applied > 0 { generation += 1 }
                 restoreState()
                 applied = 0
                 first = 0
                 factor = final
                 clipped = true
-                generation += 1
             }
         }
         while applied < layout.chunkCount && summed[applied] {

@@ -22,6 +22,7 @@ extension Trainer {
         optimizer.state = []
         let stream = StreamedUpdate(update: setup.update, layout: StreamLayout(shapes: parameters.map(\.shape), dtype: setup.spec.wireDType),
                                     weights: parameters, optimizer: streaming, batchSize: batchSize)
+        stream.bets = !lastStepClipped
         func takeBack() {
             if stream.applied > 0 { stream.rollBack() }
             optimizer = stream.unchangedOptimizer()
@@ -56,6 +57,7 @@ extension Trainer {
         let finished = stream.finish()
         parameters = finished.weights
         optimizer = finished.optimizer
+        lastStepClipped = finished.clipped
         nonFiniteInARow = 0
         step += 1
         let accuracy = setup.loss.isClassification ? Double(sum.correct) / Double(max(batchSize, 1)) : nil

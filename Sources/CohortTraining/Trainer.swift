@@ -16,6 +16,9 @@ package struct Trainer {
     package internal(set) var step = 0
     /// Steps skipped in a row for a loss or gradient that was not finite.
     var nonFiniteInARow = 0
+    /// Whether the last step was clipped: the streamed step then waits for the norm instead of
+    /// betting that it is not (`StreamedUpdate.bets`).
+    var lastStepClipped = false
     /// The data order of the current epoch, and of the next one once a step has looked ahead.
     private var permutations: [Int: [Int]] = [:]
 
@@ -103,6 +106,7 @@ package struct Trainer {
         let updateStart = DispatchTime.now()
         let report = setup.update.apply(sum, batchSize: batchSize, norm: norm, parameters: &parameters, optimizer: &optimizer)
         let updateSeconds = seconds(since: updateStart)
+        lastStepClipped = report.clipped
         step += 1
         let accuracy = setup.loss.isClassification ? Double(correct) / Double(max(batchSize, 1)) : nil
         return StepRecord(step: step, epoch: task.epoch, loss: report.loss, accuracy: accuracy,
