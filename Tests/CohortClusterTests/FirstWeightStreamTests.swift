@@ -3,9 +3,12 @@ import CohortTestSupport
 import Foundation
 import Testing
 
-/// Workers whose gradients go up the network without relays sum their first weight's gradient
-/// row range by row range while the first chunks are on the wire (`FirstWeightRows`), and start
-/// the next step's first layer while its weights arrive (`FirstLayerAhead`).
+/// The streamed step across the network. Workers whose gradients go up without relays sum their
+/// first weight's gradient row range by row range while the first chunks are on the wire
+/// (`FirstWeightRows`), and start the next step's first layer while its weights arrive
+/// (`FirstLayerAhead`). With `clip_norm`, the coordinator bets that a step is not clipped only
+/// when the step before was not (`StreamedUpdate.bets`), so a run whose steps are nearly all
+/// clipped sends each step's weights once, not a void generation first.
 @Suite(.serialized) struct FirstWeightStreamTests {
     /// Two workers on loopback tcp, without shared memory or relays, on one thread and on two:
     /// the weights of one local worker through shared memory, in float32 (rows) and in bfloat16
@@ -38,5 +41,29 @@ import Testing
                         "\(name), \(threads) threads")
             }
         }
+    }
+
+    /// Two workers on loopback tcp without shared memory, relaying (the coordinator sends one
+    /// model a step), `clip_norm` 0.2, which clips all but a few steps of the MLP: one model
+    /// down per step, and the weights of one local worker.
+    @Test func aClippedRunSendsTheWeightsOnce() throws {
+        let dir = temporaryDirectory()
+        let settings = ["--set", "training.steps=30", "--set", "training.micro_batches=8", "--set", "training.clip_norm=0.2",
+                        "--set", "evaluation.at_end=false", "--set", "cluster.threads_per_worker=1"]
+        let reference = dir.appendingPathComponent("reference").path
+        try runReference(reference, settings)
+        let run = dir.appendingPathComponent("run").path
+        let port = 40000 + Int((getpid() + 5417) % 20000)
+        let result = try runCohort(["train", "configs/mnist-mlp.yaml", "--workers", "2", "--bind", "tcp://127.0.0.1:\(port)",
+                                    "--run-dir", run, "--quiet", "--set", "cluster.shared_memory=false"] + settings)
+        #expect(result.status == 0, "\(result.stderr.suffix(3000))")
+        #expect(try tensorBytes("\(run)/final.safetensors") == tensorBytes("\(reference)/final.safetensors"))
+        let steps = try metricsRecords(run).filter { $0["workers"] != nil }
+        let clipped = steps.filter { $0["clipped"] as? Bool == true }.count
+        #expect(clipped >= 25, "\(clipped) of \(steps.count) steps clipped")
+        // After the first step (the whole weights to each worker as they join), one model down.
+        let model = 407_050 * 4
+        let sent = steps.dropFirst(2).map { $0["bytes_sent"] as? Int ?? 0 }.sorted()
+        #expect(!sent.isEmpty && sent[sent.count / 2] < model * 11 / 10, "bytes sent per step: \(sent)")
     }
 }
