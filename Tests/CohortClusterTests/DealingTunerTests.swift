@@ -4,7 +4,7 @@ import Foundation
 import Testing
 
 /// `cluster.dealing: auto`: the tuner times both dealings on alternate steps after a warm-up,
-/// keeps the faster (the tree within 5%), and starts again when the workers change.
+/// keeps the faster (the tree within 15%), and starts again when the workers change.
 @Suite struct DealingTunerTests {
     /// Runs steps `steps` on `pool`, each taking `seconds(dealing)`; returns the dealings used.
     func run<Steps: Sequence<UInt64>>(_ tuner: inout DealingTuner, steps: Steps, pool: [UInt32], clock: inout Date,
@@ -20,7 +20,9 @@ import Testing
 
     @Test func keepsTheFasterDealing() {
         let warm = DealingTuner.warmUpSteps, trials = DealingTuner.trialSteps
-        for (tree, even, expected) in [(0.18, 0.23, Dealing.tree), (0.036, 0.032, .even), (0.0335, 0.0325, .tree)] {
+        // The even dealing 25% faster is kept; 12.5% or 3% faster is not.
+        let cases = [(0.18, 0.23, Dealing.tree), (0.040, 0.032, .even), (0.036, 0.032, .tree), (0.0335, 0.0325, .tree)]
+        for (tree, even, expected) in cases {
             var tuner = DealingTuner(), clock = Date(timeIntervalSince1970: 0), decisions: [Dealing] = []
             let used = run(&tuner, steps: 0..<40, pool: [1, 2, 3, 4], clock: &clock, decisions: &decisions) { $0 == .tree ? tree : even }
             // Warm-up steps go evenly, then the two alternate, then the choice holds.
