@@ -32,21 +32,31 @@ func toolOutput(_ tool: String, _ arguments: [String]) throws -> String {
 }
 
 /// The last JSON line of `python3 bench/pytorch_reference.py ARGUMENTS`; nil when torch is not
-/// installed (the script's exit status 4).
+/// installed (the script's exit status 4). A failure names the last lines the script (or its
+/// DDP ranks) wrote to stderr, which goes to a file so that a chatty rank cannot block on a pipe.
 func pytorchReference(_ arguments: [String]) throws -> [String: Any]? {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
     process.arguments = ["python3", "bench/pytorch_reference.py"] + arguments
     let pipe = Pipe()
     process.standardOutput = pipe
-    process.standardError = FileHandle.nullDevice
+    let errorPath = NSTemporaryDirectory() + "cohort-bench-pytorch-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).err"
+    guard FileManager.default.createFile(atPath: errorPath, contents: nil) else { throw BenchError("cannot create \(errorPath)") }
+    defer { try? FileManager.default.removeItem(atPath: errorPath) }
+    let errors = try FileHandle(forWritingTo: URL(fileURLWithPath: errorPath))
+    process.standardError = errors
     try process.run()
     let text = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
     process.waitUntilExit()
+    try? errors.close()
     if process.terminationStatus == 4 { return nil }
     guard process.terminationStatus == 0, let line = text.split(separator: "\n").last,
           let record = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
-    else { throw BenchError("bench/pytorch_reference.py \(arguments.first ?? "") failed (exit \(process.terminationStatus))") }
+    else {
+        let said = ((try? String(contentsOfFile: errorPath, encoding: .utf8)) ?? "").split(separator: "\n").suffix(3).joined(separator: " | ")
+        throw BenchError("bench/pytorch_reference.py \(arguments.first ?? "") failed (exit \(process.terminationStatus))"
+                         + (said.isEmpty ? "" : ": \(said)"))
+    }
     return record
 }
 
