@@ -92,16 +92,10 @@ extension BLAS {
             let x = Tensor(shape: [m, k], probeValues(m * k, seed: 10)), w = Tensor(shape: [n, k], probeValues(n * k, seed: 11))
             let b = Tensor(shape: [n], probeValues(n, seed: 12))
             let whole = Tensor.linearForward(x, weight: w, bias: b)
-            var parts = Tensor(repeatingRow: b, rows: m)
-            let c = parts.mutablePointer
-            for r in columns where !r.isEmpty {
-                gemm(transA: false, transB: true, m: m, n: r.count, k: k, a: x.pointer, lda: k,
-                     b: w.pointer + r.lowerBound * k, ldb: k, beta: 1, c: c + r.lowerBound, ldc: n)
-            }
+            var parts = Tensor(uninitializedShape: [m, n])
+            for r in columns { Tensor.linearForward(x, weight: w, bias: b, columns: r, into: parts.mutablePointer) }
             let covered = columns.reduce(0) { $0 + $1.count } == n
-            return withExtendedLifetime((x, w)) {
-                covered && zip(whole.scalars, parts.scalars).allSatisfy { $0.bitPattern == $1.bitPattern }
-            }
+            return covered && zip(whole.scalars, parts.scalars).allSatisfy { $0.bitPattern == $1.bitPattern }
         }
     }
 

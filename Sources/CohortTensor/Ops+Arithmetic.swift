@@ -143,9 +143,31 @@ extension Tensor {
     /// x · Wᵀ + b for x of shape [rows, in]: the bias copied into every row of C, then one sgemm
     /// with beta = 1. Every linear layer's forward pass is this call.
     public static func linearForward(_ x: Tensor, weight: Tensor, bias: Tensor?) -> Tensor {
-        let rows = x.shape[0]
-        var y = bias.map { Tensor(repeatingRow: $0, rows: rows) } ?? Tensor.zeros([rows, weight.shape[0]])
-        y.matmulAccumulate(x, weight, transposeB: true, beta: 1)
+        var y = Tensor(uninitializedShape: [x.shape[0], weight.shape[0]])
+        linearForward(x, weight: weight, bias: bias, columns: 0..<weight.shape[0], into: y.mutablePointer)
         return y
+    }
+
+    /// Columns `columns` of x · Wᵀ + b (W's rows `columns`, with those of b), written into `y`,
+    /// the whole [rows, out] output, row-major: the bias (or zeros) first, then one sgemm with
+    /// beta = 1. The whole output is the case 0..<out; a range computed apart has the whole's
+    /// bits where `BLAS.splitsColumnsExactly` says so.
+    public static func linearForward(_ x: Tensor, weight: Tensor, bias: Tensor?, columns: Range<Int>,
+                                     into y: UnsafeMutablePointer<Float>) {
+        let (rows, inFeatures, out) = (x.shape[0], weight.shape[1], weight.shape[0])
+        precondition(x.count == rows * inFeatures && columns.lowerBound >= 0 && columns.upperBound <= out,
+                     "linear: columns \(columns) of \(x.shape) · \(weight.shape)ᵀ")
+        guard !columns.isEmpty else { return }
+        withExtendedLifetime((x, weight, bias)) {
+            for r in 0..<rows {
+                let row = y + r * out + columns.lowerBound
+                if let bias { row.update(from: bias.pointer + columns.lowerBound, count: columns.count) } else {
+                    row.update(repeating: 0, count: columns.count)
+                }
+            }
+            BLAS.gemm(transA: false, transB: true, m: rows, n: columns.count, k: inFeatures,
+                      a: x.pointer, lda: inFeatures, b: weight.pointer + columns.lowerBound * inFeatures, ldb: inFeatures,
+                      beta: 1, c: y + columns.lowerBound, ldc: out)
+        }
     }
 }

@@ -13,13 +13,13 @@ import Dispatch
 /// computes Y's columns for each range of W's rows as soon as the chunks holding them are in.
 /// The task then starts from Y (`ForwardContext.precomputedOutput`).
 ///
-/// Each element is the whole product's: the bias is in Y before the product is added to it, as
-/// `Tensor.linearForward` does. Each range is one product with the same inner dimension, but
+/// Each range is `Tensor.linearForward`'s own column form (the bias in Y, then the product added
+/// to it), and the whole output is that function's case of all columns. Each range is one product
+/// with the same inner dimension, but
 /// OpenBLAS takes a small product down another path (its small-matrix kernels, which add in
 /// another order), so the ranges are aligned blocks of the fewest rows, 32, 64, 128 or 256, that
 /// `BLAS.splitsColumnsExactly` finds exact for every leaf's row count; tried once per shape.
 package final class FirstLayerAhead: @unchecked Sendable {
-    package let inFeatures: Int, outFeatures: Int
     /// The column ranges (the weight's row ranges), computed in order.
     package let ranges: [Range<Int>]
     /// Per stream chunk, the weight rows that are whole once chunks 0...c are in (none before
@@ -63,8 +63,6 @@ package final class FirstLayerAhead: @unchecked Sendable {
             rowCounts.allSatisfy { BLAS.splitsColumnsExactly(m: $0, k: k, n: n, columns: ranges) }
         }) else { return nil }
         ranges = chosen
-        inFeatures = k
-        outFeatures = n
         hasBias = first.hasBias
         self.inputs = inputs
         outputs = inputs.map { Tensor(uninitializedShape: [$0.shape[0], n]) }
@@ -86,26 +84,11 @@ package final class FirstLayerAhead: @unchecked Sendable {
         let leafCount = inputs.count, threads = min(threads, leafCount)
         DispatchQueue.concurrentPerform(iterations: threads) { [self] t in
             for i in stride(from: t, to: leafCount, by: threads) {
-                for rows in todo { compute(rows, leaf: i, weights: weights) }
+                for rows in todo {
+                    Tensor.linearForward(inputs[i], weight: weights[0], bias: hasBias ? weights[1] : nil, columns: rows,
+                                         into: UnsafeMutablePointer(mutating: outputs[i].pointer))
+                }
             }
         }
-    }
-
-    /// Leaf `i`'s columns `rows`: the bias (or zeros) first, then the product added with beta = 1.
-    private func compute(_ rows: Range<Int>, leaf i: Int, weights: [Tensor]) {
-        let x = inputs[i], m = x.shape[0]
-        let y = UnsafeMutablePointer(mutating: outputs[i].pointer) + rows.lowerBound
-        for r in 0..<m {
-            let row = y + r * outFeatures
-            if hasBias {
-                row.update(from: weights[1].pointer + rows.lowerBound, count: rows.count)
-            } else {
-                row.update(repeating: 0, count: rows.count)
-            }
-        }
-        BLAS.gemm(transA: false, transB: true, m: m, n: rows.count, k: inFeatures,
-                  a: x.pointer, lda: inFeatures, b: weights[0].pointer + rows.lowerBound * inFeatures, ldb: inFeatures,
-                  beta: 1, c: y, ldc: outFeatures)
-        withExtendedLifetime((x, outputs[i], weights)) {}
     }
 }
